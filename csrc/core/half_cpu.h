@@ -1,0 +1,60 @@
+// float16 and bfloat16 storage on the CPU, converted to and from float32 for compute.
+// Portable bit arithmetic, so the core needs no compiler extension and no framework header.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+namespace twinop::cpu {
+
+struct Float16 { std::uint16_t bits; };
+struct BFloat16 { std::uint16_t bits; };
+
+inline float bits_to_float(std::uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+inline std::uint32_t float_to_bits(float f) {
+  std::uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  return bits;
+}
+
+// IEEE half -> float, exact (after Marat Dukhan's FP16 library, MIT).
+inline float to_float(Float16 h) {
+  const std::uint32_t w = static_cast<std::uint32_t>(h.bits) << 16;
+  const std::uint32_t sign = w & 0x80000000u;
+  const std::uint32_t two_w = w + w;
+  const float normalized = bits_to_float((two_w >> 4) + (0xE0u << 23)) * 0x1.0p-112f;
+  const float denormalized = bits_to_float((two_w >> 17) | (126u << 23)) - 0.5f;
+  const std::uint32_t magnitude =
+      two_w < (1u << 27) ? float_to_bits(denormalized) : float_to_bits(normalized);
+  return bits_to_float(sign | magnitude);
+}
+
+// float -> IEEE half, round to nearest even; overflow gives Inf, NaN stays NaN.
+inline Float16 from_float(float f, Float16 /*tag*/) {
+  float base = (f < 0 ? -f : f) * 0x1.0p+112f * 0x1.0p-110f;
+  const std::uint32_t w = float_to_bits(f);
+  const std::uint32_t shl1_w = w + w;
+  const std::uint32_t sign = w & 0x80000000u;
+  std::uint32_t bias = shl1_w & 0xFF000000u;
+  if (bias < 0x71000000u) bias = 0x71000000u;
+  base = bits_to_float((bias >> 1) + 0x07800000u) + base;
+  const std::uint32_t bits = float_to_bits(base);
+  const std::uint32_t nonsign = ((bits >> 13) & 0x00007C00u) + (bits & 0x00000FFFu);
+  return {static_cast<std::uint16_t>((sign >> 16) | (shl1_w > 0xFF000000u ? 0x7E00u : nonsign))};
+}
+
+inline float to_float(BFloat16 b) { return bits_to_float(static_cast<std::uint32_t>(b.bits) << 16); }
+
+// float -> bfloat16, round to nearest even; NaN stays a quiet NaN with its sign.
+inline BFloat16 from_float(float f, BFloat16 /*tag*/) {
+  const std::uint32_t w = float_to_bits(f);
+  if ((w & 0x7FFFFFFFu) > 0x7F800000u) return {static_cast<std::uint16_t>((w >> 16) | 0x0040u)};
+  return {static_cast<std::uint16_t>((w + 0x7FFFu + ((w >> 16) & 1u)) >> 16)};
+}
+
+}  // namespace twinop::cpu

@@ -1,0 +1,56 @@
+// The vocabulary every binding shares with the kernels: element types and activations.
+// Framework-free: bindings map their own dtype and string types onto these enums.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace twinop {
+
+// Storage element types. Half types are computed in float32, float64 in float64.
+enum class DType : std::uint8_t { kFloat32, kFloat64, kFloat16, kBFloat16 };
+
+// The one list of activations: X(enum_name, functor in activation_math.h).
+// Adding an activation = one line here + one functor in activation_math.h.
+#define TWINOP_FOR_EACH_ACTIVATION(X) \
+  X(gelu, Gelu)                       \
+  X(gelu_tanh, GeluTanh)              \
+  X(silu, Silu)                       \
+  X(relu, Relu)
+
+enum class Activation : std::uint8_t {
+#define TWINOP_ENUM_ENTRY(name, functor) name,
+  TWINOP_FOR_EACH_ACTIVATION(TWINOP_ENUM_ENTRY)
+#undef TWINOP_ENUM_ENTRY
+};
+
+inline constexpr std::string_view kActivationNames[] = {
+#define TWINOP_NAME_ENTRY(name, functor) #name,
+    TWINOP_FOR_EACH_ACTIVATION(TWINOP_NAME_ENTRY)
+#undef TWINOP_NAME_ENTRY
+};
+
+inline constexpr int kNumActivations = sizeof(kActivationNames) / sizeof(kActivationNames[0]);
+
+// Returns false for a name that is not in the list (bindings turn that into their error type).
+inline bool parse_activation(std::string_view name, Activation* out) {
+  for (int i = 0; i < kNumActivations; ++i) {
+    if (kActivationNames[i] == name) {
+      *out = static_cast<Activation>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+inline std::string_view dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32: return "float32";
+    case DType::kFloat64: return "float64";
+    case DType::kFloat16: return "float16";
+    case DType::kBFloat16: return "bfloat16";
+  }
+  return "unknown";
+}
+
+}  // namespace twinop

@@ -1,0 +1,83 @@
+// The argument rules of the op, written once. Each binding describes its tensors with
+// TensorInfo, calls these, and raises any returned ArgError in its framework's own
+// exception type (TypeError / ValueError / InvalidArgument).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "types.h"
+
+namespace twinop {
+
+struct TensorInfo {
+  std::vector<std::int64_t> shape;
+  std::optional<DType> dtype;  // empty: a dtype the op does not support
+  std::string dtype_name;      // the framework's own name, for messages
+};
+
+struct ArgError {
+  enum class Kind { kType, kValue } kind;
+  std::string message;
+};
+
+// The [rows, cols] view the kernels use: cols = x.shape[-1], rows = product of the rest.
+struct Matrix2D {
+  std::int64_t rows;
+  std::int64_t cols;
+};
+
+inline Matrix2D as_matrix(const std::vector<std::int64_t>& x_shape) {
+  std::int64_t rows = 1;
+  for (std::size_t i = 0; i + 1 < x_shape.size(); ++i) rows *= x_shape[i];
+  return {rows, x_shape.back()};
+}
+
+inline std::string shape_string(const std::vector<std::int64_t>& shape) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
+inline std::optional<ArgError> parse_activation_arg(std::string_view name, Activation* act) {
+  if (parse_activation(name, act)) return std::nullopt;
+  std::string known;
+  for (auto n : kActivationNames) known += (known.empty() ? "" : ", ") + std::string(n);
+  return ArgError{ArgError::Kind::kValue,
+                  "act must be one of " + known + "; got '" + std::string(name) + "'"};
+}
+
+// Rules for bias_act(x, bias): x at least 1-D of a supported float dtype; bias 1-D of
+// x.shape[-1] elements and of x's dtype.
+inline std::optional<ArgError> check_forward_args(const TensorInfo& x, const TensorInfo& bias) {
+  using K = ArgError::Kind;
+  if (!x.dtype)
+    return ArgError{K::kType, "x must be float32, float64, float16 or bfloat16; got " + x.dtype_name};
+  if (x.shape.empty())
+    return ArgError{K::kValue, "x must have at least 1 dimension (features last); got a 0-d tensor"};
+  if (bias.shape.size() != 1)
+    return ArgError{K::kValue, "bias must be 1-D; got shape " + shape_string(bias.shape)};
+  if (bias.shape[0] != x.shape.back())
+    return ArgError{K::kValue, "bias must have x.shape[-1] = " + std::to_string(x.shape.back()) +
+                                   " elements; got " + std::to_string(bias.shape[0])};
+  if (bias.dtype != x.dtype)
+    return ArgError{K::kType, "bias must have the dtype of x (" + x.dtype_name + "); got " + bias.dtype_name};
+  return std::nullopt;
+}
+
+// Rules for bias_act_backward(dy, x, bias): the forward's rules, and dy shaped and typed like x.
+inline std::optional<ArgError> check_backward_args(const TensorInfo& dy, const TensorInfo& x,
+                                                   const TensorInfo& bias) {
+  if (auto error = check_forward_args(x, bias)) return error;
+  if (dy.dtype != x.dtype)
+    return ArgError{ArgError::Kind::kType, "dy must have the dtype of x (" + x.dtype_name + "); got " + dy.dtype_name};
+  if (dy.shape != x.shape)
+    return ArgError{ArgError::Kind::kValue, "dy must have the shape of x " + shape_string(x.shape) +
+                                                "; got " + shape_string(dy.shape)};
+  return std::nullopt;
+}
+
+}  // namespace twinop

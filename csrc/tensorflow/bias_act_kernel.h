@@ -1,0 +1,111 @@
+// The TensorFlow kernels, written once for every device: validate, allocate outputs with
+// TensorFlow, hand raw pointers to a device's `Launch` (see bias_act_kernels*.cc).
+#pragma once
+
+#include <exception>
+#include <optional>
+#include <string>
+
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/tensor.h"
+#include "types.h"
+#include "validate.h"
+
+namespace twinop::tf_binding {
+
+inline std::optional<DType> core_dtype(tensorflow::DataType type) {
+  switch (type) {
+    case tensorflow::DT_FLOAT: return DType::kFloat32;
+    case tensorflow::DT_DOUBLE: return DType::kFloat64;
+    case tensorflow::DT_HALF: return DType::kFloat16;
+    case tensorflow::DT_BFLOAT16: return DType::kBFloat16;
+    default: return std::nullopt;
+  }
+}
+
+inline TensorInfo describe(const tensorflow::Tensor& t) {
+  const auto dims = t.shape().dim_sizes();
+  return {{dims.begin(), dims.end()}, core_dtype(t.dtype()), tensorflow::DataTypeString(t.dtype())};
+}
+
+// TensorFlow reports every bad argument as InvalidArgument, whatever its kind.
+inline absl::Status to_status(const std::optional<ArgError>& error) {
+  return error ? absl::InvalidArgumentError(error->message) : absl::OkStatus();
+}
+
+// The `act` attr as the core's enum; a bad name fails the kernel's construction.
+inline Activation act_attr(tensorflow::OpKernelConstruction* ctx) {
+  std::string name;
+  Activation act{};
+  absl::Status status = ctx->GetAttr("act", &name);
+  if (status.ok()) status = to_status(parse_activation_arg(name, &act));
+  if (!status.ok()) ctx->CtxFailure(status);
+  return act;
+}
+
+// Runs a launch, turning a C++ exception from the core (a CUDA error) into a failed op.
+template <typename Fn>
+void run_guarded(tensorflow::OpKernelContext* ctx, Fn&& launch) {
+  try {
+    launch();
+  } catch (const std::exception& e) {
+    ctx->CtxFailure(absl::InternalError(e.what()));
+  }
+}
+
+template <typename Launch>
+class BiasActOp : public tensorflow::OpKernel {
+ public:
+  explicit BiasActOp(tensorflow::OpKernelConstruction* ctx) : OpKernel(ctx), act_(act_attr(ctx)) {}
+
+  void Compute(tensorflow::OpKernelContext* ctx) override {
+    const tensorflow::Tensor& x = ctx->input(0);
+    const tensorflow::Tensor& bias = ctx->input(1);
+    const TensorInfo x_info = describe(x);
+    OP_REQUIRES_OK(ctx, to_status(check_forward_args(x_info, describe(bias))));
+    tensorflow::Tensor* y = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &y));
+    const Matrix2D m = as_matrix(x_info.shape);
+    run_guarded(ctx, [&] {
+      Launch::forward(ctx, x.data(), bias.data(), y->data(), m.rows, m.cols, *x_info.dtype, act_);
+    });
+  }
+
+ private:
+  const Activation act_;
+};
+
+template <typename Launch>
+class BiasActGradOp : public tensorflow::OpKernel {
+ public:
+  explicit BiasActGradOp(tensorflow::OpKernelConstruction* ctx) : OpKernel(ctx), act_(act_attr(ctx)) {}
+
+  void Compute(tensorflow::OpKernelContext* ctx) override {
+    const tensorflow::Tensor& dy = ctx->input(0);
+    const tensorflow::Tensor& x = ctx->input(1);
+    const tensorflow::Tensor& bias = ctx->input(2);
+    const TensorInfo x_info = describe(x);
+    OP_REQUIRES_OK(ctx, to_status(check_backward_args(describe(dy), x_info, describe(bias))));
+    tensorflow::Tensor *dx = nullptr, *dbias = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &dx));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, bias.shape(), &dbias));
+    const Matrix2D m = as_matrix(x_info.shape);
+    run_guarded(ctx, [&] {
+      Launch::backward(ctx, dy.data(), x.data(), bias.data(), dx->data(), dbias->data(), m.rows, m.cols,
+                       *x_info.dtype, act_);
+    });
+  }
+
+ private:
+  const Activation act_;
+};
+
+// One kernel per op and device serves every T: the kernel reads the dtype at run time, so
+// no per-type registration (TypeConstraint) is needed.
+#define TWINOP_REGISTER_TF_KERNELS(DEVICE, LAUNCH)                                               \
+  REGISTER_KERNEL_BUILDER(Name("Twinop>BiasAct").Device(DEVICE),                                \
+                          ::twinop::tf_binding::BiasActOp<LAUNCH>);                              \
+  REGISTER_KERNEL_BUILDER(Name("Twinop>BiasActGrad").Device(DEVICE),                            \
+                          ::twinop::tf_binding::BiasActGradOp<LAUNCH>)
+
+}  // namespace twinop::tf_binding

@@ -1,0 +1,26 @@
+// The PyTorch CPU kernels: the core's CPU functions behind the shared op templates.
+#include <torch/library.h>
+
+#include "bias_act.h"
+#include "bias_act_op.h"
+
+namespace twinop::torch_binding {
+
+struct CpuKernels {
+  static void forward(const ForwardArgs& a, at::Tensor& y) {
+    bias_act_forward_cpu(a.x.const_data_ptr(), a.bias.const_data_ptr(), y.mutable_data_ptr(), a.matrix.rows,
+                         a.matrix.cols, a.dtype, a.act);
+  }
+  static void backward(const BackwardArgs& a, at::Tensor& dx, at::Tensor& dbias) {
+    bias_act_backward_cpu(a.dy.const_data_ptr(), a.x.const_data_ptr(), a.bias.const_data_ptr(),
+                          dx.mutable_data_ptr(), dbias.mutable_data_ptr(), a.matrix.rows, a.matrix.cols, a.dtype,
+                          a.act);
+  }
+};
+
+}  // namespace twinop::torch_binding
+
+TORCH_LIBRARY_IMPL(twinop, CPU, m) {
+  m.impl("bias_act", &twinop::torch_binding::bias_act<twinop::torch_binding::CpuKernels>);
+  m.impl("bias_act_backward", &twinop::torch_binding::bias_act_backward<twinop::torch_binding::CpuKernels>);
+}

@@ -1,0 +1,40 @@
+// The PyTorch CUDA kernels: the CUDA launchers behind the shared op templates. Plain C++
+// over c10's device-generic API (current stream), so it compiles against any torch build,
+// the CPU-only wheel included.
+#include <ATen/ops/empty.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+#include <torch/library.h>
+
+#include "bias_act_cuda.h"
+#include "bias_act_op.h"
+
+namespace twinop::torch_binding {
+
+// The stream PyTorch is using on the tensor's device: launching there keeps the op ordered
+// with the rest of the program, and capturable by CUDA graphs.
+inline cudaStream_t current_stream(const at::Tensor& t) {
+  const auto* impl = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA);
+  return static_cast<cudaStream_t>(impl->getStream(t.device()).native_handle());
+}
+
+struct CudaKernels {
+  static void forward(const ForwardArgs& a, at::Tensor& y) {
+    bias_act_forward_cuda(a.x.const_data_ptr(), a.bias.const_data_ptr(), y.mutable_data_ptr(), a.matrix.rows,
+                          a.matrix.cols, a.dtype, a.act, current_stream(a.x));
+  }
+  static void backward(const BackwardArgs& a, at::Tensor& dx, at::Tensor& dbias) {
+    // Scratch for the deterministic dbias reduction, from PyTorch's caching allocator.
+    const auto bytes = static_cast<int64_t>(bias_act_backward_cuda_workspace_bytes(a.matrix.rows, a.matrix.cols, a.dtype));
+    at::Tensor workspace = at::empty({bytes}, a.x.options().dtype(at::kByte));
+    bias_act_backward_cuda(a.dy.const_data_ptr(), a.x.const_data_ptr(), a.bias.const_data_ptr(),
+                           dx.mutable_data_ptr(), dbias.mutable_data_ptr(), workspace.mutable_data_ptr(),
+                           a.matrix.rows, a.matrix.cols, a.dtype, a.act, current_stream(a.x));
+  }
+};
+
+}  // namespace twinop::torch_binding
+
+TORCH_LIBRARY_IMPL(twinop, CUDA, m) {
+  m.impl("bias_act", &twinop::torch_binding::bias_act<twinop::torch_binding::CudaKernels>);
+  m.impl("bias_act_backward", &twinop::torch_binding::bias_act_backward<twinop::torch_binding::CudaKernels>);
+}

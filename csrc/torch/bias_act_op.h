@@ -1,0 +1,103 @@
+// The PyTorch ops, written once for every device: map PyTorch tensors, dtypes and strings
+// onto the core's types, the core's argument errors onto PyTorch's exceptions (TypeError /
+// ValueError from TORCH_CHECK_TYPE / _VALUE), allocate outputs with PyTorch, and hand
+// them to a device's `Kernels` (see bias_act_cpu.cpp and bias_act_cuda.cpp).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty_like.h>
+#include <c10/core/DeviceGuard.h>
+#include <c10/util/Exception.h>
+
+#include <optional>
+#include <string_view>
+#include <tuple>
+
+#include "types.h"
+#include "validate.h"
+
+namespace twinop::torch_binding {
+
+inline std::optional<DType> core_dtype(at::ScalarType type) {
+  switch (type) {
+    case at::kFloat: return DType::kFloat32;
+    case at::kDouble: return DType::kFloat64;
+    case at::kHalf: return DType::kFloat16;
+    case at::kBFloat16: return DType::kBFloat16;
+    default: return std::nullopt;
+  }
+}
+
+inline TensorInfo describe(const at::Tensor& t) {
+  return {t.sizes().vec(), core_dtype(t.scalar_type()), std::string(c10::toString(t.scalar_type()))};
+}
+
+inline void throw_if_error(const std::optional<ArgError>& error) {
+  if (!error) return;
+  if (error->kind == ArgError::Kind::kType) TORCH_CHECK_TYPE(false, "twinop.bias_act: ", error->message);
+  TORCH_CHECK_VALUE(false, "twinop.bias_act: ", error->message);
+}
+
+inline void check_same_device(const at::Tensor& x, const at::Tensor& other, const char* name) {
+  TORCH_CHECK(other.device() == x.device(), "twinop.bias_act: ", name,
+              " must be on the device of x (", x.device(), "); got ", other.device());
+}
+
+// Validated, contiguous inputs in the core's terms.
+struct ForwardArgs {
+  at::Tensor x, bias;
+  Matrix2D matrix;
+  DType dtype;
+  Activation act;
+};
+
+struct BackwardArgs {
+  at::Tensor dy, x, bias;
+  Matrix2D matrix;
+  DType dtype;
+  Activation act;
+};
+
+inline Activation parse_act(std::string_view act) {
+  Activation parsed{};
+  throw_if_error(parse_activation_arg(act, &parsed));
+  return parsed;
+}
+
+inline ForwardArgs forward_args(const at::Tensor& x, const at::Tensor& bias, std::string_view act) {
+  throw_if_error(check_forward_args(describe(x), describe(bias)));
+  check_same_device(x, bias, "bias");
+  return {x.contiguous(), bias.contiguous(), as_matrix(x.sizes().vec()), *core_dtype(x.scalar_type()),
+          parse_act(act)};
+}
+
+inline BackwardArgs backward_args(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& bias,
+                                  std::string_view act) {
+  throw_if_error(check_backward_args(describe(dy), describe(x), describe(bias)));
+  check_same_device(x, bias, "bias");
+  check_same_device(x, dy, "dy");
+  return {dy.contiguous(), x.contiguous(), bias.contiguous(), as_matrix(x.sizes().vec()),
+          *core_dtype(x.scalar_type()), parse_act(act)};
+}
+
+template <typename Kernels>
+at::Tensor bias_act(const at::Tensor& x, const at::Tensor& bias, c10::string_view act) {
+  const ForwardArgs args = forward_args(x, bias, act);
+  const c10::DeviceGuard guard(args.x.device());
+  at::Tensor y = at::empty_like(args.x);
+  Kernels::forward(args, y);
+  return y;
+}
+
+template <typename Kernels>
+std::tuple<at::Tensor, at::Tensor> bias_act_backward(const at::Tensor& dy, const at::Tensor& x,
+                                                     const at::Tensor& bias, c10::string_view act) {
+  const BackwardArgs args = backward_args(dy, x, bias, act);
+  const c10::DeviceGuard guard(args.x.device());
+  at::Tensor dx = at::empty_like(args.x);
+  at::Tensor dbias = at::empty_like(args.bias);
+  Kernels::backward(args, dx, dbias);
+  return {dx, dbias};
+}
+
+}  // namespace twinop::torch_binding

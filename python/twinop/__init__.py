@@ -1,0 +1,9 @@
+"""twinop: one fused y = act(x + bias) kernel as a PyTorch op, a TensorFlow op and a numpy module.
+
+`import twinop` imports neither torch nor tensorflow; `twinop.torch`, `twinop.tf` and
+`twinop.numpy` each load one binding.
+"""
+from ._twinop_numpy import ACTIVATIONS
+
+__version__ = "0.1.0"
+__all__ = ["ACTIVATIONS", "__version__"]

@@ -1,0 +1,31 @@
+"""twinop's TensorFlow binding: the ops Twinop>BiasAct / Twinop>BiasActGrad, their
+gradient, and bias_act for eager mode and tf.function.
+
+A SavedModel that uses the op needs the op library loaded before tf.saved_model.load:
+`import twinop.tf` does that.
+"""
+import tensorflow as tf
+
+from . import _build_info, _loader
+
+_ops = tf.load_op_library(_loader.library_path("tensorflow", _build_info.TF_VERSION, tf.__version__, "_twinop_tf.so"))
+
+__all__ = ["bias_act"]
+
+
+@tf.RegisterGradient("Twinop>BiasAct")
+def _bias_act_grad(op, dy):
+    x, bias = op.inputs
+    return _ops.twinop_bias_act_grad(dy, x, bias, act=op.get_attr("act"))
+
+
+def bias_act(x, bias, act="gelu"):
+    """y = act(x + bias), bias of shape (x.shape[-1],); differentiable in x and bias."""
+    x = tf.convert_to_tensor(x)
+    bias = tf.convert_to_tensor(bias, dtype_hint=x.dtype)
+    # Checked here so eager mode names the argument, as graph mode does (TypeError either way).
+    if not x.dtype.is_floating:
+        raise TypeError(f"x must be float32, float64, float16 or bfloat16; got {x.dtype.name}")
+    if bias.dtype != x.dtype:
+        raise TypeError(f"bias must have the dtype of x ({x.dtype.name}); got {bias.dtype.name}")
+    return _ops.twinop_bias_act(x, bias, act=act)

@@ -1,0 +1,37 @@
+"""The inputs every binding is tested on, as float64 numpy arrays exactly representable in
+the dtype under test, so the reference and the binding see the same numbers."""
+import numpy as np
+
+import twinop
+
+DTYPES = ("float32", "float64", "float16", "bfloat16")
+ACTIVATIONS = twinop.ACTIVATIONS
+# Odd sizes, a size-1 feature axis, 3-D, and a few thousand columns.
+SHAPES = [(1,), (37,), (2, 13), (3, 5, 7), (32, 1, 32), (3, 3001)]
+
+
+def round_to(values, dtype_name):
+    """float64 values rounded to dtype_name (bfloat16 through ml_dtypes), returned as float64."""
+    if dtype_name == "bfloat16":
+        import ml_dtypes
+
+        return values.astype(ml_dtypes.bfloat16).astype(np.float64)
+    return values.astype(dtype_name).astype(np.float64)
+
+
+def make_inputs(shape, dtype_name, seed=0):
+    """(x, bias, dy) for one case: values spread over both sides of every activation's knee."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.0, 2.0, size=shape)
+    bias = rng.normal(0.0, 1.0, size=shape[-1:])
+    dy = rng.normal(0.0, 1.0, size=shape)
+    return tuple(round_to(a, dtype_name) for a in (x, bias, dy))
+
+
+def rows_of(shape):
+    """Number of terms summed into each dbias element."""
+    return int(np.prod(shape[:-1], dtype=np.int64))
+
+
+# x with NaN and +-Inf, and the activations' finite inputs, for the propagation tests.
+SPECIAL_X = np.array([[np.nan, np.inf, -np.inf, 0.0, -0.0, 1.5]])
