@@ -11,11 +11,11 @@ SHAPES = [(1,), (37,), (2, 13), (3, 5, 7), (32, 1, 32), (3, 3001)]
 
 
 def round_to(values, dtype_name):
-    """float64 values rounded to dtype_name (bfloat16 through ml_dtypes), returned as float64."""
-    if dtype_name == "bfloat16":
-        import ml_dtypes
-
-        return values.astype(ml_dtypes.bfloat16).astype(np.float64)
+    """float64 values rounded to dtype_name, returned as float64."""
+    if dtype_name == "bfloat16":  # keep the top 16 bits of float32, rounded to nearest even
+        bits = values.astype(np.float32).view(np.uint32)
+        bits = (bits + np.uint32(0x7FFF) + ((bits >> 16) & np.uint32(1))) & np.uint32(0xFFFF0000)
+        return bits.view(np.float32).astype(np.float64)
     return values.astype(dtype_name).astype(np.float64)
 
 

@@ -1,0 +1,25 @@
+// Storage <-> compute type on the GPU: half types are computed in float and rounded to
+// nearest once on the way out; float32 in float, float64 in double (as on the CPU).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+namespace twinop::cuda_detail {
+
+template <typename S> struct ComputeTypeOf { using type = float; };
+template <> struct ComputeTypeOf<double> { using type = double; };
+template <typename S> using compute_t = typename ComputeTypeOf<S>::type;
+
+__device__ __forceinline__ float to_compute(float v) { return v; }
+__device__ __forceinline__ double to_compute(double v) { return v; }
+__device__ __forceinline__ float to_compute(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_compute(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <typename S> __device__ __forceinline__ S from_compute(compute_t<S> v) { return v; }
+template <> __device__ __forceinline__ __half from_compute<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_compute<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+
+}  // namespace twinop::cuda_detail
