@@ -1,18 +1,14 @@
-// The TensorFlow op definitions: attrs, inputs, outputs and shape functions. Kernels are
-// registered per device in bias_act_kernels.cc and bias_act_kernels_gpu.cc; the gradient
-// is registered in python/twinop/tf.py.
+// The TensorFlow op definitions: attrs, inputs, outputs, and their shape functions
+// (bias_act_shapes.cc). Kernels are registered per device in bias_act_kernels.cc and
+// bias_act_kernels_gpu.cc; the gradient is registered in python/twinop/tf/_gradient.py.
 #include <string>
 
+#include "bias_act_shapes.h"
 #include "tensorflow/core/framework/op.h"
-#include "tensorflow/core/framework/shape_inference.h"
 #include "types.h"
 
 namespace twinop::tf_binding {
 namespace {
-
-using tensorflow::shape_inference::DimensionHandle;
-using tensorflow::shape_inference::InferenceContext;
-using tensorflow::shape_inference::ShapeHandle;
 
 // "act: {'gelu', ...} = 'gelu'", from the core's one list of activations.
 std::string act_attr() {
@@ -20,50 +16,6 @@ std::string act_attr() {
   for (int i = 0; i < kNumActivations; ++i)
     spec += (i ? ", '" : "'") + std::string(kActivationNames[i]) + "'";
   return spec + "} = 'gelu'";
-}
-
-std::string dim_string(InferenceContext* c, DimensionHandle d) {
-  return c->ValueKnown(d) ? std::to_string(c->Value(d)) : "?";
-}
-
-// x: rank >= 1; bias: rank 1 with x.shape[-1] elements. Returns x's shape with the feature
-// dimension merged from both, so a static size known on either side is inferred.
-absl::Status x_shape_with_features(InferenceContext* c, int x_input, int bias_input, ShapeHandle* out) {
-  const ShapeHandle x = c->input(x_input), bias = c->input(bias_input);
-  if (c->RankKnown(x) && c->Rank(x) == 0)
-    return absl::InvalidArgumentError("x must have at least 1 dimension (features last); got a 0-d tensor");
-  if (c->RankKnown(bias) && c->Rank(bias) != 1)
-    return absl::InvalidArgumentError("bias must be 1-D; got rank " + std::to_string(c->Rank(bias)));
-  if (!c->RankKnown(x)) {
-    *out = x;
-    return absl::OkStatus();
-  }
-  DimensionHandle features;
-  const DimensionHandle x_features = c->Dim(x, -1);
-  const DimensionHandle bias_features = c->RankKnown(bias) ? c->Dim(bias, 0) : c->UnknownDim();
-  if (!c->Merge(x_features, bias_features, &features).ok())
-    return absl::InvalidArgumentError("bias must have x.shape[-1] = " + dim_string(c, x_features) +
-                                      " elements; got " + dim_string(c, bias_features));
-  return c->ReplaceDim(x, -1, features, out);
-}
-
-absl::Status bias_act_shape(InferenceContext* c) {
-  ShapeHandle y;
-  TF_RETURN_IF_ERROR(x_shape_with_features(c, /*x_input=*/0, /*bias_input=*/1, &y));
-  c->set_output(0, y);
-  return absl::OkStatus();
-}
-
-// Inputs (dy, x, bias) -> (dx shaped like x and dy, dbias shaped like bias).
-absl::Status bias_act_grad_shape(InferenceContext* c) {
-  ShapeHandle x, dx;
-  TF_RETURN_IF_ERROR(x_shape_with_features(c, /*x_input=*/1, /*bias_input=*/2, &x));
-  if (!c->Merge(c->input(0), x, &dx).ok())
-    return absl::InvalidArgumentError("dy must have the shape of x " + c->DebugString(x) + "; got " +
-                                      c->DebugString(c->input(0)));
-  c->set_output(0, dx);
-  c->set_output(1, c->RankKnown(dx) ? c->Vector(c->Dim(dx, -1)) : c->Vector(c->UnknownDim()));
-  return absl::OkStatus();
 }
 
 }  // namespace

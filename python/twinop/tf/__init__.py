@@ -6,17 +6,10 @@ A SavedModel that uses the op needs the op library loaded before tf.saved_model.
 """
 import tensorflow as tf
 
-from . import _build_info, _loader
-
-_ops = tf.load_op_library(_loader.library_path("tensorflow", _build_info.TF_VERSION, tf.__version__, "_twinop_tf.so"))
+from . import _gradient  # noqa: F401  (registers the gradient on import)
+from ._library import ops as _ops
 
 __all__ = ["bias_act"]
-
-
-@tf.RegisterGradient("Twinop>BiasAct")
-def _bias_act_grad(op, dy):
-    x, bias = op.inputs
-    return _ops.twinop_bias_act_grad(dy, x, bias, act=op.get_attr("act"))
 
 
 def bias_act(x, bias, act="gelu"):
