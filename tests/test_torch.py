@@ -138,3 +138,17 @@ def test_inputs_are_not_modified():
     tt.bias_act(x, bias, "silu")
     torch.ops.twinop.bias_act_backward(x, x, bias, "silu")
     assert torch.equal(x, x_before) and torch.equal(bias, bias_before)
+
+
+def test_dbias_is_bit_identical_for_any_thread_count():
+    x, bias, dy = (torch.tensor(a, dtype=torch.float32) for a in make_inputs((512, 300), "float32", seed=3))
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for count in (1, 2, 3):
+            torch.set_num_threads(count)
+            results.append(torch.ops.twinop.bias_act_backward(dy, x, bias, "gelu"))
+    finally:
+        torch.set_num_threads(threads)
+    for dx, dbias in results[1:]:
+        assert torch.equal(dx, results[0][0]) and torch.equal(dbias, results[0][1])

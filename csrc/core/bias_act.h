@@ -5,18 +5,27 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "types.h"
 
 namespace twinop {
 
+// Runs body(begin, end) over the chunks [0, chunks), in any split and order, on the caller's
+// threads: bindings pass their framework's thread pool, so the op follows its thread settings.
+// An empty ParallelFor runs everything on the calling thread.
+using ChunkBody = std::function<void(std::int64_t begin, std::int64_t end)>;
+using ParallelFor = std::function<void(std::int64_t chunks, const ChunkBody& body)>;
+
 // y[r, c] = act(x[r, c] + bias[c])
 void bias_act_forward_cpu(const void* x, const void* bias, void* y, std::int64_t rows,
-                          std::int64_t cols, DType dtype, Activation act);
+                          std::int64_t cols, DType dtype, Activation act,
+                          const ParallelFor& parallel_for = {});
 
-// dx[r, c] = dy[r, c] * act'(x[r, c] + bias[c]);  dbias[c] = sum over r of dx[r, c]
+// dx[r, c] = dy[r, c] * act'(x[r, c] + bias[c]);  dbias[c] = sum over r of dx[r, c].
+// dbias is summed in an order fixed by the shape alone: bit-identical for any thread count.
 void bias_act_backward_cpu(const void* dy, const void* x, const void* bias, void* dx,
                            void* dbias, std::int64_t rows, std::int64_t cols, DType dtype,
-                           Activation act);
+                           Activation act, const ParallelFor& parallel_for = {});
 
 }  // namespace twinop

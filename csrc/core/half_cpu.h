@@ -35,7 +35,7 @@ inline float to_float(Float16 h) {
 }
 
 // float -> IEEE half, round to nearest even; overflow gives Inf, NaN stays NaN.
-inline Float16 from_float(float f, Float16 /*tag*/) {
+inline Float16 to_float16(float f) {
   float base = (f < 0 ? -f : f) * 0x1.0p+112f * 0x1.0p-110f;
   const std::uint32_t w = float_to_bits(f);
   const std::uint32_t shl1_w = w + w;
@@ -51,10 +51,10 @@ inline Float16 from_float(float f, Float16 /*tag*/) {
 inline float to_float(BFloat16 b) { return bits_to_float(static_cast<std::uint32_t>(b.bits) << 16); }
 
 // float -> bfloat16, round to nearest even; NaN stays a quiet NaN with its sign.
-inline BFloat16 from_float(float f, BFloat16 /*tag*/) {
+inline BFloat16 to_bfloat16(float f) {
   const std::uint32_t w = float_to_bits(f);
-  if ((w & 0x7FFFFFFFu) > 0x7F800000u) return {static_cast<std::uint16_t>((w >> 16) | 0x0040u)};
-  return {static_cast<std::uint16_t>((w + 0x7FFFu + ((w >> 16) & 1u)) >> 16)};
+  const bool is_nan = (w & 0x7FFFFFFFu) > 0x7F800000u;
+  return {static_cast<std::uint16_t>(is_nan ? (w >> 16) | 0x0040u : (w + 0x7FFFu + ((w >> 16) & 1u)) >> 16)};
 }
 
 }  // namespace twinop::cpu

@@ -1,18 +1,30 @@
 // The TensorFlow CPU kernels: the core's CPU functions behind the shared kernel classes.
 #include "bias_act.h"
 #include "bias_act_kernel.h"
+#include "tensorflow/core/framework/device_base.h"
+#include "tensorflow/core/platform/threadpool.h"
 
 namespace twinop::tf_binding {
+namespace {
+
+// Chunks run on the op's intra-op thread pool, so TF's threading settings apply. The cost
+// (in cycles per chunk, about 1 << 15 elements) tells the pool to use every thread.
+ParallelFor tf_parallel_for(tensorflow::OpKernelContext* ctx) {
+  tensorflow::thread::ThreadPool* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
+  return [pool](std::int64_t chunks, const ChunkBody& body) { pool->ParallelFor(chunks, 1 << 20, body); };
+}
+
+}  // namespace
 
 struct CpuLaunch {
-  static void forward(tensorflow::OpKernelContext*, const void* x, const void* bias, void* y,
+  static void forward(tensorflow::OpKernelContext* ctx, const void* x, const void* bias, void* y,
                       std::int64_t rows, std::int64_t cols, DType dtype, Activation act) {
-    bias_act_forward_cpu(x, bias, y, rows, cols, dtype, act);
+    bias_act_forward_cpu(x, bias, y, rows, cols, dtype, act, tf_parallel_for(ctx));
   }
-  static void backward(tensorflow::OpKernelContext*, const void* dy, const void* x, const void* bias,
+  static void backward(tensorflow::OpKernelContext* ctx, const void* dy, const void* x, const void* bias,
                        void* dx, void* dbias, std::int64_t rows, std::int64_t cols, DType dtype,
                        Activation act) {
-    bias_act_backward_cpu(dy, x, bias, dx, dbias, rows, cols, dtype, act);
+    bias_act_backward_cpu(dy, x, bias, dx, dbias, rows, cols, dtype, act, tf_parallel_for(ctx));
   }
 };
 

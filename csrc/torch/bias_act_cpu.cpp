@@ -1,4 +1,5 @@
 // The PyTorch CPU kernels: the core's CPU functions behind the shared op templates.
+#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include "bias_act.h"
@@ -6,15 +7,18 @@
 
 namespace twinop::torch_binding {
 
+// Chunks run on PyTorch's intra-op thread pool, so torch.set_num_threads applies.
+inline void torch_parallel_for(std::int64_t chunks, const ChunkBody& body) { at::parallel_for(0, chunks, 1, body); }
+
 struct CpuKernels {
   static void forward(const ForwardArgs& a, at::Tensor& y) {
     bias_act_forward_cpu(a.x.const_data_ptr(), a.bias.const_data_ptr(), y.mutable_data_ptr(), a.matrix.rows,
-                         a.matrix.cols, a.dtype, a.act);
+                         a.matrix.cols, a.dtype, a.act, torch_parallel_for);
   }
   static void backward(const BackwardArgs& a, at::Tensor& dx, at::Tensor& dbias) {
     bias_act_backward_cpu(a.dy.const_data_ptr(), a.x.const_data_ptr(), a.bias.const_data_ptr(),
                           dx.mutable_data_ptr(), dbias.mutable_data_ptr(), a.matrix.rows, a.matrix.cols, a.dtype,
-                          a.act);
+                          a.act, torch_parallel_for);
   }
 };
 
