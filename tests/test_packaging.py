@@ -80,3 +80,18 @@ def test_switch_on_without_the_framework_fails_in_one_clear_line(tmp_path):
     assert "twinop: TWINOP_TORCH=ON, but" in result.stderr
     assert "No module named 'torch'" in result.stderr
     assert "Call Stack" not in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("nm") is None, reason="needs nm")
+def test_no_binding_links_another_framework():
+    """The torch library needs no TensorFlow symbol and the reverse: each loads alone."""
+    def undefined_symbols(library):
+        path = os.path.join(os.path.dirname(twinop.__file__), library)
+        if not os.path.exists(path):
+            pytest.skip(f"{library} was not built")
+        listing = subprocess.run(["nm", "-D", "--undefined-only", "-C", path], capture_output=True, text=True, check=True)
+        return listing.stdout
+
+    torch_symbols, tf_symbols = undefined_symbols("_twinop_torch.so"), undefined_symbols("_twinop_tf.so")
+    assert "c10::" in torch_symbols and "tensorflow::" not in torch_symbols
+    assert "tensorflow::" in tf_symbols and "c10::" not in tf_symbols and "at::" not in tf_symbols
