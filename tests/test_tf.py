@@ -121,3 +121,11 @@ def test_bad_input_raises_and_leaves_inputs_unchanged(x, bias, act, error, words
 def test_grad_op_rejects_dy_of_another_shape():
     with pytest.raises(SHAPE_ERRORS, match="dy"):
         ttf._ops.twinop_bias_act_grad(tf.ones((3, 3)), tf.ones((2, 3)), tf.ones(3), act="gelu")
+
+
+def test_grad_shape_takes_dbias_size_from_bias_when_x_rank_is_unknown():
+    spec = tf.TensorSpec(None, tf.float32)
+    f = tf.function(lambda dy, x, b: ttf._ops.twinop_bias_act_grad(dy, x, b, act="gelu"),
+                    input_signature=[spec, spec, tf.TensorSpec([16], tf.float32)])
+    dx, dbias = f.get_concrete_function().structured_outputs
+    assert dx.shape.rank is None and dbias.shape.as_list() == [16]

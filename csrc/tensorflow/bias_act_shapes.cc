@@ -53,7 +53,12 @@ absl::Status bias_act_grad_shape(InferenceContext* c) {
     return absl::InvalidArgumentError("dy must have the shape of x " + c->DebugString(x) + "; got " +
                                       c->DebugString(c->input(0)));
   c->set_output(0, dx);
-  c->set_output(1, c->RankKnown(dx) ? c->Vector(c->Dim(dx, -1)) : c->Vector(c->UnknownDim()));
+  // dbias has the feature size, known from x (merged with bias) or else from bias alone.
+  const ShapeHandle bias = c->input(2);
+  const DimensionHandle features = c->RankKnown(dx)     ? c->Dim(dx, -1)
+                                   : c->RankKnown(bias) ? c->Dim(bias, 0)
+                                                        : c->UnknownDim();
+  c->set_output(1, c->Vector(features));
   return absl::OkStatus();
 }
 

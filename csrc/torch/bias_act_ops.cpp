@@ -1,5 +1,6 @@
 // The PyTorch op schemas. Kernels are registered per device in bias_act_cpu.cpp and
-// bias_act_cuda.cpp; fake kernels and autograd are registered in python/twinop/torch.py.
+// bias_act_cuda.cpp, autocast in bias_act_autocast.cpp; fake kernels and autograd in
+// python/twinop/torch/.
 #include <torch/library.h>
 
 TORCH_LIBRARY(twinop, m) {

@@ -1,24 +1,12 @@
 """twinop's TensorFlow binding: the ops Twinop>BiasAct / Twinop>BiasActGrad, their
-gradient, and bias_act for eager mode and tf.function.
+gradient, bias_act for eager mode and tf.function, and the Keras layer BiasAct.
 
-A SavedModel that uses the op needs the op library loaded before tf.saved_model.load:
-`import twinop.tf` does that.
+A SavedModel or a Keras model that uses the op needs `import twinop.tf` before
+tf.saved_model.load / keras.models.load_model: it loads the op library and registers the layer.
 """
-import tensorflow as tf
-
 from . import _gradient  # noqa: F401  (registers the gradient on import)
-from ._library import ops as _ops
+from ._bias_act import bias_act
+from ._library import ops as _ops  # noqa: F401  (the raw ops, for tests)
+from .layer import BiasAct
 
-__all__ = ["bias_act"]
-
-
-def bias_act(x, bias, act="gelu"):
-    """y = act(x + bias), bias of shape (x.shape[-1],); differentiable in x and bias."""
-    x = tf.convert_to_tensor(x)
-    bias = tf.convert_to_tensor(bias, dtype_hint=x.dtype)
-    # Checked here so eager mode names the argument, as graph mode does (TypeError either way).
-    if not x.dtype.is_floating:
-        raise TypeError(f"x must be float32, float64, float16 or bfloat16; got {x.dtype.name}")
-    if bias.dtype != x.dtype:
-        raise TypeError(f"bias must have the dtype of x ({x.dtype.name}); got {bias.dtype.name}")
-    return _ops.twinop_bias_act(x, bias, act=act)
+__all__ = ["BiasAct", "bias_act"]

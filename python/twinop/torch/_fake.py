@@ -2,12 +2,22 @@
 import torch
 
 
+def _check_same_device(x, other, name):
+    # The fake kernel is also the Meta kernel, which the dispatcher picks whenever any input is
+    # on "meta": without this check, x on cpu with bias on meta would return garbage.
+    torch._check(other.device == x.device,
+                 lambda: f"twinop.bias_act: {name} must be on the device of x ({x.device}); got {other.device}")
+
+
 @torch.library.register_fake("twinop::bias_act")
 def _bias_act_fake(x, bias, act):
+    _check_same_device(x, bias, "bias")
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
 @torch.library.register_fake("twinop::bias_act_backward")
 def _bias_act_backward_fake(dy, x, bias, act):
+    _check_same_device(x, bias, "bias")
+    _check_same_device(x, dy, "dy")
     return (torch.empty_like(x, memory_format=torch.contiguous_format),
             torch.empty_like(bias, memory_format=torch.contiguous_format))

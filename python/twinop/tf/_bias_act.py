@@ -1,0 +1,16 @@
+"""bias_act: the Twinop>BiasAct op with the dtype checks that name the argument."""
+import tensorflow as tf
+
+from ._library import ops
+
+
+def bias_act(x, bias, act="gelu"):
+    """y = act(x + bias), bias of shape (x.shape[-1],); differentiable in x and bias."""
+    x = tf.convert_to_tensor(x)
+    bias = tf.convert_to_tensor(bias, dtype_hint=x.dtype)
+    # Checked here so eager mode names the argument, as graph mode does (TypeError either way).
+    if not x.dtype.is_floating:
+        raise TypeError(f"x must be float32, float64, float16 or bfloat16; got {x.dtype.name}")
+    if bias.dtype != x.dtype:
+        raise TypeError(f"bias must have the dtype of x ({x.dtype.name}); got {bias.dtype.name}")
+    return ops.twinop_bias_act(x, bias, act=act)
