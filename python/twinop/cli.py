@@ -22,10 +22,45 @@ def info(_args):
     return 1 if failed else 0
 
 
+def report(args):
+    """Measures and writes the report: every axis (`twinop report`) or the runtime alone (`twinop bench`)."""
+    from . import report as measured
+
+    builds = () if args.build == "none" else tuple(args.build.split(","))
+    axes = tuple(a for a in measured.AXES if a != "build" or builds) if args.command == "report" else ("runtime",)
+    unknown = set(builds) - set(measured.ALL_BUILDS)
+    if unknown:
+        raise SystemExit(f"twinop {args.command}: --build takes none or a comma list of {', '.join(measured.ALL_BUILDS)}; got {', '.join(unknown)}")
+    results = measured.run_report(args.out, args.device, args.mode, args.source, axes, builds)
+    for verdict in results["verdicts"]:
+        print(f"{verdict['claim']}: {verdict['verdict']} ({verdict['summary']})")
+    print(f"wrote {os.path.join(args.out, 'REPORT.md')}, results.json and {len([f for f in os.listdir(args.out) if f.endswith('.png')])} plots")
+    return 0
+
+
+def add_report_options(parser, every_axis):
+    parser.add_argument("--out", default="twinop-report", help="directory for REPORT.md, results.json and the plots (default: twinop-report)")
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
+                        help="where to time and build for; auto: the CPU, plus CUDA when torch sees a GPU")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="mode", action="store_const", const="quick", help="a few minutes (default)")
+    mode.add_argument("--full", dest="mode", action="store_const", const="full", help="every dtype, more sizes and repeats")
+    mode.add_argument("--tiny", dest="mode", action="store_const", const="tiny", help="the smallest sizes: a smoke test of the command")
+    parser.set_defaults(mode="quick", run=report, source=None, build="none")
+    if not every_axis:
+        return
+    parser.add_argument("--source", help="the twinop checkout to count and build (default: the one this install was built from)")
+    parser.add_argument("--build", default="numpy,torch,tensorflow",
+                        help="bindings the build axis compiles from clean: a comma list, or none (default: all three)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="twinop", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("info", help="what was built, versions, and a self-check of each binding").set_defaults(run=info)
+    add_report_options(commands.add_parser("report", help="measure boilerplate, type/device support, build friction "
+                                                          "and runtime; write REPORT.md, results.json and plots"), True)
+    add_report_options(commands.add_parser("bench", help="measure the runtime only; write the same files with that axis"), False)
     args = parser.parse_args(argv)
     return args.run(args)
 

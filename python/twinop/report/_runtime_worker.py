@@ -1,0 +1,446 @@
+"""One framework's runtime measurements for `twinop report`, in a process of its own:
+
+    python -m twinop.report._runtime_worker --framework torch|tensorflow|numpy --device cpu|cuda --mode quick|full|tiny
+
+prints one JSON object on stdout ({"framework", "version", "machine", "rows", "copy", "overhead",
+"skipped"}, the parts of runtime.measure's result) and progress lines on stderr.
+
+Method. CPU: time.perf_counter around each call; torch and numpy CPU ops, and TensorFlow's eager
+executor (synchronous unless a user turns that off), return only once the result exists, so nothing
+is added to what a user pays. GPU: CUDA events around batches of calls queued behind a spin kernel,
+so launch overhead stays out; the overhead table has it: the median of single calls from Python at
+a tiny shape (on the GPU, up to a synchronize). Calls cycle over input sets that together exceed
+twice the last-level cache. The first call at each shape is timed apart (compile_s = first call -
+median, for compiled impls), and at the first shape of each dtype its result is checked against
+twinop.reference in float64 before any timing: a wrong one stops the worker. The copy ceiling is a
+copy into an existing, paged-in buffer; the impls allocate their outputs as a user's call does (on
+Linux, with glibc, a block of 32 MiB or more comes fresh from the OS on every call, and its page
+faults count: an unfused op pays them for each temporary).
+"""
+import argparse
+import collections
+import itertools
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from twinop import reference
+from twinop.report.runtime import DTYPES, ELEMENTS_MOVED, OVERHEAD_SHAPE, PROGRESS_PREFIX, SIZES
+
+ACT = "gelu"
+ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
+MAX_INPUT_SETS = 64  # below this many, the smallest shapes stay in cache: their cost is the call, not the data
+
+# Per row: as many calls as fit `seconds`, within [min_reps, max_reps] (CUDA: batches of calls).
+# Overhead: the median of `overhead_calls` single calls (a median shrugs off a busy machine's stalls).
+Settings = collections.namedtuple("Settings", "seconds min_reps max_reps overhead_calls")
+SETTINGS = {
+    "tiny": Settings(0.02, 3, 10, 20),
+    "quick": Settings(0.25, 5, 40, 200),
+    "full": Settings(1.0, 9, 200, 1000),
+}
+# rtol = atol: loose on purpose (tests/ holds the tight bounds): it catches a wrong function or a
+# wrong dtype path, not rounding. A sum over R rows (dbias) gets sqrt(R) times more.
+TOLERANCE = {"float64": 1e-6, "float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
+
+# fwd(x, b) -> y; fwd_bwd(x, b, dy) -> (y, dx, dbias): y is returned, as a training step uses it,
+# so that no graph compiler drops the forward (the gradients recompute from x and b).
+Impl = collections.namedtuple("Impl", "fwd fwd_bwd compiled")
+Inputs = collections.namedtuple("Inputs", "fwd fwd_bwd copy")  # the arguments of each pass, and of the kit's copy
+
+
+class WrongResult(AssertionError):
+    """An impl's result differs from the float64 reference: timing it would be worthless."""
+
+
+class Unavailable(Exception):
+    """The framework imports but cannot run on the requested device."""
+
+
+def first_line(error):
+    """What a user reads first; with the next line too where the first only announces it."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [""]
+    return f"{type(error).__name__}: {' '.join(lines[:2]) if lines[0].endswith(':') else lines[0]}"
+
+
+def cpu_description():
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def cpu_cache_bytes():
+    """The largest CPU cache (the last level), from sysfs; 32 MiB where it cannot be read."""
+    sizes = []
+    for index in range(8):
+        try:
+            with open(f"/sys/devices/system/cpu/cpu0/cache/index{index}/size") as size:
+                text = size.read().strip()
+        except OSError:
+            break
+        sizes.append(int(text[:-1]) * {"K": 2**10, "M": 2**20}[text[-1]] if text[-1] in "KM" else int(text))
+    return max(sizes, default=32 * 2**20)
+
+
+class CpuTimer:
+    """Seconds of calls from Python; CudaTimer adds device synchronization and event timing."""
+
+    def sync(self):
+        pass
+
+    def once(self, call):
+        """(seconds, result) of one call."""
+        self.sync()
+        start = time.perf_counter()
+        result = call()
+        self.sync()
+        return time.perf_counter() - start, result
+
+    def median(self, call, settings):
+        """Median seconds per call; one call first sizes the repetitions."""
+        estimate, _ = self.once(call)
+        reps = min(max(round(settings.seconds / estimate), settings.min_reps), settings.max_reps)
+        return statistics.median(self.once(call)[0] for _ in range(reps))
+
+
+class CudaTimer(CpuTimer):
+    CALLS_PER_BATCH = 10
+    QUEUE_AHEAD_CYCLES = 10_000_000  # a ~5 ms spin kernel: time for Python to queue a whole batch behind it
+
+    def __init__(self, torch):
+        self.torch = torch
+
+    def sync(self):
+        self.torch.cuda.synchronize()
+
+    def median(self, call, settings):
+        """Median over batches of GPU seconds per call."""
+        estimate, _ = self.once(call)
+        batches = min(max(round(settings.seconds / (estimate * self.CALLS_PER_BATCH)), settings.min_reps),
+                      settings.max_reps)
+        per_call = []
+        for _ in range(batches):
+            start, end = (self.torch.cuda.Event(enable_timing=True) for _ in range(2))
+            self.torch.cuda._sleep(self.QUEUE_AHEAD_CYCLES)
+            start.record()
+            for _ in range(self.CALLS_PER_BATCH):
+                call()
+            end.record()
+            end.synchronize()
+            per_call.append(start.elapsed_time(end) * 1e-3 / self.CALLS_PER_BATCH)
+        return statistics.median(per_call)
+
+
+class TorchKit:
+    framework = "torch"
+
+    def __init__(self, device):
+        import torch
+        import torch.nn.functional as F
+
+        if device == "cuda" and not torch.cuda.is_available():
+            raise Unavailable(f"torch {torch.__version__} sees no CUDA device")
+        self.torch, self.device, self.version = torch, device, torch.__version__
+        self.dtypes = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
+                       "bfloat16": torch.bfloat16}
+        if device == "cuda":
+            self.machine = torch.cuda.get_device_name()
+            self.cache_bytes = getattr(torch.cuda.get_device_properties(0), "L2_cache_size", 50 * 2**20)
+            self.timer = CudaTimer(torch)
+        else:
+            self.machine, self.cache_bytes, self.timer = cpu_description(), cpu_cache_bytes(), CpuTimer()
+
+        def gelu_bias(x, b):
+            return F.gelu(x + b)
+
+        # CPU: dynamic=True compiles once per dtype and pass (each C++ compile takes seconds on 2
+        # cores; one per shape too would not fit quick mode). GPU: dynamic=False, as the baselines,
+        # kernels specialized to each shape; the limit is raised so that none falls back to eager.
+        torch._dynamo.config.recompile_limit = 256  # above shapes x dtypes x passes of any mode
+        compiled = torch.compile(gelu_bias, dynamic=device == "cpu")
+        self.impls, self.skipped = {}, []
+        try:
+            import twinop.torch
+
+            def twinop_bias_act(x, b):
+                return twinop.torch.bias_act(x, b, ACT)
+
+            self.impls["twinop-torch"] = Impl(twinop_bias_act, self._fwd_bwd(twinop_bias_act), False)
+        except ImportError as error:
+            self.skipped.append({"impl": "twinop-torch", "reason": first_line(error)})
+        self.impls["torch-eager"] = Impl(gelu_bias, self._fwd_bwd(gelu_bias), False)
+        self.impls["torch-compile"] = Impl(compiled, self._fwd_bwd(compiled), True)
+
+    @staticmethod
+    def _fwd_bwd(fn):
+        def fwd_bwd(x, b, dy):
+            x.grad = b.grad = None  # as zero_grad(set_to_none=True): no pass accumulating into .grad
+            y = fn(x, b)
+            y.backward(dy)
+            return y, x.grad, b.grad
+
+        return fwd_bwd
+
+    def inputs(self, x, b, dy, dtype):
+        x, b, dy = (self.torch.from_numpy(a).to(self.device, self.dtypes[dtype]) for a in (x, b, dy))
+        leaves = (x.detach().requires_grad_(), b.detach().requires_grad_())  # same storage, grad-enabled
+        return Inputs(fwd=(x, b), fwd_bwd=(*leaves, dy), copy=(x.clone(), x))  # clone: an out already paged in
+
+    @staticmethod
+    def copy(out, x):
+        return out.copy_(x)
+
+    def as_float64(self, tensor):
+        return tensor.detach().to("cpu", self.torch.float64).numpy()
+
+
+class TensorFlowKit:
+    framework = "tensorflow"
+
+    def __init__(self, device):
+        import tensorflow as tf
+
+        if device != "cpu":
+            raise Unavailable("timed on the CPU only")
+        if not tf.config.experimental.get_synchronous_execution():
+            raise Unavailable("eager execution is asynchronous here: a call's time would not include its work")
+        tf.get_logger().setLevel("ERROR")  # a retracing warning per new shape is expected here
+        self.tf, self.version = tf, tf.__version__
+        self.machine, self.cache_bytes, self.timer = cpu_description(), cpu_cache_bytes(), CpuTimer()
+
+        def gelu_bias(x, b):
+            return tf.nn.gelu(x + b, approximate=False)
+
+        def function(fn, **options):
+            return tf.function(fn, autograph=False, **options)  # no Python control flow to convert
+
+        self.impls, self.skipped = {}, []
+        try:
+            import twinop.tf
+
+            def twinop_bias_act(x, b):
+                return twinop.tf.bias_act(x, b, ACT)
+
+            self.impls["twinop-tf-eager"] = Impl(twinop_bias_act, self._fwd_bwd(twinop_bias_act), False)
+            self.impls["twinop-tf-function"] = Impl(function(twinop_bias_act),
+                                                    function(self._fwd_bwd(twinop_bias_act)), True)
+        except ImportError as error:
+            self.skipped += [{"impl": impl, "reason": first_line(error)}
+                             for impl in ("twinop-tf-eager", "twinop-tf-function")]
+        self.impls["tf-eager"] = Impl(gelu_bias, self._fwd_bwd(gelu_bias), False)
+        self.impls["tf-function"] = Impl(function(gelu_bias), function(self._fwd_bwd(gelu_bias)), True)
+        self.impls["tf-xla"] = Impl(function(gelu_bias, jit_compile=True),
+                                    function(self._fwd_bwd(gelu_bias), jit_compile=True), True)
+
+    def _fwd_bwd(self, fn):
+        def fwd_bwd(x, b, dy):
+            with self.tf.GradientTape() as tape:
+                tape.watch([x, b])
+                y = fn(x, b)
+            return (y, *tape.gradient(y, [x, b], output_gradients=dy))
+
+        return fwd_bwd
+
+    def inputs(self, x, b, dy, dtype):
+        x, b, dy = (self.tf.cast(self.tf.constant(a), dtype) for a in (x, b, dy))
+        # TF has no copy into an existing tensor, and DeepCopy's fresh output of 32 MiB or more costs
+        # page faults on every call (glibc gives such blocks back to the OS): the ceiling is a
+        # memcpy of x's bytes, in this process.
+        source = x.numpy()
+        return Inputs(fwd=(x, b), fwd_bwd=(x, b, dy), copy=(source.copy(), source))
+
+    @staticmethod
+    def copy(out, x):
+        np.copyto(out, x)
+
+    @staticmethod
+    def as_float64(tensor):
+        return np.asarray(tensor.numpy(), np.float64)
+
+
+class NumpyKit:
+    framework = "numpy"
+
+    def __init__(self, device):
+        if device != "cpu":
+            raise Unavailable("numpy runs on the CPU only")
+        self.version = np.__version__
+        self.machine, self.cache_bytes, self.timer = cpu_description(), cpu_cache_bytes(), CpuTimer()
+        self.impls, self.skipped = {}, []
+        try:
+            import twinop.numpy
+
+            def fwd(x, b):
+                return twinop.numpy.bias_act(x, b, ACT)
+
+            def fwd_bwd(x, b, dy):
+                return (twinop.numpy.bias_act(x, b, ACT), *twinop.numpy.bias_act_backward(dy, x, b, ACT))
+
+            self.impls["twinop-numpy"] = Impl(fwd, fwd_bwd, False)
+        except ImportError as error:
+            self.skipped.append({"impl": "twinop-numpy", "reason": first_line(error)})
+
+    @staticmethod
+    def inputs(x, b, dy, dtype):
+        if dtype == "bfloat16":
+            import ml_dtypes  # numpy has no bfloat16 of its own
+
+            dtype = ml_dtypes.bfloat16
+        x, b, dy = (a.astype(dtype) for a in (x, b, dy))
+        return Inputs(fwd=(x, b), fwd_bwd=(x, b, dy), copy=(x.copy(), x))  # copy: an out already paged in
+
+    @staticmethod
+    def copy(out, x):
+        np.copyto(out, x)
+
+    @staticmethod
+    def as_float64(array):
+        return np.asarray(array, np.float64)
+
+
+KITS = {"torch": TorchKit, "tensorflow": TensorFlowKit, "numpy": NumpyKit}
+
+
+def input_sets(kit, shape, dtype, seed):
+    """Enough input sets (x, b, dy) that cycling over them outruns the cache."""
+    set_bytes = 2 * math.prod(shape) * ITEMSIZE[dtype]  # x and dy, what each call reads
+    count = max(1, min(MAX_INPUT_SETS, math.ceil(2 * kit.cache_bytes / set_bytes)))
+    rng = np.random.default_rng(seed)
+    draw = [(rng.standard_normal(shape, np.float32), rng.standard_normal(shape[-1:], np.float32),
+             rng.standard_normal(shape, np.float32)) for _ in range(count)]
+    return [kit.inputs(*arrays, dtype) for arrays in draw]
+
+
+def rotating(fn, arg_sets):
+    """A call of fn on the next argument set, cycling."""
+    cycle = itertools.cycle(arg_sets)
+    return lambda: fn(*next(cycle))
+
+
+def check(kit, impl, dtype, passes, args, got):
+    """Raises WrongResult unless `got` matches twinop.reference on args within TOLERANCE."""
+    x, b = kit.as_float64(args[0]), kit.as_float64(args[1])
+    pairs = [("y", got if passes == "fwd" else got[0], reference.bias_act(x, b, ACT), 1)]
+    if passes == "fwd+bwd":
+        dx, dbias = reference.bias_act_backward(kit.as_float64(args[2]), x, b, ACT)
+        pairs += [("dx", got[1], dx, 1), ("dbias", got[2], dbias, x.shape[0])]
+    for name, actual, expected, summed in pairs:
+        tol = TOLERANCE[dtype] * math.sqrt(summed)
+        error = np.abs(kit.as_float64(actual) - expected)
+        if not np.all(error <= tol * (1 + np.abs(expected))):
+            raise WrongResult(f"{impl} {dtype} {passes}: {name} differs from the float64 reference by up to "
+                              f"{error.max():.3g} (tolerance {tol:.3g}, relative and absolute)")
+
+
+def gbps(passes, shape, dtype, seconds):
+    return ELEMENTS_MOVED[passes] * math.prod(shape) * ITEMSIZE[dtype] / seconds / 1e9
+
+
+def sweep(kit, device, mode, progress):
+    """(rows, copy rows, skipped) over every dtype and shape of the mode."""
+    settings, rows, copies, skipped = SETTINGS[mode], [], [], []
+    for dtype in DTYPES[mode]:
+        impls = dict(kit.impls)  # an impl that fails on this dtype leaves it for its remaining shapes
+        for index, shape in enumerate(SIZES[(device, mode)]):
+            label = f"{kit.framework} {dtype} {shape[0]}x{shape[1]}"
+            try:
+                sets = input_sets(kit, shape, dtype, seed=index)
+            except Exception as error:  # e.g. no bfloat16 without ml_dtypes
+                skipped += [{"impl": impl, "reason": f"{dtype}: {first_line(error)}"} for impl in impls]
+                break
+            progress(f"{label} copy")
+            copy_s = kit.timer.median(rotating(kit.copy, [s.copy for s in sets]), settings)
+            copy_gbps = gbps("copy", shape, dtype, copy_s)
+            copies.append({"framework": kit.framework, "dtype": dtype, "shape": list(shape),
+                           "median_ms": copy_s * 1e3, "GBps": copy_gbps})
+            for impl, (fwd, fwd_bwd, compiled) in list(impls.items()):
+                for passes, fn, arg_sets in (("fwd", fwd, [s.fwd for s in sets]),
+                                             ("fwd+bwd", fwd_bwd, [s.fwd_bwd for s in sets])):
+                    progress(f"{label} {impl} {passes}")
+                    try:
+                        first_s, result = kit.timer.once(lambda: fn(*arg_sets[0]))
+                        if index == 0:
+                            check(kit, impl, dtype, passes, arg_sets[0], result)
+                        median_s = kit.timer.median(rotating(fn, arg_sets), settings)
+                    except WrongResult:
+                        raise
+                    except Exception as error:  # this impl cannot run this dtype (or shape)
+                        skipped.append({"impl": impl, "reason": f"{dtype} {passes} at {shape[0]}x{shape[1]}: "
+                                                                f"{first_line(error)}"})
+                        del impls[impl]
+                        break
+                    row = {"impl": impl, "framework": kit.framework, "dtype": dtype, "shape": list(shape),
+                           "pass": passes, "median_ms": median_s * 1e3, "GBps": gbps(passes, shape, dtype, median_s)}
+                    row["copy_fraction"] = row["GBps"] / copy_gbps
+                    if compiled:
+                        row["compile_s"] = max(0.0, first_s - median_s)
+                    rows.append(row)
+            del sets
+    return rows, copies, skipped
+
+
+def overhead(kit, ran, mode, progress):
+    """Microseconds per call from Python at OVERHEAD_SHAPE in float32, for each (impl, pass) in `ran`."""
+    settings, out = SETTINGS[mode], []
+    args = input_sets(kit, OVERHEAD_SHAPE, "float32", seed=0)[0]
+    for impl, (fwd, fwd_bwd, _) in kit.impls.items():
+        for passes, fn, fn_args in (("fwd", fwd, args.fwd), ("fwd+bwd", fwd_bwd, args.fwd_bwd)):
+            if (impl, passes) not in ran:
+                continue
+            progress(f"{kit.framework} overhead {impl} {passes}")
+            call = lambda: fn(*fn_args)  # noqa: E731  (same inputs every call: the cost measured is the call's)
+            call()
+            seconds = statistics.median(kit.timer.once(call)[0] for _ in range(settings.overhead_calls))
+            out.append({"impl": impl, "dtype": "float32", "shape": list(OVERHEAD_SHAPE), "pass": passes,
+                        "median_us": seconds * 1e6})
+    return out
+
+
+def measure(framework, device, mode, progress):
+    """This worker's part of runtime.measure's result, with the framework's "version"."""
+    result = {"framework": framework, "version": None, "machine": None, "rows": [], "copy": [], "overhead": [],
+              "skipped": []}
+    try:
+        kit = KITS[framework](device)
+    except (ImportError, Unavailable) as error:  # the whole framework is out
+        result["machine"] = cpu_description() if device == "cpu" else "unknown GPU"
+        result["skipped"].append({"impl": framework, "reason": first_line(error)})
+        return result
+    rows, copies, skipped = sweep(kit, device, mode, progress)
+    ran = {(row["impl"], row["pass"]) for row in rows
+           if row["dtype"] == "float32" and tuple(row["shape"]) == OVERHEAD_SHAPE}
+    result.update(version=kit.version, machine=kit.machine, rows=rows, copy=copies,
+                  overhead=overhead(kit, ran, mode, progress), skipped=kit.skipped + skipped)
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--framework", choices=sorted(KITS), required=True)
+    parser.add_argument("--device", choices=("cpu", "cuda"), required=True)
+    parser.add_argument("--mode", choices=sorted(DTYPES), required=True)
+    args = parser.parse_args()
+    json_out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # whatever a framework prints goes to stderr: stdout carries the JSON alone
+
+    def progress(line):
+        print(PROGRESS_PREFIX + line, file=sys.stderr, flush=True)
+
+    json.dump(measure(args.framework, args.device, args.mode, progress), json_out)
+    json_out.close()
+    os._exit(0)  # skips interpreter teardown: after a torch.compile it takes seconds and saves nothing we need
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    main()

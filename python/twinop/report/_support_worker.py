@@ -1,0 +1,144 @@
+"""Axis 2's worker, one framework per process (python -m twinop.report._support_worker numpy|torch|tensorflow):
+calls each API of that binding on each dtype and device, and prints one JSON object.
+
+A cell is "supported" when forward and backward run and match the float64 reference within
+a loose per-dtype tolerance, "wrong result" when they run but differ, "unsupported" with the
+error a user gets, or "not available here" when the device is absent."""
+import json
+import os
+import sys
+
+import numpy as np
+
+from twinop import ACTIVATIONS, reference
+from twinop.report.support import EXPECTED, PROBES, SHAPE, TOLERANCE
+
+DEVICES = ("cpu", "cuda")
+
+
+def first_line(error):
+    """What a user reads first; TF's graph errors open with "in user code:", so their last line too."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()] or [""]
+    tail = f" ... {lines[-1]}" if len(lines) > 1 and lines[0].endswith(":") else ""
+    return f"{type(error).__name__}: {lines[0]}{tail}"
+
+
+def inputs(dtype):
+    """(x, bias, dy) as numpy arrays of dtype (bfloat16 from ml_dtypes)."""
+    rng = np.random.default_rng(0)
+    values = [rng.standard_normal(SHAPE) * 2, rng.standard_normal(SHAPE[-1]), rng.standard_normal(SHAPE)]
+    if dtype == "bfloat16":
+        import ml_dtypes
+
+        np_dtype = ml_dtypes.bfloat16
+    else:
+        np_dtype = np.dtype(dtype)
+    return [v.astype(np_dtype) for v in values]
+
+
+def as_float64(a):
+    """The exact values of a (real-valued by construction), as float64."""
+    return np.real(a).astype(np.float64)
+
+
+def mismatch(got, x, bias, dy, act, dtype):
+    """Largest error of (y, dx, dbias) beyond the tolerance, 0.0 when all are within it."""
+    tol = TOLERANCE.get(dtype, 1e-4)
+    want = (reference.bias_act(x, bias, act), *reference.bias_act_backward(dy, x, bias, act))
+    worst = 0.0
+    for g, w in zip(got, want):
+        g = np.asarray(g, np.float64)
+        if g.shape != w.shape or not np.allclose(g, w, rtol=tol, atol=tol):
+            worst = max(worst, float(np.max(np.abs(g - w))) if g.shape == w.shape else float("inf"))
+    return worst
+
+
+def numpy_apis():
+    import twinop.numpy as tn
+
+    def run(x, bias, dy, act, device):
+        return (tn.bias_act(x, bias, act), *tn.bias_act_backward(dy, x, bias, act))
+
+    return {"numpy": run}, {"cpu": True}, {"numpy": np.__version__}
+
+
+def torch_apis():
+    import torch
+
+    import twinop.torch as tt
+
+    def run(x, bias, dy, act, device):
+        as_tensor = lambda a: torch.from_numpy(as_float64(a)).to(device, getattr(torch, str(a.dtype)))
+        xt, bt, dyt = (as_tensor(a) for a in (x, bias, dy))
+        y = tt.bias_act(xt, bt, act)  # forward first: a dtype it rejects fails here, not in requires_grad_
+        xt.requires_grad_(), bt.requires_grad_()
+        tt.bias_act(xt, bt, act).backward(dyt)
+        return [t.detach().cpu().to(torch.float64).numpy() for t in (y, xt.grad, bt.grad)]
+
+    devices = {"cpu": True, "cuda": torch.cuda.is_available()}
+    return {"torch eager": run}, devices, {"torch": torch.__version__}
+
+
+def tensorflow_apis():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    import twinop.tf as ttf
+    from twinop.tf._library import ops
+
+    def with_gradient(forward):
+        def run(x, bias, dy, act, device):
+            with tf.device("/GPU:0" if device == "cuda" else "/CPU:0"):
+                xt, bt, dyt = (tf.cast(as_float64(a), getattr(tf, str(a.dtype))) for a in (x, bias, dy))
+                with tf.GradientTape() as tape:
+                    tape.watch([xt, bt])
+                    y = forward(xt, bt, act)
+                dx, dbias = tape.gradient(y, [xt, bt], output_gradients=dyt)
+            return [tf.cast(t, tf.float64).numpy() for t in (y, dx, dbias)]
+        return run
+
+    graph = tf.function(lambda x, bias, act: ttf.bias_act(x, bias, act))
+    apis = {
+        "tf eager": with_gradient(ttf.bias_act),
+        "tf.function": with_gradient(graph),
+        # The generated op wrapper alone: what TensorFlow itself says, without twinop's Python checks.
+        "tf op, no Python wrapper": with_gradient(lambda x, bias, act: ops.twinop_bias_act(x, bias, act=act)),
+    }
+    devices = {"cpu": True, "cuda": bool(tf.config.list_physical_devices("GPU"))}
+    return apis, devices, {"tensorflow": tf.__version__}
+
+
+def probe(framework):
+    try:
+        apis, devices, versions = {"numpy": numpy_apis, "torch": torch_apis, "tensorflow": tensorflow_apis}[framework]()
+    except ImportError as error:
+        return {"framework": framework, "import_error": first_line(error), "cells": []}
+    cells = []
+    for api, run in apis.items():
+        for device in DEVICES:
+            if framework == "numpy" and device != "cpu":
+                continue  # numpy has no device to ask for
+            for dtype in EXPECTED + PROBES:
+                cell = {"api": api, "device": device, "dtype": dtype}
+                if not devices[device]:
+                    cell["status"] = "not available here"
+                else:
+                    cell.update(call(run, device, dtype))
+                cells.append(cell)
+    return {"framework": framework, "versions": versions, "devices": devices, "cells": cells}
+
+
+def call(run, device, dtype):
+    """One cell: every activation's forward and backward on one dtype and device."""
+    try:
+        x, bias, dy = inputs(dtype)
+        worst = 0.0
+        for act in ACTIVATIONS:
+            worst = max(worst, mismatch(run(x, bias, dy, act, device), x, bias, dy, act, dtype))
+    except Exception as error:  # the point is to record what a user would see
+        return {"status": "unsupported", "error": first_line(error)}
+    return {"status": "wrong result", "max_error": worst} if worst else {"status": "supported"}
+
+
+if __name__ == "__main__":
+    print(json.dumps(probe(sys.argv[1])))

@@ -1,0 +1,126 @@
+"""The report's pictures (matplotlib, Agg): throughput against size per device and dtype, call
+overhead, boilerplate by role, build time. Each function writes one PNG and returns its name."""
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+# One look per implementation across every plot: twinop's ops solid, the frameworks' own dashed.
+STYLE = {
+    "twinop-torch": ("tab:red", "-", "o"),
+    "twinop-tf-eager": ("tab:blue", "-", "s"),
+    "twinop-tf-function": ("tab:cyan", "-", "D"),
+    "twinop-numpy": ("tab:green", "-", "^"),
+    "torch-eager": ("tab:red", "--", "o"),
+    "torch-compile": ("tab:orange", "--", "v"),
+    "tf-eager": ("tab:blue", "--", "s"),
+    "tf-function": ("tab:cyan", "--", "D"),
+    "tf-xla": ("tab:purple", "--", "P"),
+}
+
+
+def _save(fig, out_dir, name):
+    fig.savefig(os.path.join(out_dir, name), dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return name
+
+
+def throughput(run, dtype, out_dir):
+    """GB/s against elements for each implementation: fwd and fwd+bwd side by side, copy as the ceiling."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
+    for ax, pass_ in zip(axes, ("fwd", "fwd+bwd")):
+        for impl, (color, dash, marker) in STYLE.items():
+            rows = sorted((r for r in run["rows"] if r["impl"] == impl and r["dtype"] == dtype and r["pass"] == pass_),
+                          key=lambda r: r["shape"][0] * r["shape"][1])
+            if rows:
+                ax.plot([r["shape"][0] * r["shape"][1] for r in rows], [r["GBps"] for r in rows],
+                        color=color, linestyle=dash, marker=marker, label=impl)
+        for framework, dash in (("torch", ":"), ("tensorflow", "-.")):
+            copy = sorted((c for c in run["copy"] if c["dtype"] == dtype and c["framework"] == framework),
+                          key=lambda c: c["shape"][0] * c["shape"][1])
+            if copy:
+                ax.plot([c["shape"][0] * c["shape"][1] for c in copy], [c["GBps"] for c in copy],
+                        color="black", linestyle=dash, label=f"{framework} copy of x")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("elements of x (rows x columns)")
+        ax.set_title(f"{pass_}")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("GB/s moved (higher is better)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=9)
+    fig.suptitle(f"y = gelu(x + bias), {dtype} on {run['device']} ({run.get('machine') or 'unknown machine'})")
+    fig.tight_layout()
+    return _save(fig, out_dir, f"runtime_{run['device']}_{dtype}.png")
+
+
+def overhead(run, out_dir):
+    """Microseconds per call at the smallest shape: the cost of the framework's dispatch."""
+    rows = sorted(run["overhead"], key=lambda r: (r["pass"], r["median_us"]))
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(rows) + 1.2))
+    labels = [f"{r['impl']} {r['pass']}" for r in rows]
+    ax.barh(labels, [r["median_us"] for r in rows], color=[STYLE.get(r["impl"], ("gray",))[0] for r in rows])
+    ax.set_xscale("log")
+    ax.invert_yaxis()
+    ax.set_xlabel("microseconds per call (lower is better)")
+    shape = "x".join(map(str, rows[0]["shape"])) if rows else ""
+    ax.set_title(f"Call overhead on {run['device']}, {shape} {rows[0]['dtype'] if rows else ''}")
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, out_dir, f"overhead_{run['device']}.png")
+
+
+def boilerplate(data, out_dir):
+    """Lines per binding, stacked by role, next to the shared core."""
+    bindings = [b for b in ("numpy", "torch", "tensorflow", "core") if b in data["by_role"]]
+    roles = list(dict.fromkeys(role for b in bindings for role in data["by_role"][b]))
+    colors = plt.get_cmap("tab10").colors
+    fig, ax = plt.subplots(figsize=(9, 5))
+    bottom = [0] * len(bindings)
+    for i, role in enumerate(roles):
+        heights = [data["by_role"][b].get(role, 0) for b in bindings]
+        ax.bar(bindings, heights, bottom=bottom, label=role, color=colors[i % len(colors)])
+        bottom = [b + h for b, h in zip(bottom, heights)]
+    for x, total in enumerate(bottom):
+        ax.annotate(str(total), (x, total), ha="center", va="bottom")
+    ax.set_ylabel("non-blank, non-comment lines")
+    ax.set_title("Binding code by role, and the shared core it wraps")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out_dir, "boilerplate.png")
+
+
+def build_times(data, out_dir):
+    """CPU seconds to configure and build each binding from clean, by stage."""
+    built = {b: r for b, r in data["bindings"].items() if r["ok"]}
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(built) + 1.5))
+    left = [0.0] * len(built)
+    for stage, color in (("configure", "tab:gray"), ("core", "tab:olive"), ("build", "tab:brown")):
+        widths = [r[f"{stage}_cpu_s"] for r in built.values()]
+        ax.barh(list(built), widths, left=left, color=color, label=stage if stage != "core" else "shared core")
+        left = [a + b for a, b in zip(left, widths)]
+    for y, total in enumerate(left):
+        ax.annotate(f"{total:.0f} s", (total, y), va="center", xytext=(3, 0), textcoords="offset points")
+    ax.set_xlabel("CPU seconds from clean (lower is better)")
+    ax.set_title("Build cost of each binding alone")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3 - 0.6 / (len(built) + 1)), ncol=3)
+    ax.set_xlim(0, max(left, default=1) * 1.15)
+    fig.tight_layout()
+    return _save(fig, out_dir, "build.png")
+
+
+def all_plots(results, out_dir):
+    """{section: [png names]} for every axis present in results."""
+    made = {"runtime": [], "boilerplate": [], "build": []}
+    for run in results.get("runtime", {}).get("runs", []):
+        for dtype in sorted({r["dtype"] for r in run["rows"]}):
+            made["runtime"].append(throughput(run, dtype, out_dir))
+        if run["overhead"]:
+            made["runtime"].append(overhead(run, out_dir))
+    if results.get("boilerplate", {}).get("available"):
+        made["boilerplate"].append(boilerplate(results["boilerplate"], out_dir))
+    if any(r["ok"] for r in results.get("build", {}).get("bindings", {}).values()):
+        made["build"].append(build_times(results["build"], out_dir))
+    return made

@@ -1,0 +1,201 @@
+"""Writes REPORT.md from the results dict: one section per measured axis, the verdicts last."""
+import re
+
+from .support import EXPECTED, PROBES, SHAPE, TOLERANCE
+
+
+def _cell(text):
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+class Shortener:
+    """Long absolute paths made readable: the environment, the interpreter, the checkout, temp dirs."""
+
+    def __init__(self, env):
+        self.prefixes = [(p, name) for p, name in ((env.get("source_dir"), "<src>"), (env.get("prefix"), "<env>"),
+                                                   (env.get("base_prefix"), "<python>")) if p]
+
+    def __call__(self, text):
+        for prefix, name in self.prefixes:
+            text = text.replace(prefix, name)
+        return re.sub(r"/tmp/twinop-report-[^/\s]+", "<tmp>", text)
+
+
+def header(results):
+    meta = results["meta"]
+    versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v)
+    return "\n".join([
+        "# twinop report", "",
+        f"Measured by `{meta['command']}` on {meta['created']}: **{meta['machine']}**, Python {meta['python']}, {versions}. "
+        f"Mode {meta['mode']}, devices {', '.join(meta['devices'])}; the run took {meta['elapsed_s']:.0f} s. "
+        "Every number below comes from this run; `results.json` holds them all.", ""])
+
+
+def boilerplate(data, plots):
+    out = ["## Boilerplate", "",
+           "Non-blank lines that are not comments (C++ `//` and `/* */`, Python `#` and docstrings), counted "
+           "in the sources at report time; which file plays which role is declared once, in "
+           "`twinop/report/boilerplate.py` (`ROLES`).", ""]
+    if not data.get("available"):
+        return "\n".join(out + [f"Not measured: {data['reason']}.", ""])
+    bindings = [b for b in ("numpy", "torch", "tensorflow") if b in data["by_role"]]
+    roles = list(dict.fromkeys(role for b in bindings for role in data["by_role"][b]))
+    rows = [[role] + [data["by_role"][b].get(role, "") for b in bindings] for role in roles]
+    rows.append(["**total**"] + [f"**{data['totals'][b]}**" for b in bindings])
+    out += [_table(["role"] + bindings, rows), ""]
+    core = data["by_role"].get("core", {})
+    out += [f"The shared core they all wrap: {data['totals'].get('core', 0)} lines "
+            f"({', '.join(f'{role} {n}' for role, n in core.items())}).", ""] + _image("boilerplate.png", "boilerplate by role", plots)
+    out += [_table(["file", "binding", "role", "lines"], [[f"`{f['path']}`", f["binding"], f["role"], f["lines"]]
+                                                         for f in data["files"]]), ""]
+    if data["missing"]:
+        out += ["Named in the table but not in this checkout (skipped): " + ", ".join(f"`{p}`" for p in data["missing"]), ""]
+    if data["unlisted"]:
+        out += ["**Not in the table, so not counted:** " + ", ".join(f"`{p}`" for p in data["unlisted"]), ""]
+    return "\n".join(out)
+
+
+def support(data):
+    out = ["## Type and device support", "",
+           "Each binding called in its own process on each dtype and each device: forward and backward for every "
+           f"activation on a {SHAPE} input, compared with the float64 reference (`twinop.reference`, rtol = atol = "
+           + ", ".join(f"{tol:.0e} {dtype}" for dtype, tol in TOLERANCE.items())
+           + f"). {' and '.join(PROBES)} are probes the op must refuse: the cell shows the error a user gets.", ""]
+    errors, rows = [], []
+    for framework, result in data["frameworks"].items():
+        if not result["cells"]:
+            rows.append([framework, "", result.get("import_error") or result.get("worker_error")] + [""] * 5)
+            continue
+        apis = dict.fromkeys((c["api"], c["device"]) for c in result["cells"])
+        for api, device in apis:
+            row = [api, device]
+            for dtype in EXPECTED + PROBES:
+                cell = next(c for c in result["cells"] if (c["api"], c["device"], c["dtype"]) == (api, device, dtype))
+                text = cell["status"]
+                if "error" in cell:
+                    if cell["error"] not in errors:
+                        errors.append(cell["error"])
+                    text += f" [{errors.index(cell['error']) + 1}]"
+                elif "max_error" in cell:
+                    text += f" (off by {cell['max_error']:.2g})"
+                row.append(text)
+            rows.append(row)
+    out += [_table(["API", "device"] + list(EXPECTED + PROBES), rows), ""]
+    out += [f"[{i}] `{_cell(e)}`  " for i, e in enumerate(errors, 1)] + [""]
+    return "\n".join(out)
+
+
+def build(data, short, plots):
+    out = ["## Build friction", ""]
+    if not data.get("available"):
+        return "\n".join(out + [f"Not measured: {data['reason']}.", ""])
+    order = "side by side (their wall times overlap; compare CPU times)" if data["side_by_side"] else "one after another"
+    out += [f"Each binding configured and built alone from an empty build directory, {order}, with CUDA "
+            f"{'on' if data['with_cuda'] else 'off'}. The settings are read back from CMake's file API: what the "
+            "binding's target needs beyond the core library's, and the CMakeLists.txt line that set each.", ""]
+    rows = []
+    for binding, b in data["bindings"].items():
+        if not b["ok"]:
+            rows.append([binding, f"failed at {b['stage']}: {short(b['error'].splitlines()[-1])}", "", "", "", "", ""])
+            continue
+        stages = ("configure", "core", "build")
+        rows.append([binding] + [f"{b[f'{stage}_wall_s']:.1f} / {b[f'{stage}_cpu_s']:.1f}" for stage in stages]
+                    + [f"{sum(b[f'{stage}_cpu_s'] for stage in stages):.0f}", len(b["settings"]), len(b["workarounds"])])
+    out += [_table(["binding", "configure s (wall / CPU)", "shared core s", "binding s", "total CPU s", "settings",
+                    "workarounds"], rows), ""]
+    out += _image("build.png", "build time", plots)
+    for binding, b in data["bindings"].items():
+        if not b["ok"]:
+            continue
+        out += [f"**{binding}**: settings beyond the core library's", "",
+                _table(["kind", "value", "set at"], [[s["kind"], f"`{short(s['value'])}`", short(s["where"])] for s in b["settings"]]), ""]
+        out += [f"- workaround: {w}" for w in b["workarounds"]] + [""]
+        if b["framework_answer"]:
+            out += [f"What {binding} itself said when the build asked (`cmake/query_framework.py`): "
+                    + "; ".join(f"`{k}` = `{short(v)}`" for k, v in b["framework_answer"].items() if v), ""]
+    tools = {name: path for b in data["bindings"].values() if b["ok"] for name, path in b["tools"].items()}
+    out += ["Toolchain used: " + ", ".join(f"{name} `{short(path)}`" for name, path in tools.items()), ""]
+    if data["failures"]:
+        out += ["What a user sees when the framework is missing (switch ON, a Python without it), hidden by pip's "
+                "build isolation (before the build's retry without it), or of another version than the one twinop "
+                "was built against:", ""]
+        out += [_table(["framework", "missing", "under pip's build isolation", "version mismatch"],
+                       [[f, short(v["missing"]["message"]), short(v["pip_isolation"]["message"]), short(v["mismatch"]["message"])]
+                        for f, v in data["failures"].items()]), ""]
+    return "\n".join(out)
+
+
+def _shape(shape):
+    return "x".join(map(str, shape))
+
+
+def _image(name, alt, plots):
+    return [f"![{alt}]({name})", ""] if name in plots else []
+
+
+def runtime_run(run, plots):
+    out = [f"### {run['device']}: {run.get('machine') or 'unknown machine'}", ""]
+    for dtype in sorted({r["dtype"] for r in run["rows"]}):
+        rows = [r for r in run["rows"] if r["dtype"] == dtype]
+        shapes = sorted({tuple(r["shape"]) for r in rows}, key=lambda s: s[0] * s[1])
+        table = []
+        for impl, pass_ in dict.fromkeys((r["impl"], r["pass"]) for r in rows):
+            by_shape = {tuple(r["shape"]): r for r in rows if (r["impl"], r["pass"]) == (impl, pass_)}
+            largest = by_shape.get(shapes[-1])
+            table.append([impl, pass_] + [f"{by_shape[s]['median_ms']:.3g}" if s in by_shape else "" for s in shapes]
+                         + [f"{largest['GBps']:.1f}" if largest else "", f"{largest['copy_fraction']:.0%}" if largest else ""])
+        copy = {(c["framework"], tuple(c["shape"])): c for c in run["copy"] if c["dtype"] == dtype}
+        for framework in dict.fromkeys(f for f, _ in copy):
+            largest = copy.get((framework, shapes[-1]))
+            table.append([f"*{framework} copy*", "copy"] + [f"{copy[(framework, s)]['median_ms']:.3g}" if (framework, s) in copy else ""
+                                                            for s in shapes] + [f"{largest['GBps']:.1f}" if largest else "", ""])
+        out += [f"**{dtype}**, median ms per call:", "",
+                _table(["impl", "pass"] + [_shape(s) for s in shapes] + [f"GB/s at {_shape(shapes[-1])}", "of copy's GB/s"], table), ""]
+        out += _image(f"runtime_{run['device']}_{dtype}.png", f"{run['device']} {dtype}", plots)
+    if run["overhead"]:
+        out += [f"Call overhead at {_shape(run['overhead'][0]['shape'])} {run['overhead'][0]['dtype']}, median microseconds per call:", "",
+                _table(["impl", "pass", "µs"], [[r["impl"], r["pass"], f"{r['median_us']:.1f}"] for r in run["overhead"]]), ""]
+        out += _image(f"overhead_{run['device']}.png", "call overhead", plots)
+    out += [f"- skipped: {s['impl']}: {s['reason']}" for s in run["skipped"]] + [""]
+    return "\n".join(out)
+
+
+def runtime(data, plots):
+    out = ["## Runtime", "",
+           "Produced by `twinop/report/runtime.py` (its docstrings state the method): y = gelu(x + bias) by twinop's "
+           "three bindings and by each framework's own ops, one framework per process. GB/s counts the bytes a pass "
+           "must move at least; *of copy's GB/s* compares it with a plain copy of x in the same framework.", ""]
+    if not data.get("available"):
+        return "\n".join(out + [f"Not measured: {data['reason']}.", ""])
+    for device, error in data.get("errors", {}).items():
+        out += [f"**{device}: failed**: `{_cell(error)}`", ""]
+    return "\n".join(out + [runtime_run(run, plots) for run in data["runs"]])
+
+
+def verdicts(items):
+    out = ["## Verdicts", "", "Claims often made about custom ops in the two frameworks, judged on this run's numbers.", "",
+           _table(["claim", "verdict", "numbers"], [[f"“{v['claim']}”", f"**{v['verdict']}**", v["summary"]] for v in items]), "",
+           "Criteria:", ""]
+    return "\n".join(out + [f"- *{v['claim']}*: {v['criterion']}." for v in items] + [""])
+
+
+def report(results, plots):
+    """REPORT.md's text; plots: the PNG names written next to it."""
+    short = Shortener(results.get("build", {}).get("environment", results["meta"]["environment"]))
+    parts = [header(results)]
+    if "boilerplate" in results:
+        parts.append(boilerplate(results["boilerplate"], plots))
+    if "support" in results:
+        parts.append(support(results["support"]))
+    if "build" in results:
+        parts.append(build(results["build"], short, plots))
+    if "runtime" in results:
+        parts.append(runtime(results["runtime"], plots))
+    parts.append(verdicts(results["verdicts"]))
+    return "\n".join(parts)

@@ -1,0 +1,96 @@
+"""The runtime axis of `twinop report`: what is measured, and one worker process per framework.
+
+Each framework is timed in its own process (python -m twinop.report._runtime_worker), so no
+framework's threads, allocator or compiled code disturbs another's; this module spawns them
+one after another (two would share the cores) and merges their JSON.
+"""
+import collections
+import json
+import subprocess
+import sys
+import tempfile
+
+# Every implementation of y = gelu(x + b) the report times, and the framework whose process runs it.
+IMPLS = {
+    "twinop-torch": "torch",
+    "torch-eager": "torch",
+    "torch-compile": "torch",
+    "twinop-tf-eager": "tensorflow",
+    "twinop-tf-function": "tensorflow",
+    "tf-eager": "tensorflow",
+    "tf-function": "tensorflow",
+    "tf-xla": "tensorflow",
+    "twinop-numpy": "numpy",
+}
+FRAMEWORKS = ("torch", "tensorflow", "numpy")
+GPU_FRAMEWORKS = ("torch",)  # the machines this was written for have no CUDA build of TensorFlow
+
+ALL_DTYPES = ("float32", "float64", "float16", "bfloat16")
+DTYPES = {"tiny": ("float32",), "quick": ("float32", "bfloat16"), "full": ALL_DTYPES}
+
+# (rows, columns) swept, smallest first, up to the sizes of the peer baselines (4096 x 4096 on the
+# CPU, 16384 x 8192 on the GPU): on 2 busy cores quick mode took under 2 minutes, full about 8.
+SIZES = {
+    ("cpu", "tiny"): ((8, 64), (256, 768)),
+    ("cpu", "quick"): ((8, 64), (256, 768), (1024, 1024), (4096, 4096)),
+    ("cpu", "full"): ((8, 64), (256, 768), (1024, 1024), (2048, 4096), (4096, 4096)),
+    ("cuda", "tiny"): ((8, 64), (256, 768)),
+    ("cuda", "quick"): ((8, 64), (1024, 1024), (4096, 4096), (16384, 8192)),
+    ("cuda", "full"): ((8, 64), (256, 768), (1024, 1024), (4096, 1024), (4096, 4096), (8192, 8192), (16384, 8192)),
+}
+OVERHEAD_SHAPE = (8, 64)
+
+# Elements a pass must move at least, per element of x (as in shared/notes/baselines.md):
+# fwd reads x and writes y; fwd+bwd adds reading x and dy and writing dx.
+ELEMENTS_MOVED = {"fwd": 2, "fwd+bwd": 5, "copy": 2}
+
+PROGRESS_PREFIX = "@progress "  # marks the worker's progress lines among its stderr
+
+
+def measure(device, mode, progress):
+    """Times every impl on `device` ("cpu" or "cuda") in `mode` ("quick", "full" or "tiny"),
+    calling progress(line) once per step. Returns {"device", "machine", "versions": {framework:
+    version}, "rows": [{"impl", "framework", "dtype", "shape", "pass", "median_ms", "GBps",
+    "copy_fraction", and "compile_s" for compiled impls}], "copy": [{"framework", "dtype", "shape",
+    "median_ms", "GBps"}], "overhead": [{"impl", "dtype", "shape", "pass", "median_us"}], "skipped":
+    [{"impl", "reason"}]}; a skipped "impl" may name a framework (all its impls) or be "all"."""
+    if mode not in DTYPES or (device, mode) not in SIZES:
+        raise ValueError(f"device must be cpu or cuda and mode quick, full or tiny; got {device!r}, {mode!r}")
+    result = {"device": device, "machine": None, "versions": {}, "rows": [], "copy": [], "overhead": [],
+              "skipped": []}
+    left_out = [d for d in ALL_DTYPES if d not in DTYPES[mode]]
+    if left_out:
+        result["skipped"].append({"impl": "all", "reason": f"{mode} mode measures {', '.join(DTYPES[mode])} only; "
+                                                            f"{', '.join(left_out)} in full mode"})
+    for framework in FRAMEWORKS:
+        if device == "cuda" and framework not in GPU_FRAMEWORKS:
+            result["skipped"].append({"impl": framework, "reason": f"timed on the CPU only ({framework} on "
+                                                                   "cuda is not measured by this report)"})
+            continue
+        part = _run_worker(framework, device, mode, progress)
+        result["machine"] = result["machine"] or part["machine"]
+        result["versions"][framework] = part["version"]
+        for key in ("rows", "copy", "overhead", "skipped"):
+            result[key] += part[key]
+    return result
+
+
+def _run_worker(framework, device, mode, progress):
+    """One worker's JSON; raises RuntimeError with its last lines of stderr if it fails
+    (a wrong result is among the failures: a benchmark of it would be worthless)."""
+    command = [sys.executable, "-m", "twinop.report._runtime_worker",
+               "--framework", framework, "--device", device, "--mode", mode]
+    with tempfile.TemporaryFile("w+") as stdout:  # a file, not a pipe: the JSON may exceed a pipe's buffer
+        worker = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True)
+        tail = collections.deque(maxlen=25)
+        for line in worker.stderr:
+            if line.startswith(PROGRESS_PREFIX):
+                progress(line[len(PROGRESS_PREFIX):].rstrip("\n"))
+            else:
+                tail.append(line)
+        if worker.wait() != 0:
+            raise RuntimeError(f"the {framework} runtime worker failed (exit {worker.returncode}):\n"
+                               + "".join(tail))
+        stdout.seek(0)
+        return json.load(stdout)
+

@@ -1,0 +1,208 @@
+"""`twinop report`: the line counter, the role table, the build settings reader and the verdicts
+on known inputs, then the whole report end to end at its smallest size."""
+import importlib.util
+import io
+import json
+import os
+
+import pytest
+
+from twinop import cli
+from twinop.report import Progress, boilerplate, build_friction, run_report, verdicts
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_cpp_lines_leave_out_comments_and_blank_lines():
+    source = (
+        "// a comment\n"
+        "#include <x.h>  // trailing comment\n"
+        "\n"
+        "/* a block\n"
+        "   over lines */\n"
+        "int a = 1; /* inline */ int b = 2;\n"
+        "const char* s = \"// not a comment /* nor this */\";\n"
+        "   /* only a comment */   \n"
+        "char c = '\"';\n"
+        "}\n"
+    )
+    assert boilerplate.count_cpp(source) == 5
+
+
+def test_python_lines_leave_out_comments_docstrings_and_blank_lines():
+    source = (
+        '"""Module docstring,\n'
+        'over two lines."""\n'
+        "import os  # trailing comment\n"
+        "\n"
+        "# a comment\n"
+        "def f(x):\n"
+        "    '''Function docstring.'''\n"
+        "    text = '''a string that is code,\n"
+        "    not a docstring'''\n"
+        "    return x\n"
+    )
+    assert boilerplate.count_python(source) == 5
+
+
+def test_every_binding_source_has_a_role():
+    """A new file under a binding folder must be named in ROLES, or the counts would silently miss it."""
+    assert boilerplate.unlisted_files(ROOT) == []
+
+
+def test_counts_skip_missing_files_and_flag_unlisted_ones(tmp_path):
+    (tmp_path / "csrc" / "torch").mkdir(parents=True)
+    (tmp_path / "csrc" / "torch" / "bias_act_ops.cpp").write_text("// schema\nint x;\n")
+    (tmp_path / "csrc" / "torch" / "extra.cpp").write_text("int y;\n")
+    result = boilerplate.measure(str(tmp_path))
+    assert result["by_role"] == {"torch": {"op/schema registration": 1}}
+    assert "csrc/torch/bias_act_op.h" in result["missing"]
+    assert result["unlisted"] == ["csrc/torch/extra.cpp"]
+
+
+def test_counts_without_sources_say_so():
+    assert boilerplate.measure(None) == {"available": False, "reason": "sources not available (no csrc/ under None)"}
+
+
+def test_build_settings_are_what_the_binding_adds_to_the_core():
+    core = {"compileGroups": [{"language": "CXX", "compileCommandFragments": [{"fragment": "-O3 -fPIC"}],
+                               "includes": [{"path": "/src/csrc/core"}]}], "sources": []}
+    graph = {"commands": ["target_include_directories", "target_compile_options"], "files": ["CMakeLists.txt"],
+             "nodes": [{"file": 0}, {"file": 0, "line": 10, "command": 0, "parent": 0},
+                       {"file": 0, "line": 11, "command": 1, "parent": 0}]}
+    tf = {
+        "compileGroups": [{
+            "language": "CXX", "languageStandard": {"standard": "17", "backtraces": [2]},
+            "compileCommandFragments": [{"fragment": "-O3 -fPIC"}, {"fragment": "-D_GLIBCXX_USE_CXX11_ABI=1", "backtrace": 2}],
+            "defines": [{"define": "_twinop_tf_EXPORTS"}],
+            "includes": [{"path": "/src/csrc/core"}, {"path": "/env/tf/include", "isSystem": True, "backtrace": 1}]}],
+        "link": {"commandFragments": [{"fragment": "libtwinop_core.a", "role": "libraries"},
+                                      {"fragment": "-Wl,-rpath,/env/tf", "role": "libraries"},
+                                      {"fragment": "-L/env/tf", "role": "libraries", "backtrace": 2},
+                                      {"fragment": "-l:libtensorflow_framework.so.2", "role": "libraries", "backtrace": 2}]},
+        "sources": [{"path": "/build/CMakeFiles/_twinop_tf.dir/Unity/unity_0_cxx.cxx", "compileGroupIndex": 0}],
+        "backtraceGraph": graph,
+    }
+    settings, workarounds = build_friction.binding_settings({"twinop_core": core, "_twinop_tf": tf}, "_twinop_tf")
+    assert [(s["kind"], s["value"]) for s in settings] == [
+        ("C++ standard", "C++17"), ("ABI define", "-D_GLIBCXX_USE_CXX11_ABI=1"),
+        ("system include (warnings silenced)", "/env/tf/include"), ("library dir", "-L/env/tf"),
+        ("library", "-l:libtensorflow_framework.so.2")]
+    assert settings[2]["where"] == "CMakeLists.txt:10 (target_include_directories)"
+    assert len(workarounds) == 2 and workarounds[0].startswith("unity build") and "SYSTEM" in workarounds[1]
+
+
+def test_error_clarity_scores_what_the_message_names():
+    assert verdicts.error_clarity("x must be float32, float64, float16 or bfloat16; got Int", "int32") == {
+        "names_argument": True, "names_dtype": True, "lists_allowed": True}
+    assert verdicts.error_clarity("Value for attr 'T' of int32 is not in the list of allowed values: float, double, half, bfloat16",
+                                  "int32") == {"names_argument": False, "names_dtype": True, "lists_allowed": True}
+
+
+def by_role(torch, tf):
+    return {"boilerplate": {"available": True, "totals": {"core": 500},
+                            "by_role": {"torch": {"op/schema registration": torch, boilerplate.INTEGRATION: 1000},
+                                        "tensorflow": {"op/schema registration": tf}}}}
+
+
+@pytest.mark.parametrize("torch,tf,expected", [(100, 150, "holds"), (100, 105, "does not hold"), (150, 100, "does not hold")])
+def test_boilerplate_verdict(torch, tf, expected):
+    verdict = verdicts.boilerplate(by_role(torch, tf))
+    assert verdict["verdict"] == expected
+    assert verdict["numbers"]["torch_lines"] == torch  # framework integration left out
+
+
+def test_boilerplate_verdict_without_sources_is_not_settled():
+    assert verdicts.boilerplate({"boilerplate": {"available": False, "reason": "sources not available"}})["verdict"] == "not settled"
+
+
+CLEAR = "TypeError: x must be float32, float64, float16 or bfloat16; got int32"
+
+
+def support_results(devices, torch_error=CLEAR, tf_error=CLEAR):
+    def cells(api, error):
+        out = []
+        for device in ("cpu", "cuda"):
+            for dtype in ("float32", "float64", "float16", "bfloat16", "int32"):
+                if device not in devices:
+                    out.append({"api": api, "device": device, "dtype": dtype, "status": "not available here"})
+                elif dtype == "int32":
+                    out.append({"api": api, "device": device, "dtype": dtype, "status": "unsupported", "error": error})
+                else:
+                    out.append({"api": api, "device": device, "dtype": dtype, "status": "supported"})
+        return out
+    return {"support": {"frameworks": {
+        "torch": {"cells": cells("torch eager", torch_error)},
+        "tensorflow": {"cells": cells("tf eager", tf_error)}}}}
+
+
+def test_support_verdict_is_not_settled_without_a_gpu():
+    verdict = verdicts.support(support_results({"cpu"}))
+    assert verdict["verdict"] == "not settled" and "no GPU" in verdict["summary"]
+
+
+def test_support_verdict_with_a_gpu():
+    assert verdicts.support(support_results({"cpu", "cuda"}))["verdict"] == "does not hold"  # a tie
+    vague = "InvalidArgumentError: bad attr T of int32"
+    behind = verdicts.support(support_results({"cpu", "cuda"}, tf_error=vague))
+    assert behind["verdict"] == "does not hold" and behind["numbers"]["tensorflow"]["error_score"] == 1
+    assert verdicts.support(support_results({"cpu", "cuda"}, torch_error=vague))["verdict"] == "holds"
+
+
+def build_results(include="/env/lib/site-packages/torch/include", ok=True):
+    def binding(path):
+        return {"ok": ok, "stage": "build", "error": "c++: fatal error", "tools": {"C++ compiler": "/usr/bin/c++"},
+                "settings": [{"kind": "system include", "value": path, "where": "CMakeLists.txt:1"}]}
+    return {"build": {"available": True, "failures": {},
+                      "environment": {"prefix": "/env", "base_prefix": "/python", "source_dir": "/src"},
+                      "bindings": {"torch": binding(include), "tensorflow": binding("/env/lib/site-packages/tensorflow/include")}}}
+
+
+def test_pip_only_verdict():
+    holds = verdicts.pip_only(build_results())
+    assert holds["verdict"] == "holds" and "C++ compiler /usr/bin/c++" in holds["summary"]
+    assert verdicts.pip_only(build_results(include="/usr/include/torch"))["verdict"] == "does not hold"
+    assert verdicts.pip_only(build_results(ok=False))["verdict"] == "does not hold"
+    assert verdicts.pip_only({"build": {"available": True, "bindings": {"numpy": {}}}})["verdict"] == "not settled"
+
+
+def runtime_results(torch_ms, tf_ms):
+    rows = [{"impl": impl, "dtype": "float32", "shape": shape, "pass": pass_, "median_ms": ms * shape[0] / 1024}
+            for impl, ms in (("twinop-torch", torch_ms), ("twinop-tf-function", tf_ms))
+            for shape in ([8, 64], [1024, 1024]) for pass_ in ("fwd", "fwd+bwd")]
+    return {"runtime": {"available": True, "runs": [{"device": "cpu", "rows": rows}]}}
+
+
+def test_speed_verdict():
+    assert verdicts.speed(runtime_results(1.0, 1.2))["verdict"] == "holds"
+    slow = verdicts.speed(runtime_results(1.0, 1.3))
+    assert slow["verdict"] == "does not hold" and slow["numbers"]["pairs"][0]["tf_over_torch"] == 1.3
+    assert verdicts.speed({"runtime": {"available": False, "reason": "the runtime module is missing"}})["verdict"] == "not settled"
+
+
+def test_report_options_are_checked():
+    with pytest.raises(SystemExit):
+        cli.main(["report", "--build", "cuda"])
+
+
+def test_report_end_to_end(tmp_path):
+    """The whole report at its smallest: runtime 'tiny', and only the numpy binding built."""
+    results = run_report(str(tmp_path), device="cpu", mode="tiny", source=ROOT, builds=("numpy",),
+                         progress=Progress(5, stream=io.StringIO()))
+    assert {"REPORT.md", "results.json", "boilerplate.png", "build.png"} <= set(os.listdir(tmp_path))
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert {"boilerplate", "support", "build", "runtime", "verdicts", "meta"} <= set(saved)
+    assert saved["boilerplate"]["available"] and saved["build"]["bindings"]["numpy"]["ok"]
+    for framework in ("numpy", "torch", "tensorflow"):
+        if framework != "numpy" and importlib.util.find_spec(framework) is None:
+            continue
+        cells = {(c["api"], c["dtype"]): c["status"] for c in saved["support"]["frameworks"][framework]["cells"]
+                 if c["device"] == "cpu"}
+        for api in {api for api, _ in cells}:
+            assert [cells[api, d] for d in ("float32", "float64", "float16", "bfloat16")] == ["supported"] * 4, api
+            assert cells[api, "int32"] == "unsupported", api
+    assert saved["runtime"]["available"] and saved["runtime"]["runs"][0]["rows"]
+    assert "runtime_cpu_float32.png" in os.listdir(tmp_path)
+    assert [v["claim"] for v in results["verdicts"]] == [v["claim"] for v in saved["verdicts"]]
+    report = (tmp_path / "REPORT.md").read_text()
+    assert report.rstrip().splitlines()[-1].startswith("- *the two run at similar speed*")

@@ -1,0 +1,110 @@
+"""The runtime axis of `twinop report`: the shape of runtime.measure's result (tiny mode, a few
+seconds per framework), and the worker's refusal to time a wrong result."""
+import math
+
+import numpy as np
+import pytest
+
+from twinop import reference
+from twinop.report import _runtime_worker as worker
+from twinop.report import runtime
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    progress = []
+    return runtime.measure("cpu", "tiny", progress.append), progress
+
+
+def skip_reason(result, impl):
+    """Why impl is missing: an entry of its own or of its whole framework."""
+    return [s["reason"] for s in result["skipped"] if s["impl"] in (impl, runtime.IMPLS[impl])]
+
+
+def test_every_impl_is_timed_or_skipped_with_a_reason(tiny):
+    result, _ = tiny
+    assert result["device"] == "cpu" and result["machine"]
+    timed = {row["impl"] for row in result["rows"]}
+    for impl in runtime.IMPLS:
+        assert impl in timed or any(skip_reason(result, impl)), impl
+    assert all(s["reason"] for s in result["skipped"])
+    assert all(result["versions"][runtime.IMPLS[impl]] for impl in timed)
+
+
+def test_rows_cover_the_sweep_with_consistent_units(tiny):
+    result, progress = tiny
+    copies = {(c["framework"], c["dtype"], tuple(c["shape"])): c for c in result["copy"]}
+    sizes = runtime.SIZES[("cpu", "tiny")]
+    for impl in {row["impl"] for row in result["rows"]}:
+        got = {(row["pass"], tuple(row["shape"])) for row in result["rows"] if row["impl"] == impl}
+        assert got == {(p, s) for p in ("fwd", "fwd+bwd") for s in sizes}, impl
+    for row in result["rows"]:
+        assert row["framework"] == runtime.IMPLS[row["impl"]] and row["dtype"] == "float32"
+        assert row["median_ms"] > 0
+        nbytes = runtime.ELEMENTS_MOVED[row["pass"]] * math.prod(row["shape"]) * 4
+        assert row["GBps"] == pytest.approx(nbytes / (row["median_ms"] * 1e-3) / 1e9, rel=1e-9)
+        copy = copies[(row["framework"], row["dtype"], tuple(row["shape"]))]
+        assert copy["median_ms"] > 0
+        assert copy["GBps"] == pytest.approx(2 * math.prod(row["shape"]) * 4 / (copy["median_ms"] * 1e-3) / 1e9)
+        assert row["copy_fraction"] == pytest.approx(row["GBps"] / copy["GBps"])
+        assert ("compile_s" in row) == (row["impl"] in ("torch-compile", "twinop-tf-function", "tf-function",
+                                                        "tf-xla"))
+        assert row.get("compile_s", 0) >= 0
+    assert len(progress) >= len(result["rows"])
+
+
+def test_overhead_has_both_passes_of_every_timed_impl(tiny):
+    result, _ = tiny
+    timed = {row["impl"] for row in result["rows"]}
+    got = {(o["impl"], o["pass"]) for o in result["overhead"]}
+    assert got == {(impl, p) for impl in timed for p in ("fwd", "fwd+bwd")}
+    assert all(o["median_us"] > 0 and o["shape"] == list(runtime.OVERHEAD_SHAPE) for o in result["overhead"])
+
+
+def kit_with(fwd, fwd_bwd):
+    """A numpy kit whose one impl is (fwd, fwd_bwd)."""
+    kit = worker.NumpyKit("cpu")
+    kit.impls = {"twinop-numpy": worker.Impl(fwd, fwd_bwd, False)}
+    return kit
+
+
+def test_a_wrong_result_stops_the_worker_before_timing():
+    def tanh_gelu(x, b):  # the other gelu: close, but not the one asked for
+        return reference.bias_act(x, b, "gelu_tanh").astype(x.dtype)
+
+    kit = kit_with(tanh_gelu, lambda x, b, dy: (tanh_gelu(x, b), *reference.bias_act_backward(dy, x, b, "gelu")))
+    with pytest.raises(worker.WrongResult, match="twinop-numpy float32 fwd: y differs"):
+        worker.sweep(kit, "cpu", "tiny", lambda line: None)
+
+
+def test_a_wrong_dbias_is_caught_too():
+    def doubled_dbias(x, b, dy):
+        dx, dbias = reference.bias_act_backward(dy, x, b, "gelu")
+        return reference.bias_act(x, b, "gelu"), dx, 2 * dbias
+
+    kit = kit_with(lambda x, b: reference.bias_act(x, b, "gelu"), doubled_dbias)
+    with pytest.raises(worker.WrongResult, match="fwd\\+bwd: dbias differs"):
+        worker.sweep(kit, "cpu", "tiny", lambda line: None)
+
+
+def test_an_impl_that_cannot_run_is_skipped_with_its_error():
+    def unsupported(*args):
+        raise TypeError("no kernel for this dtype\nmore detail")
+
+    rows, copies, skipped = worker.sweep(kit_with(unsupported, unsupported), "cpu", "tiny", lambda line: None)
+    assert rows == [] and copies
+    assert skipped == [{"impl": "twinop-numpy", "reason": "float32 fwd at 8x64: TypeError: no kernel for this dtype"}]
+
+
+def test_a_failing_worker_raises_with_its_stderr():
+    with pytest.raises(RuntimeError, match="runtime worker failed"):
+        runtime._run_worker("no-such-framework", "cpu", "tiny", lambda line: None)
+
+
+def test_check_accepts_the_reference_itself():
+    kit = worker.NumpyKit("cpu")
+    rng = np.random.default_rng(0)
+    x, b, dy = rng.standard_normal((8, 64)), rng.standard_normal(64), rng.standard_normal((8, 64))
+    worker.check(kit, "reference", "float64", "fwd", (x, b), reference.bias_act(x, b, "gelu"))
+    y, (dx, dbias) = reference.bias_act(x, b, "gelu"), reference.bias_act_backward(dy, x, b, "gelu")
+    worker.check(kit, "reference", "float64", "fwd+bwd", (x, b, dy), (y, dx, dbias))
