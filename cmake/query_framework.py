@@ -1,9 +1,11 @@
-"""Asked by CMake: print, as CMake `set()` lines, how to build against an installed framework.
+"""Asked by CMake: write, as CMake `set()` lines, how to build against installed frameworks.
 
-Usage: python query_framework.py torch|tensorflow OUTPUT.cmake
-Exits 1, with the import error on stderr, when the framework cannot be imported.
+Usage: python query_framework.py OUTPUT_DIR torch|tensorflow...
+For each framework, writes OUTPUT_DIR/<framework>_settings.cmake, or, when it cannot be
+imported, OUTPUT_DIR/<framework>_import_error.txt (also printed on stderr) and exits 1.
 """
 import os
+import subprocess
 import sys
 
 
@@ -32,18 +34,39 @@ def tensorflow_settings():
     }
 
 
-def main():
-    framework, output = sys.argv[1], sys.argv[2]
+SETTINGS = {"torch": (torch_settings, "TORCH"), "tensorflow": (tensorflow_settings, "TF")}
+
+
+def query(out_dir, framework):
+    """Writes one framework's settings, or its import error; returns the exit status."""
+    settings_path = os.path.join(out_dir, f"{framework}_settings.cmake")
+    error_path = os.path.join(out_dir, f"{framework}_import_error.txt")
+    for stale in (settings_path, error_path):
+        if os.path.exists(stale):
+            os.remove(stale)
+    read, prefix = SETTINGS[framework]
     try:
-        settings = {"torch": torch_settings, "tensorflow": tensorflow_settings}[framework]()
+        settings = read()
     except ImportError as error:
-        print(f"{type(error).__name__}: {error}", file=sys.stderr)
-        sys.exit(1)
-    prefix = {"torch": "TORCH", "tensorflow": "TF"}[framework]
-    with open(output, "w") as out:
+        message = f"{type(error).__name__}: {error}"
+        with open(error_path, "w") as out:
+            out.write(message)
+        print(message, file=sys.stderr)
+        return 1
+    with open(settings_path, "w") as out:
         for key, value in settings.items():
             text = ";".join(map(str, value)) if isinstance(value, list) else str(value)
             out.write(f'set({prefix}_{key} "{text}")\n')
+    return 0
+
+
+def main():
+    out_dir, frameworks = sys.argv[1], sys.argv[2:]
+    if len(frameworks) == 1:
+        sys.exit(query(out_dir, frameworks[0]))
+    # One process per framework, all at once: importing them is most of CMake's configure time.
+    children = [subprocess.Popen([sys.executable, __file__, out_dir, framework]) for framework in frameworks]
+    sys.exit(max(child.wait() for child in children))
 
 
 if __name__ == "__main__":

@@ -225,8 +225,7 @@ def pip_isolation_error(source_dir, framework, scratch):
             hidden = set(site.getsitepackages() + [site.getusersitepackages()])
             sys.path[:] = [p for p in sys.path if p not in hidden]
             """))
-    query = [sys.executable, os.path.join(source_dir, "cmake", "query_framework.py"), framework,
-             os.path.join(scratch, "isolated.cmake")]
+    query = [sys.executable, os.path.join(source_dir, "cmake", "query_framework.py"), scratch, framework]
     _, _, result = _run(query, env={**os.environ, "PYTHONPATH": hider, "PYTHONNOUSERSITE": "1"})
     return {"failed": result.returncode != 0, "message": (result.stderr.strip().splitlines() or ["(none)"])[-1]}
 
