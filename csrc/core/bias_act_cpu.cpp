@@ -48,9 +48,10 @@ struct RowChunks {
 };
 
 RowChunks plan_chunks(std::int64_t rows, std::int64_t cols) {
-  const std::int64_t wanted = std::clamp<std::int64_t>(rows * cols / kMinChunkElements, 1, kMaxChunks);
-  const std::int64_t rows_per_chunk = (rows + std::min(wanted, rows) - 1) / std::min(wanted, rows);
-  return {(rows + rows_per_chunk - 1) / rows_per_chunk, rows_per_chunk};
+  const std::int64_t wanted =
+      std::min(std::clamp<std::int64_t>(rows * cols / kMinChunkElements, 1, kMaxChunks), rows);
+  const std::int64_t rows_per_chunk = (rows + wanted - 1) / wanted;
+  return {(rows + rows_per_chunk - 1) / rows_per_chunk, rows_per_chunk};  // rows > 0
 }
 
 void run_chunks(const ParallelFor& parallel_for, std::int64_t chunks, const ChunkBody& body) {
