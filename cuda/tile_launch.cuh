@@ -1,7 +1,7 @@
-// The thread layout both kernels share. A thread owns one group of columns (one 16-byte
+// The thread layout every kernel shares. A thread owns one group of columns (one 16-byte
 // vector) and walks down the rows, so its bias stays in registers for the whole kernel and,
-// in the backward, so do its column sums. threadIdx.x runs along column groups (a warp reads
-// 512 contiguous bytes of a row), threadIdx.y and the grid's y along rows.
+// in the backward passes, so do its column sums. threadIdx.x runs along column groups (a warp
+// reads 512 contiguous bytes of a row), threadIdx.y and the grid's y along rows.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -11,32 +11,27 @@
 #include <cstdint>
 #include <stdexcept>
 
-#include "cuda_check.h"
-
 namespace twinop::cuda_detail {
 
 inline constexpr int kThreadsPerBlock = 256;
 // The kernels' __launch_bounds__ promise (64 registers a thread at most), so this many blocks
-// of each fit on every SM of sm_75 and later at once: the grid below is one wave.
+// of each fit on every SM of sm_75 and later at once.
 inline constexpr int kMinBlocksPerSM = 4;
 inline constexpr int kMaxGridY = 65535;
+// Blocks a launch aims for, whatever the GPU: about four waves on an H100 (132 SMs x 4 resident
+// blocks), so no SM idles for long; more would lengthen the backward's serial partial-row sums.
+inline constexpr std::int64_t kTargetBlocks = 2048;
 
 inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 
 struct TileLaunch {
   dim3 grid;
   dim3 block;
-  std::int64_t resident_blocks;  // blocks the whole GPU holds at once
 };
 
-// Depends only on (rows, cols, group_width) and the current device's SM count, so the
-// backward's summation order, and with it dbias, is the same on every call. rows, cols > 0.
+// Depends only on (rows, cols, group_width), never on the device: the backward's summation
+// order, and with it dbias, is the same on every GPU model and MIG slice. rows, cols > 0.
 inline TileLaunch plan_tiles(std::int64_t rows, std::int64_t cols, int group_width) {
-  int device = 0;
-  int sm_count = 0;
-  TWINOP_CUDA_CHECK(cudaGetDevice(&device));
-  TWINOP_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device));
-
   const std::int64_t groups = ceil_div(cols, group_width);
   int block_x = 1;  // a warp's width of column groups, narrower only for narrow matrices
   while (block_x < 32 && block_x < groups) block_x *= 2;
@@ -44,13 +39,12 @@ inline TileLaunch plan_tiles(std::int64_t rows, std::int64_t cols, int group_wid
 
   const std::int64_t grid_x = ceil_div(groups, block_x);
   if (grid_x > INT_MAX) throw std::invalid_argument("twinop: too many columns for one CUDA grid");
-  const std::int64_t resident_blocks = std::int64_t(sm_count) * kMinBlocksPerSM;
-  // As many row blocks as fill the GPU beside the column blocks; each loops over its rows.
+  // As many row blocks as bring the grid to kTargetBlocks; each loops over its rows.
   const std::int64_t grid_y = std::clamp<std::int64_t>(
-      resident_blocks / grid_x, 1, std::min<std::int64_t>(ceil_div(rows, block_y), kMaxGridY));
+      ceil_div(kTargetBlocks, grid_x), 1, std::min<std::int64_t>(ceil_div(rows, block_y), kMaxGridY));
 
   return {dim3(static_cast<unsigned>(grid_x), static_cast<unsigned>(grid_y)),
-          dim3(static_cast<unsigned>(block_x), static_cast<unsigned>(block_y)), resident_blocks};
+          dim3(static_cast<unsigned>(block_x), static_cast<unsigned>(block_y))};
 }
 
 }  // namespace twinop::cuda_detail

@@ -28,6 +28,16 @@ def make_inputs(shape, dtype_name, seed=0):
     return tuple(round_to(a, dtype_name) for a in (x, bias, dy))
 
 
+def make_double_backward_inputs(shape, dtype_name, seed=0):
+    """(x, bias, dy, g, g_bias) for one double-backward case: g and g_bias are the gradients
+    arriving at the backward's dx and dbias."""
+    x, bias, dy = make_inputs(shape, dtype_name, seed)
+    rng = np.random.default_rng(seed + 1000)
+    g = round_to(rng.normal(0.0, 1.0, size=shape), dtype_name)
+    g_bias = round_to(rng.normal(0.0, 1.0, size=shape[-1:]), dtype_name)
+    return x, bias, dy, g, g_bias
+
+
 def rows_of(shape):
     """Number of terms summed into each dbias element."""
     return int(np.prod(shape[:-1], dtype=np.int64))

@@ -1,5 +1,6 @@
-// The one definition of each activation and its derivative, shared by the CPU and CUDA kernels.
-// Each functor works on the compute type (float for float32/float16/bfloat16, double for float64).
+// The one definition of each activation and its first and second derivatives, shared by the
+// CPU and CUDA kernels. Each functor works on the compute type (float for
+// float32/float16/bfloat16, double for float64).
 // Adding an activation = one functor here + one line in TWINOP_FOR_EACH_ACTIVATION (types.h).
 #pragma once
 
@@ -78,6 +79,19 @@ TWINOP_HOST_DEVICE T sigmoid(T v) {
   return T(1) / (T(1) + exp_(-v));
 }
 
+// sigmoid(v) and 1 - sigmoid(v), both to full relative precision: where sigmoid(v) is near 1,
+// 1 - s cancels (at v = 8 in float, half its digits), while e^-v s is exact to rounding.
+template <typename T>
+struct SigmoidPair {
+  T s, one_minus_s;
+};
+template <typename T>
+TWINOP_HOST_DEVICE SigmoidPair<T> sigmoid_pair(T v) {
+  const T e = exp_(-v);
+  const T s = T(1) / (T(1) + e);
+  return {s, v < T(0) ? T(1) - s : e * s};  // v < 0: s < 1/2, no cancellation (and e may be Inf)
+}
+
 // 0.5 v (1 + erf(v / sqrt 2))
 struct Gelu {
   template <typename T>
@@ -89,6 +103,10 @@ struct Gelu {
     const T cdf = T(0.5) * (T(1) + erf_(v * T(0.70710678118654752440)));
     const T pdf = T(0.39894228040143267794) * exp_(T(-0.5) * v * v);  // 1/sqrt(2 pi) e^(-v^2/2)
     return cdf + v * pdf;
+  }
+  template <typename T>
+  static TWINOP_HOST_DEVICE T second_derivative(T v) {
+    return T(0.39894228040143267794) * exp_(T(-0.5) * v * v) * (T(2) - v * v);  // pdf (2 - v^2)
   }
 };
 
@@ -105,9 +123,18 @@ struct GeluTanh {
   }
   template <typename T>
   static TWINOP_HOST_DEVICE T derivative(T v) {
-    const T s = sigmoid(two_u(v));
+    const SigmoidPair<T> p = sigmoid_pair(two_u(v));
     const T d_two_u = T(2 * 0.79788456080286535588) * (T(1) + T(3 * 0.044715) * v * v);
-    return s + v * s * (T(1) - s) * d_two_u;
+    return p.s + v * p.s * p.one_minus_s * d_two_u;
+  }
+  // s(1-s) (2 w' + v ((1-2s) w'^2 + w'')), with w = 2u, s = sigmoid(w).
+  template <typename T>
+  static TWINOP_HOST_DEVICE T second_derivative(T v) {
+    const SigmoidPair<T> p = sigmoid_pair(two_u(v));
+    const T d_two_u = T(2 * 0.79788456080286535588) * (T(1) + T(3 * 0.044715) * v * v);
+    const T d2_two_u = T(2 * 0.79788456080286535588 * 6 * 0.044715) * v;
+    return p.s * p.one_minus_s *
+           (T(2) * d_two_u + v * ((p.one_minus_s - p.s) * d_two_u * d_two_u + d2_two_u));
   }
 };
 
@@ -119,13 +146,18 @@ struct Silu {
   }
   template <typename T>
   static TWINOP_HOST_DEVICE T derivative(T v) {
-    const T s = sigmoid(v);
-    return s * (T(1) + v * (T(1) - s));
+    const SigmoidPair<T> p = sigmoid_pair(v);
+    return p.s * (T(1) + v * p.one_minus_s);
+  }
+  template <typename T>
+  static TWINOP_HOST_DEVICE T second_derivative(T v) {
+    const SigmoidPair<T> p = sigmoid_pair(v);
+    return p.s * p.one_minus_s * (T(2) + v * (p.one_minus_s - p.s));
   }
 };
 
 // max(v, 0). As in PyTorch: NaN passes through the forward, and the derivative is 0 for
-// v <= 0 and 1 otherwise (so at v = 0 it is 0, and at NaN it is 1).
+// v <= 0 and 1 otherwise (so at v = 0 it is 0, and at NaN it is 1); the second derivative is 0.
 struct Relu {
   template <typename T>
   static TWINOP_HOST_DEVICE T value(T v) {
@@ -134,6 +166,10 @@ struct Relu {
   template <typename T>
   static TWINOP_HOST_DEVICE T derivative(T v) {
     return v <= T(0) ? T(0) : T(1);
+  }
+  template <typename T>
+  static TWINOP_HOST_DEVICE T second_derivative(T) {
+    return T(0);
   }
 };
 

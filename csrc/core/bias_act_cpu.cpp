@@ -1,5 +1,5 @@
-// CPU kernels of the fused op: one pass over the data for the forward and for the backward,
-// rows cut into chunks for the caller's threads, inner loops written to vectorize.
+// CPU kernels of the fused op: one pass over the data for the forward, the backward and the
+// double backward, rows cut into chunks for the caller's threads, inner loops written to vectorize.
 #include <algorithm>
 #include <cstdint>
 #include <stdexcept>
@@ -62,11 +62,11 @@ void run_chunks(const ParallelFor& parallel_for, std::int64_t chunks, const Chun
   }
 }
 
-// The bias in compute type, converted once per call instead of once per element.
+// A row vector (bias, g_bias) in compute type, converted once per call instead of once per element.
 template <typename S>
-std::vector<compute_t<S>> bias_in_compute_type(const S* bias, std::int64_t cols) {
+std::vector<compute_t<S>> row_in_compute_type(const S* row, std::int64_t cols) {
   std::vector<compute_t<S>> out(static_cast<std::size_t>(cols));
-  for (std::int64_t c = 0; c < cols; ++c) out[c] = to_compute(bias[c]);
+  for (std::int64_t c = 0; c < cols; ++c) out[c] = to_compute(row[c]);
   return out;
 }
 
@@ -93,10 +93,28 @@ TWINOP_CPU_CLONES void backward_rows(const S* dy, const S* x, const compute_t<S>
   }
 }
 
+// d_dy and d_x for `rows` rows, and the column sums of d_x added to d_bias_sum (in row order).
+template <typename S, typename Act>
+TWINOP_CPU_CLONES void double_backward_rows(const S* g, const compute_t<S>* g_b, const S* dy, const S* x,
+                                            const compute_t<S>* b, S* d_dy, S* d_x, compute_t<S>* d_bias_sum,
+                                            std::int64_t rows, std::int64_t cols) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const std::int64_t offset = r * cols;
+    for (std::int64_t c = 0; c < cols; ++c) {
+      const compute_t<S> grad = to_compute(g[offset + c]) + g_b[c];
+      const compute_t<S> v = to_compute(x[offset + c]) + b[c];
+      const compute_t<S> grad_x = grad * to_compute(dy[offset + c]) * Act::second_derivative(v);
+      d_dy[offset + c] = from_compute<S>(grad * Act::derivative(v));
+      d_x[offset + c] = from_compute<S>(grad_x);
+      d_bias_sum[c] += grad_x;
+    }
+  }
+}
+
 template <typename S, typename Act>
 void forward(const S* x, const S* bias, S* y, std::int64_t rows, std::int64_t cols, const ParallelFor& parallel_for) {
   if (rows == 0 || cols == 0) return;
-  const auto b = bias_in_compute_type(bias, cols);
+  const auto b = row_in_compute_type(bias, cols);
   const RowChunks chunks = plan_chunks(rows, cols);
   run_chunks(parallel_for, chunks.count, [&](std::int64_t begin, std::int64_t end) {
     const std::int64_t first_row = begin * chunks.rows_per_chunk;
@@ -105,28 +123,51 @@ void forward(const S* x, const S* bias, S* y, std::int64_t rows, std::int64_t co
   });
 }
 
-template <typename S, typename Act>
-void backward(const S* dy, const S* x, const S* bias, S* dx, S* dbias, std::int64_t rows, std::int64_t cols,
-              const ParallelFor& parallel_for) {
-  if (cols == 0) return;
-  std::vector<compute_t<S>> dbias_sum(static_cast<std::size_t>(cols), compute_t<S>(0));
+// Runs rows_fn(first_row, row_count, sums) over chunks of rows, on the caller's threads; each
+// chunk adds its rows' column sums into its own row of partial sums, and these are added in
+// chunk order into column_sums (rounded to S): the same result for any thread count.
+template <typename S, typename RowsFn>
+void rows_with_column_sums(std::int64_t rows, std::int64_t cols, const ParallelFor& parallel_for, S* column_sums,
+                           const RowsFn& rows_fn) {
+  std::vector<compute_t<S>> total(static_cast<std::size_t>(cols), compute_t<S>(0));
   if (rows > 0) {
-    const auto b = bias_in_compute_type(bias, cols);
     const RowChunks chunks = plan_chunks(rows, cols);
-    // One row of partial sums per chunk, added up in chunk order afterwards.
     std::vector<compute_t<S>> chunk_sums(static_cast<std::size_t>(chunks.count * cols), compute_t<S>(0));
     run_chunks(parallel_for, chunks.count, [&](std::int64_t begin, std::int64_t end) {
       for (std::int64_t chunk = begin; chunk < end; ++chunk) {
         const std::int64_t first_row = chunk * chunks.rows_per_chunk;
         const std::int64_t row_count = std::min(first_row + chunks.rows_per_chunk, rows) - first_row;
-        backward_rows<S, Act>(dy + first_row * cols, x + first_row * cols, b.data(), dx + first_row * cols,
-                              chunk_sums.data() + chunk * cols, row_count, cols);
+        rows_fn(first_row, row_count, chunk_sums.data() + chunk * cols);
       }
     });
     for (std::int64_t chunk = 0; chunk < chunks.count; ++chunk)
-      for (std::int64_t c = 0; c < cols; ++c) dbias_sum[c] += chunk_sums[chunk * cols + c];
+      for (std::int64_t c = 0; c < cols; ++c) total[c] += chunk_sums[chunk * cols + c];
   }
-  for (std::int64_t c = 0; c < cols; ++c) dbias[c] = from_compute<S>(dbias_sum[c]);
+  for (std::int64_t c = 0; c < cols; ++c) column_sums[c] = from_compute<S>(total[c]);
+}
+
+template <typename S, typename Act>
+void backward(const S* dy, const S* x, const S* bias, S* dx, S* dbias, std::int64_t rows, std::int64_t cols,
+              const ParallelFor& parallel_for) {
+  if (cols == 0) return;
+  const auto b = row_in_compute_type(bias, cols);
+  rows_with_column_sums(rows, cols, parallel_for, dbias, [&](std::int64_t first, std::int64_t count, compute_t<S>* sums) {
+    const std::int64_t offset = first * cols;
+    backward_rows<S, Act>(dy + offset, x + offset, b.data(), dx + offset, sums, count, cols);
+  });
+}
+
+template <typename S, typename Act>
+void double_backward(const S* g, const S* g_bias, const S* dy, const S* x, const S* bias, S* d_dy, S* d_x,
+                     S* d_bias, std::int64_t rows, std::int64_t cols, const ParallelFor& parallel_for) {
+  if (cols == 0) return;
+  const auto g_b = row_in_compute_type(g_bias, cols);
+  const auto b = row_in_compute_type(bias, cols);
+  rows_with_column_sums(rows, cols, parallel_for, d_bias, [&](std::int64_t first, std::int64_t count, compute_t<S>* sums) {
+    const std::int64_t offset = first * cols;
+    double_backward_rows<S, Act>(g + offset, g_b.data(), dy + offset, x + offset, b.data(), d_dy + offset,
+                                 d_x + offset, sums, count, cols);
+  });
 }
 
 // Calls fn(S{}) with the storage type that `dtype` names.
@@ -161,6 +202,20 @@ void bias_act_backward_cpu(const void* dy, const void* x, const void* bias, void
     visit_activation(act, [&](auto functor) {
       backward<S, decltype(functor)>(static_cast<const S*>(dy), static_cast<const S*>(x), static_cast<const S*>(bias),
                                      static_cast<S*>(dx), static_cast<S*>(dbias), rows, cols, parallel_for);
+    });
+  });
+}
+
+void bias_act_double_backward_cpu(const void* g, const void* g_bias, const void* dy, const void* x,
+                                  const void* bias, void* d_dy, void* d_x, void* d_bias, std::int64_t rows,
+                                  std::int64_t cols, DType dtype, Activation act, const ParallelFor& parallel_for) {
+  visit_storage(dtype, [&](auto storage_tag) {
+    using S = decltype(storage_tag);
+    visit_activation(act, [&](auto functor) {
+      double_backward<S, decltype(functor)>(static_cast<const S*>(g), static_cast<const S*>(g_bias),
+                                            static_cast<const S*>(dy), static_cast<const S*>(x),
+                                            static_cast<const S*>(bias), static_cast<S*>(d_dy), static_cast<S*>(d_x),
+                                            static_cast<S*>(d_bias), rows, cols, parallel_for);
     });
   });
 }

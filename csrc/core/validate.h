@@ -68,16 +68,33 @@ inline std::optional<ArgError> check_forward_args(const TensorInfo& x, const Ten
   return std::nullopt;
 }
 
+// `name` must have the dtype and shape of `like` (named like_name).
+inline std::optional<ArgError> check_same_as(const char* name, const TensorInfo& t, const char* like_name,
+                                             const TensorInfo& like) {
+  if (t.dtype != like.dtype)
+    return ArgError{ArgError::Kind::kType, std::string(name) + " must have the dtype of " + like_name + " (" +
+                                               like.dtype_name + "); got " + t.dtype_name};
+  if (t.shape != like.shape)
+    return ArgError{ArgError::Kind::kValue, std::string(name) + " must have the shape of " + like_name + " " +
+                                                shape_string(like.shape) + "; got " + shape_string(t.shape)};
+  return std::nullopt;
+}
+
 // Rules for bias_act_backward(dy, x, bias): the forward's rules, and dy shaped and typed like x.
 inline std::optional<ArgError> check_backward_args(const TensorInfo& dy, const TensorInfo& x,
                                                    const TensorInfo& bias) {
   if (auto error = check_forward_args(x, bias)) return error;
-  if (dy.dtype != x.dtype)
-    return ArgError{ArgError::Kind::kType, "dy must have the dtype of x (" + x.dtype_name + "); got " + dy.dtype_name};
-  if (dy.shape != x.shape)
-    return ArgError{ArgError::Kind::kValue, "dy must have the shape of x " + shape_string(x.shape) +
-                                                "; got " + shape_string(dy.shape)};
-  return std::nullopt;
+  return check_same_as("dy", dy, "x", x);
+}
+
+// Rules for bias_act_double_backward(g, g_bias, dy, x, bias): the backward's rules, g shaped and
+// typed like x, g_bias like bias.
+inline std::optional<ArgError> check_double_backward_args(const TensorInfo& g, const TensorInfo& g_bias,
+                                                          const TensorInfo& dy, const TensorInfo& x,
+                                                          const TensorInfo& bias) {
+  if (auto error = check_backward_args(dy, x, bias)) return error;
+  if (auto error = check_same_as("g", g, "x", x)) return error;
+  return check_same_as("g_bias", g_bias, "bias", bias);
 }
 
 }  // namespace twinop

@@ -80,16 +80,44 @@ std::tuple<py::array, py::array> bias_act_backward(const py::array& dy_in, const
   return {dx, dbias};
 }
 
+// g_bias=None: no gradient arrives at dbias, the same as zeros.
+std::tuple<py::array, py::array, py::array> bias_act_double_backward(const py::array& g_in, const py::array& dy_in,
+                                                                     const py::array& x_in, const py::array& bias_in,
+                                                                     const std::string& act_name,
+                                                                     const py::object& g_bias_in) {
+  const py::array g_bias_or_zeros = g_bias_in.is_none() ? py::array(py::module_::import("numpy").attr("zeros_like")(bias_in))
+                                                        : py::array(g_bias_in);
+  const TensorInfo x_info = describe(x_in);
+  throw_if_error(check_double_backward_args(describe(g_in), describe(g_bias_or_zeros), describe(dy_in), x_info,
+                                            describe(bias_in)));
+  const Activation act = parse_act(act_name);
+  const py::array g = contiguous(g_in), g_bias = contiguous(g_bias_or_zeros), dy = contiguous(dy_in),
+                  x = contiguous(x_in), bias = contiguous(bias_in);
+  py::array d_dy = empty_like(x), d_x = empty_like(x), d_bias = empty_like(bias);
+  const Matrix2D m = as_matrix(x_info.shape);
+  {
+    py::gil_scoped_release no_gil;
+    bias_act_double_backward_cpu(g.data(), g_bias.data(), dy.data(), x.data(), bias.data(), d_dy.mutable_data(),
+                                 d_x.mutable_data(), d_bias.mutable_data(), m.rows, m.cols, *x_info.dtype, act);
+  }
+  return {d_dy, d_x, d_bias};
+}
+
 }  // namespace
 }  // namespace twinop::numpy_binding
 
 PYBIND11_MODULE(_twinop_numpy, m) {
   using namespace twinop;
-  m.doc() = "twinop's numpy binding: y = act(x + bias) and its backward on the CPU.";
+  m.doc() = "twinop's numpy binding: y = act(x + bias), its backward and double backward on the CPU.";
   m.def("bias_act", &numpy_binding::bias_act, py::arg("x"), py::arg("bias"), py::arg("act") = "gelu",
         "y = act(x + bias), bias broadcast along the last axis of x.");
   m.def("bias_act_backward", &numpy_binding::bias_act_backward, py::arg("dy"), py::arg("x"), py::arg("bias"),
         py::arg("act") = "gelu", "(dx, dbias): dx = dy * act'(x + bias), dbias = dx summed over all axes but the last.");
+  m.def("bias_act_double_backward", &numpy_binding::bias_act_double_backward, py::arg("g"), py::arg("dy"),
+        py::arg("x"), py::arg("bias"), py::arg("act") = "gelu", py::kw_only(), py::arg("g_bias") = py::none(),
+        "(d_dy, d_x, d_bias): the gradients of bias_act_backward's inputs, given g arriving at dx (and g_bias at "
+        "dbias): d_dy = G * act'(v), d_x = G * dy * act''(v), d_bias = d_x summed over all axes but the last, "
+        "with v = x + bias and G = g + g_bias.");
   py::tuple names(kNumActivations);
   for (int i = 0; i < kNumActivations; ++i) names[i] = py::str(std::string(kActivationNames[i]));
   m.attr("ACTIVATIONS") = names;

@@ -100,12 +100,43 @@ class BiasActGradOp : public tensorflow::OpKernel {
   const Activation act_;
 };
 
+template <typename Launch>
+class BiasActGradGradOp : public tensorflow::OpKernel {
+ public:
+  explicit BiasActGradGradOp(tensorflow::OpKernelConstruction* ctx) : OpKernel(ctx), act_(act_attr(ctx)) {}
+
+  void Compute(tensorflow::OpKernelContext* ctx) override {
+    const tensorflow::Tensor& g = ctx->input(0);
+    const tensorflow::Tensor& g_bias = ctx->input(1);
+    const tensorflow::Tensor& dy = ctx->input(2);
+    const tensorflow::Tensor& x = ctx->input(3);
+    const tensorflow::Tensor& bias = ctx->input(4);
+    const TensorInfo x_info = describe(x);
+    OP_REQUIRES_OK(ctx, to_status(check_double_backward_args(describe(g), describe(g_bias), describe(dy), x_info,
+                                                             describe(bias))));
+    tensorflow::Tensor *d_dy = nullptr, *d_x = nullptr, *d_bias = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &d_dy));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, x.shape(), &d_x));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, bias.shape(), &d_bias));
+    const Matrix2D m = as_matrix(x_info.shape);
+    run_guarded(ctx, [&] {
+      Launch::double_backward(ctx, g.data(), g_bias.data(), dy.data(), x.data(), bias.data(), d_dy->data(),
+                              d_x->data(), d_bias->data(), m.rows, m.cols, *x_info.dtype, act_);
+    });
+  }
+
+ private:
+  const Activation act_;
+};
+
 // One kernel per op and device serves every T: the kernel reads the dtype at run time, so
 // no per-type registration (TypeConstraint) is needed.
 #define TWINOP_REGISTER_TF_KERNELS(DEVICE, LAUNCH)                                               \
   REGISTER_KERNEL_BUILDER(Name("Twinop>BiasAct").Device(DEVICE),                                \
                           ::twinop::tf_binding::BiasActOp<LAUNCH>);                              \
   REGISTER_KERNEL_BUILDER(Name("Twinop>BiasActGrad").Device(DEVICE),                            \
-                          ::twinop::tf_binding::BiasActGradOp<LAUNCH>)
+                          ::twinop::tf_binding::BiasActGradOp<LAUNCH>);                          \
+  REGISTER_KERNEL_BUILDER(Name("Twinop>BiasActGradGrad").Device(DEVICE),                        \
+                          ::twinop::tf_binding::BiasActGradGradOp<LAUNCH>)
 
 }  // namespace twinop::tf_binding

@@ -12,6 +12,16 @@ cudaStream_t op_stream(tensorflow::OpKernelContext* ctx) {
   return static_cast<cudaStream_t>(ctx->op_device_context()->stream()->platform_specific_handle().stream);
 }
 
+// Scratch for the deterministic column sums, allocated by TensorFlow; false (and the op
+// failed) if it cannot be.
+bool allocate_workspace(tensorflow::OpKernelContext* ctx, std::int64_t rows, std::int64_t cols, DType dtype,
+                        tensorflow::Tensor* workspace) {
+  const auto bytes = static_cast<std::int64_t>(bias_act_cuda_workspace_bytes(rows, cols, dtype));
+  const absl::Status status = ctx->allocate_temp(tensorflow::DT_UINT8, tensorflow::TensorShape({bytes}), workspace);
+  if (!status.ok()) ctx->CtxFailure(status);
+  return status.ok();
+}
+
 }  // namespace
 
 struct GpuLaunch {
@@ -22,10 +32,18 @@ struct GpuLaunch {
   static void backward(tensorflow::OpKernelContext* ctx, const void* dy, const void* x, const void* bias,
                        void* dx, void* dbias, std::int64_t rows, std::int64_t cols, DType dtype,
                        Activation act) {
-    const auto bytes = static_cast<std::int64_t>(bias_act_backward_cuda_workspace_bytes(rows, cols, dtype));
     tensorflow::Tensor workspace;
-    OP_REQUIRES_OK(ctx, ctx->allocate_temp(tensorflow::DT_UINT8, tensorflow::TensorShape({bytes}), &workspace));
-    bias_act_backward_cuda(dy, x, bias, dx, dbias, workspace.data(), rows, cols, dtype, act, op_stream(ctx));
+    if (!allocate_workspace(ctx, rows, cols, dtype, &workspace)) return;
+    bias_act_backward_cuda(dy, x, bias, dx, dbias, workspace.data(), workspace.NumElements(), rows, cols, dtype,
+                           act, op_stream(ctx));
+  }
+  static void double_backward(tensorflow::OpKernelContext* ctx, const void* g, const void* g_bias, const void* dy,
+                              const void* x, const void* bias, void* d_dy, void* d_x, void* d_bias,
+                              std::int64_t rows, std::int64_t cols, DType dtype, Activation act) {
+    tensorflow::Tensor workspace;
+    if (!allocate_workspace(ctx, rows, cols, dtype, &workspace)) return;
+    bias_act_double_backward_cuda(g, g_bias, dy, x, bias, d_dy, d_x, d_bias, workspace.data(),
+                                  workspace.NumElements(), rows, cols, dtype, act, op_stream(ctx));
   }
 };
 

@@ -36,6 +36,21 @@ absl::Status x_shape_with_features(InferenceContext* c, int x_input, int bias_in
   return c->ReplaceDim(x, -1, features, out);
 }
 
+// `input` must have the shape of x (merged into *x); its message names it.
+absl::Status merge_like_x(InferenceContext* c, int input, const char* name, ShapeHandle* x) {
+  const ShapeHandle x_before = *x;  // a failed Merge resets its output
+  if (!c->Merge(c->input(input), x_before, x).ok())
+    return absl::InvalidArgumentError(std::string(name) + " must have the shape of x " + c->DebugString(x_before) +
+                                      "; got " + c->DebugString(c->input(input)));
+  return absl::OkStatus();
+}
+
+// The feature size, known from x (merged with bias) or else from bias alone.
+DimensionHandle features_of(InferenceContext* c, ShapeHandle x, int bias_input) {
+  const ShapeHandle bias = c->input(bias_input);
+  return c->RankKnown(x) ? c->Dim(x, -1) : c->RankKnown(bias) ? c->Dim(bias, 0) : c->UnknownDim();
+}
+
 }  // namespace
 
 absl::Status bias_act_shape(InferenceContext* c) {
@@ -47,18 +62,28 @@ absl::Status bias_act_shape(InferenceContext* c) {
 
 // Inputs (dy, x, bias) -> (dx shaped like x and dy, dbias shaped like bias).
 absl::Status bias_act_grad_shape(InferenceContext* c) {
-  ShapeHandle x, dx;
+  ShapeHandle x;
   TF_RETURN_IF_ERROR(x_shape_with_features(c, /*x_input=*/1, /*bias_input=*/2, &x));
-  if (!c->Merge(c->input(0), x, &dx).ok())
-    return absl::InvalidArgumentError("dy must have the shape of x " + c->DebugString(x) + "; got " +
-                                      c->DebugString(c->input(0)));
-  c->set_output(0, dx);
-  // dbias has the feature size, known from x (merged with bias) or else from bias alone.
-  const ShapeHandle bias = c->input(2);
-  const DimensionHandle features = c->RankKnown(dx)     ? c->Dim(dx, -1)
-                                   : c->RankKnown(bias) ? c->Dim(bias, 0)
-                                                        : c->UnknownDim();
-  c->set_output(1, c->Vector(features));
+  TF_RETURN_IF_ERROR(merge_like_x(c, /*input=*/0, "dy", &x));
+  c->set_output(0, x);
+  c->set_output(1, c->Vector(features_of(c, x, /*bias_input=*/2)));
+  return absl::OkStatus();
+}
+
+// Inputs (g, g_bias, dy, x, bias) -> (d_dy, d_x shaped like x, dy and g; d_bias like bias and g_bias).
+absl::Status bias_act_grad_grad_shape(InferenceContext* c) {
+  ShapeHandle x;
+  TF_RETURN_IF_ERROR(x_shape_with_features(c, /*x_input=*/3, /*bias_input=*/4, &x));
+  TF_RETURN_IF_ERROR(merge_like_x(c, /*input=*/2, "dy", &x));
+  TF_RETURN_IF_ERROR(merge_like_x(c, /*input=*/0, "g", &x));
+  const ShapeHandle bias_shape = c->Vector(features_of(c, x, /*bias_input=*/4));
+  ShapeHandle bias;
+  if (!c->Merge(c->input(1), bias_shape, &bias).ok())
+    return absl::InvalidArgumentError("g_bias must have the shape of bias " + c->DebugString(bias_shape) +
+                                      "; got " + c->DebugString(c->input(1)));
+  c->set_output(0, x);
+  c->set_output(1, x);
+  c->set_output(2, bias);
   return absl::OkStatus();
 }
 

@@ -20,6 +20,12 @@ struct CpuKernels {
                           dx.mutable_data_ptr(), dbias.mutable_data_ptr(), a.matrix.rows, a.matrix.cols, a.dtype,
                           a.act, torch_parallel_for);
   }
+  static void double_backward(const DoubleBackwardArgs& a, at::Tensor& d_dy, at::Tensor& d_x, at::Tensor& d_bias) {
+    bias_act_double_backward_cpu(a.g.const_data_ptr(), a.g_bias.const_data_ptr(), a.dy.const_data_ptr(),
+                                 a.x.const_data_ptr(), a.bias.const_data_ptr(), d_dy.mutable_data_ptr(),
+                                 d_x.mutable_data_ptr(), d_bias.mutable_data_ptr(), a.matrix.rows, a.matrix.cols,
+                                 a.dtype, a.act, torch_parallel_for);
+  }
 };
 
 }  // namespace twinop::torch_binding
@@ -27,4 +33,6 @@ struct CpuKernels {
 TORCH_LIBRARY_IMPL(twinop, CPU, m) {
   m.impl("bias_act", &twinop::torch_binding::bias_act<twinop::torch_binding::CpuKernels>);
   m.impl("bias_act_backward", &twinop::torch_binding::bias_act_backward<twinop::torch_binding::CpuKernels>);
+  m.impl("bias_act_double_backward",
+         &twinop::torch_binding::bias_act_double_backward<twinop::torch_binding::CpuKernels>);
 }

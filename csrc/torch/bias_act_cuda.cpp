@@ -17,18 +17,30 @@ inline cudaStream_t current_stream(const at::Tensor& t) {
   return static_cast<cudaStream_t>(impl->getStream(t.device()).native_handle());
 }
 
+// Scratch for the deterministic column sums, from PyTorch's caching allocator.
+inline at::Tensor workspace_for(const at::Tensor& like, const Matrix2D& m, DType dtype) {
+  const auto bytes = static_cast<int64_t>(bias_act_cuda_workspace_bytes(m.rows, m.cols, dtype));
+  return at::empty({bytes}, like.options().dtype(at::kByte));
+}
+
 struct CudaKernels {
   static void forward(const ForwardArgs& a, at::Tensor& y) {
     bias_act_forward_cuda(a.x.const_data_ptr(), a.bias.const_data_ptr(), y.mutable_data_ptr(), a.matrix.rows,
                           a.matrix.cols, a.dtype, a.act, current_stream(a.x));
   }
   static void backward(const BackwardArgs& a, at::Tensor& dx, at::Tensor& dbias) {
-    // Scratch for the deterministic dbias reduction, from PyTorch's caching allocator.
-    const auto bytes = static_cast<int64_t>(bias_act_backward_cuda_workspace_bytes(a.matrix.rows, a.matrix.cols, a.dtype));
-    at::Tensor workspace = at::empty({bytes}, a.x.options().dtype(at::kByte));
+    at::Tensor workspace = workspace_for(a.x, a.matrix, a.dtype);
     bias_act_backward_cuda(a.dy.const_data_ptr(), a.x.const_data_ptr(), a.bias.const_data_ptr(),
                            dx.mutable_data_ptr(), dbias.mutable_data_ptr(), workspace.mutable_data_ptr(),
-                           a.matrix.rows, a.matrix.cols, a.dtype, a.act, current_stream(a.x));
+                           workspace.numel(), a.matrix.rows, a.matrix.cols, a.dtype, a.act, current_stream(a.x));
+  }
+  static void double_backward(const DoubleBackwardArgs& a, at::Tensor& d_dy, at::Tensor& d_x, at::Tensor& d_bias) {
+    at::Tensor workspace = workspace_for(a.x, a.matrix, a.dtype);
+    bias_act_double_backward_cuda(a.g.const_data_ptr(), a.g_bias.const_data_ptr(), a.dy.const_data_ptr(),
+                                  a.x.const_data_ptr(), a.bias.const_data_ptr(), d_dy.mutable_data_ptr(),
+                                  d_x.mutable_data_ptr(), d_bias.mutable_data_ptr(), workspace.mutable_data_ptr(),
+                                  workspace.numel(), a.matrix.rows, a.matrix.cols, a.dtype, a.act,
+                                  current_stream(a.x));
   }
 };
 
@@ -37,4 +49,6 @@ struct CudaKernels {
 TORCH_LIBRARY_IMPL(twinop, CUDA, m) {
   m.impl("bias_act", &twinop::torch_binding::bias_act<twinop::torch_binding::CudaKernels>);
   m.impl("bias_act_backward", &twinop::torch_binding::bias_act_backward<twinop::torch_binding::CudaKernels>);
+  m.impl("bias_act_double_backward",
+         &twinop::torch_binding::bias_act_double_backward<twinop::torch_binding::CudaKernels>);
 }

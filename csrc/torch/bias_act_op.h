@@ -43,6 +43,15 @@ inline void check_same_device(const at::Tensor& x, const at::Tensor& other, cons
               " must be on the device of x (", x.device(), "); got ", other.device());
 }
 
+// The ops' autograd (torch.library.register_autograd) has no forward-mode derivative: PyTorch
+// would return an output without a tangent, a silent zero. twinop.torch.bias_act, an
+// autograd.Function with a jvp, never passes a dual tensor down to the kernels.
+inline void check_not_dual(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(!t._fw_grad(/*level=*/0).defined(), "twinop.bias_act: ", name,
+              " carries a forward-mode tangent, which the raw ops torch.ops.twinop.* drop; ",
+              "call twinop.torch.bias_act for forward-mode AD");
+}
+
 // Validated, contiguous inputs in the core's terms.
 struct ForwardArgs {
   at::Tensor x, bias;
@@ -58,6 +67,13 @@ struct BackwardArgs {
   Activation act;
 };
 
+struct DoubleBackwardArgs {
+  at::Tensor g, g_bias, dy, x, bias;
+  Matrix2D matrix;
+  DType dtype;
+  Activation act;
+};
+
 inline Activation parse_act(std::string_view act) {
   Activation parsed{};
   throw_if_error(parse_activation_arg(act, &parsed));
@@ -67,6 +83,8 @@ inline Activation parse_act(std::string_view act) {
 inline ForwardArgs forward_args(const at::Tensor& x, const at::Tensor& bias, std::string_view act) {
   throw_if_error(check_forward_args(describe(x), describe(bias)));
   check_same_device(x, bias, "bias");
+  check_not_dual(x, "x");
+  check_not_dual(bias, "bias");
   return {x.contiguous(), bias.contiguous(), as_matrix(x.sizes().vec()), *core_dtype(x.scalar_type()),
           parse_act(act)};
 }
@@ -76,8 +94,22 @@ inline BackwardArgs backward_args(const at::Tensor& dy, const at::Tensor& x, con
   throw_if_error(check_backward_args(describe(dy), describe(x), describe(bias)));
   check_same_device(x, bias, "bias");
   check_same_device(x, dy, "dy");
+  for (const auto& [t, name] : {std::pair{&dy, "dy"}, {&x, "x"}, {&bias, "bias"}}) check_not_dual(*t, name);
   return {dy.contiguous(), x.contiguous(), bias.contiguous(), as_matrix(x.sizes().vec()),
           *core_dtype(x.scalar_type()), parse_act(act)};
+}
+
+inline DoubleBackwardArgs double_backward_args(const at::Tensor& g, const at::Tensor& g_bias, const at::Tensor& dy,
+                                              const at::Tensor& x, const at::Tensor& bias, std::string_view act) {
+  throw_if_error(check_double_backward_args(describe(g), describe(g_bias), describe(dy), describe(x), describe(bias)));
+  check_same_device(x, bias, "bias");
+  check_same_device(x, dy, "dy");
+  check_same_device(x, g, "g");
+  check_same_device(x, g_bias, "g_bias");
+  for (const auto& [t, name] : {std::pair{&g, "g"}, {&g_bias, "g_bias"}, {&dy, "dy"}, {&x, "x"}, {&bias, "bias"}})
+    check_not_dual(*t, name);
+  return {g.contiguous(), g_bias.contiguous(), dy.contiguous(), x.contiguous(), bias.contiguous(),
+          as_matrix(x.sizes().vec()), *core_dtype(x.scalar_type()), parse_act(act)};
 }
 
 template <typename Kernels>
@@ -98,6 +130,19 @@ std::tuple<at::Tensor, at::Tensor> bias_act_backward(const at::Tensor& dy, const
   at::Tensor dbias = at::empty_like(args.bias);
   Kernels::backward(args, dx, dbias);
   return {dx, dbias};
+}
+
+template <typename Kernels>
+std::tuple<at::Tensor, at::Tensor, at::Tensor> bias_act_double_backward(const at::Tensor& g, const at::Tensor& g_bias,
+                                                                        const at::Tensor& dy, const at::Tensor& x,
+                                                                        const at::Tensor& bias, c10::string_view act) {
+  const DoubleBackwardArgs args = double_backward_args(g, g_bias, dy, x, bias, act);
+  const c10::DeviceGuard guard(args.x.device());
+  at::Tensor d_dy = at::empty_like(args.x);
+  at::Tensor d_x = at::empty_like(args.x);
+  at::Tensor d_bias = at::empty_like(args.bias);
+  Kernels::double_backward(args, d_dy, d_x, d_bias);
+  return {d_dy, d_x, d_bias};
 }
 
 }  // namespace twinop::torch_binding

@@ -6,4 +6,7 @@
 TORCH_LIBRARY(twinop, m) {
   m.def("bias_act(Tensor x, Tensor bias, str act) -> Tensor");
   m.def("bias_act_backward(Tensor dy, Tensor x, Tensor bias, str act) -> (Tensor, Tensor)");
+  // g: the gradient arriving at dx, g_bias: at dbias. Returns (d_dy, d_x, d_bias).
+  m.def("bias_act_double_backward(Tensor g, Tensor g_bias, Tensor dy, Tensor x, Tensor bias, str act) "
+        "-> (Tensor, Tensor, Tensor)");
 }

@@ -2,7 +2,8 @@
 
 bias_act(x, bias, act="gelu") -> y
 bias_act_backward(dy, x, bias, act="gelu") -> (dx, dbias)
+bias_act_double_backward(g, dy, x, bias, act="gelu", *, g_bias=None) -> (d_dy, d_x, d_bias)
 """
-from ._twinop_numpy import ACTIVATIONS, bias_act, bias_act_backward
+from ._twinop_numpy import ACTIVATIONS, bias_act, bias_act_backward, bias_act_double_backward
 
-__all__ = ["ACTIVATIONS", "bias_act", "bias_act_backward"]
+__all__ = ["ACTIVATIONS", "bias_act", "bias_act_backward", "bias_act_double_backward"]

@@ -1,4 +1,4 @@
-"""Float64 reference of y = act(x + bias) and its backward, written from the textbook
+"""Float64 reference of y = act(x + bias), its backward and double backward, written from the textbook
 formulas with Python's math module, independently of the kernels and of any framework.
 Used by the tests, `twinop info` and the report to check every binding."""
 import math
@@ -28,6 +28,10 @@ def _gelu_grad(v):
     return 0.5 * (1.0 + _erf(v / math.sqrt(2.0)).astype(np.float64)) + v * _phi(v)
 
 
+def _gelu_second(v):
+    return _phi(v) * (2.0 - v * v)  # d/dv (cdf + v pdf) = 2 pdf + v pdf', pdf' = -v pdf
+
+
 def _gelu_tanh(v):
     return 0.5 * v * (1.0 + np.tanh(_SQRT_2_OVER_PI * (v + 0.044715 * v**3)))
 
@@ -35,6 +39,15 @@ def _gelu_tanh(v):
 def _gelu_tanh_grad(v):
     t = np.tanh(_SQRT_2_OVER_PI * (v + 0.044715 * v**3))
     return 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * v * v)
+
+
+def _gelu_tanh_second(v):
+    # f' = 0.5 (1 + t) + 0.5 v (1 - t^2) u', t = tanh(u), dt/dv = (1 - t^2) u'
+    u_1 = _SQRT_2_OVER_PI * (1.0 + 3 * 0.044715 * v * v)
+    u_2 = _SQRT_2_OVER_PI * 6 * 0.044715 * v
+    t = np.tanh(_SQRT_2_OVER_PI * (v + 0.044715 * v**3))
+    sech2 = 1.0 - t * t
+    return sech2 * u_1 + 0.5 * v * (sech2 * u_2 - 2.0 * t * sech2 * u_1 * u_1)
 
 
 def _silu(v):
@@ -46,6 +59,12 @@ def _silu_grad(v):
     return s + v * s * (1.0 - s)
 
 
+def _silu_second(v):
+    s = _sigmoid(v)
+    ds = s * (1.0 - s)  # sigmoid', and sigmoid'' = ds (1 - 2 s)
+    return 2.0 * ds + v * ds * (1.0 - 2.0 * s)
+
+
 def _relu(v):
     return np.where(v < 0, 0.0, v)  # NaN passes through, as torch.relu
 
@@ -54,8 +73,14 @@ def _relu_grad(v):
     return np.where(v <= 0, 0.0, 1.0)  # 0 at v == 0 and 1 at NaN, as PyTorch
 
 
+def _relu_second(v):
+    return np.zeros_like(v)
+
+
 FORWARD = {"gelu": _gelu, "gelu_tanh": _gelu_tanh, "silu": _silu, "relu": _relu}
 DERIVATIVE = {"gelu": _gelu_grad, "gelu_tanh": _gelu_tanh_grad, "silu": _silu_grad, "relu": _relu_grad}
+SECOND_DERIVATIVE = {"gelu": _gelu_second, "gelu_tanh": _gelu_tanh_second, "silu": _silu_second,
+                     "relu": _relu_second}
 
 
 def bias_act(x, bias, act):
@@ -72,3 +97,15 @@ def bias_act_backward(dy, x, bias, act):
         dx = np.asarray(dy, np.float64) * DERIVATIVE[act](v)
         dbias = dx.reshape(-1, dx.shape[-1]).sum(axis=0)
         return dx, dbias
+
+
+def bias_act_double_backward(g, dy, x, bias, act, g_bias=None):
+    """(d_dy, d_x, d_bias) in float64: the gradients of bias_act_backward's inputs given g at dx
+    (and g_bias at dbias): with v = x + bias and G = g + g_bias, d_dy = G act'(v),
+    d_x = G dy act''(v), d_bias = d_x summed over all but the last axis."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        v = np.asarray(x, np.float64) + np.asarray(bias, np.float64)
+        grad = np.asarray(g, np.float64) + (0.0 if g_bias is None else np.asarray(g_bias, np.float64))
+        d_dy = grad * DERIVATIVE[act](v)
+        d_x = grad * np.asarray(dy, np.float64) * SECOND_DERIVATIVE[act](v)
+        return d_dy, d_x, d_x.reshape(-1, d_x.shape[-1]).sum(axis=0)

@@ -21,3 +21,12 @@ def _bias_act_backward_fake(dy, x, bias, act):
     _check_same_device(x, dy, "dy")
     return (torch.empty_like(x, memory_format=torch.contiguous_format),
             torch.empty_like(bias, memory_format=torch.contiguous_format))
+
+
+@torch.library.register_fake("twinop::bias_act_double_backward")
+def _bias_act_double_backward_fake(g, g_bias, dy, x, bias, act):
+    for other, name in ((bias, "bias"), (dy, "dy"), (g, "g"), (g_bias, "g_bias")):
+        _check_same_device(x, other, name)
+    return (torch.empty_like(x, memory_format=torch.contiguous_format),
+            torch.empty_like(x, memory_format=torch.contiguous_format),
+            torch.empty_like(bias, memory_format=torch.contiguous_format))
