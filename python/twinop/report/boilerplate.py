@@ -7,6 +7,7 @@ import tokenize
 
 CORE = "core"
 INTEGRATION = "framework integration (module/layer/autocast)"
+HIGHER_ORDER = "higher-order autodiff and batching rules"
 
 # The one place that says which file does which job. A file under a binding folder that is
 # missing here fails tests/test_report.py, so the counts stay true as files are added.
@@ -17,6 +18,10 @@ ROLES = {
     "csrc/torch/bias_act_cuda.cpp": ("torch", "kernel wrapper and dtype dispatch"),
     "csrc/torch/bias_act_autocast.cpp": ("torch", INTEGRATION),
     "python/twinop/torch/_autograd.py": ("torch", "gradient/autograd registration"),
+    "python/twinop/torch/_second_order.py": ("torch", HIGHER_ORDER),
+    "python/twinop/torch/_function.py": ("torch", HIGHER_ORDER),
+    "python/twinop/torch/_vmap.py": ("torch", HIGHER_ORDER),
+    "python/twinop/torch/_bias_act.py": ("torch", "Python loader and API"),
     "python/twinop/torch/_fake.py": ("torch", "shape inference or fake kernel"),
     "python/twinop/torch/_library.py": ("torch", "Python loader and API"),
     "python/twinop/torch/__init__.py": ("torch", "Python loader and API"),
@@ -28,7 +33,8 @@ ROLES = {
     "csrc/tensorflow/bias_act_shapes.h": ("tensorflow", "shape inference or fake kernel"),
     "csrc/tensorflow/bias_act_shapes.cc": ("tensorflow", "shape inference or fake kernel"),
     "python/twinop/tf/_gradient.py": ("tensorflow", "gradient/autograd registration"),
-    "csrc/tensorflow/third_order_kernel.cc": ("tensorflow", "gradient/autograd registration"),
+    "python/twinop/tf/_second_order.py": ("tensorflow", HIGHER_ORDER),
+    "csrc/tensorflow/third_order_kernel.cc": ("tensorflow", HIGHER_ORDER),
     "python/twinop/tf/_library.py": ("tensorflow", "Python loader and API"),
     "python/twinop/tf/_bias_act.py": ("tensorflow", "Python loader and API"),
     "python/twinop/tf/__init__.py": ("tensorflow", "Python loader and API"),

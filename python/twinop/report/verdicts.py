@@ -44,18 +44,21 @@ def boilerplate(results):
     data = results.get("boilerplate", {})
     if not data.get("available"):
         return _verdict(claim, criterion, UNSETTLED, f"{data.get('reason', 'boilerplate not measured')}", {})
-    from .boilerplate import INTEGRATION
+    from .boilerplate import HIGHER_ORDER, INTEGRATION
 
     lines = {b: sum(n for role, n in data["by_role"].get(b, {}).items() if role != INTEGRATION) for b in ("torch", "tensorflow")}
+    higher_order = {b: data["by_role"].get(b, {}).get(HIGHER_ORDER, 0) for b in ("torch", "tensorflow")}
     if not lines["torch"] or not lines["tensorflow"]:
         return _verdict(claim, criterion, UNSETTLED, "a binding's sources are missing", lines)
     ratio = lines["tensorflow"] / lines["torch"]
     numbers = {"tensorflow_lines": lines["tensorflow"], "torch_lines": lines["torch"], "ratio": round(ratio, 2),
+               "tensorflow_higher_order_lines": higher_order["tensorflow"], "torch_higher_order_lines": higher_order["torch"],
                "core_lines": data["totals"].get("core", 0)}
     comparison = ("TensorFlow's is longer" if ratio >= MORE_BOILERPLATE else
                   "PyTorch's is longer" if ratio <= 1 / MORE_BOILERPLATE else "about the same")
-    summary = (f"TensorFlow {lines['tensorflow']} lines vs PyTorch {lines['torch']} ({ratio:.2f}x: {comparison}); "
-               f"the shared core they wrap is {numbers['core_lines']} lines")
+    summary = (f"TensorFlow {lines['tensorflow']} lines vs PyTorch {lines['torch']} ({ratio:.2f}x: {comparison}), "
+               f"of which second order, forward mode and batching rules {higher_order['tensorflow']} vs "
+               f"{higher_order['torch']}; the shared core they wrap is {numbers['core_lines']} lines")
     return _verdict(claim, criterion, HOLDS if ratio >= MORE_BOILERPLATE else FAILS, summary, numbers)
 
 

@@ -1,15 +1,9 @@
-"""twinop's PyTorch binding: the ops torch.ops.twinop.bias_act / bias_act_backward, their
-fake kernels (for torch.compile and export), autograd and autocast, the differentiable
-bias_act and the BiasAct module."""
-import torch
-
+"""twinop's PyTorch binding: the ops torch.ops.twinop.bias_act / bias_act_backward /
+bias_act_double_backward, their fake kernels (for torch.compile and export), autograd,
+batching rules and autocast, the differentiable bias_act and the BiasAct module."""
 from . import _library  # noqa: F401  (registers the ops; must come first)
-from . import _autograd, _fake  # noqa: F401  (register on import)
+from . import _autograd, _fake, _second_order, _vmap  # noqa: F401  (register on import)
+from ._bias_act import bias_act
 from .module import BiasAct
 
 __all__ = ["BiasAct", "bias_act"]
-
-
-def bias_act(x: torch.Tensor, bias: torch.Tensor, act: str = "gelu") -> torch.Tensor:
-    """y = act(x + bias), bias of shape (x.shape[-1],); differentiable in x and bias."""
-    return torch.ops.twinop.bias_act(x, bias, act)
