@@ -166,18 +166,31 @@ def test_pip_only_verdict():
     assert verdicts.pip_only({"build": {"available": True, "bindings": {"numpy": {}}}})["verdict"] == "not settled"
 
 
-def runtime_results(torch_ms, tf_ms):
+def runtime_results(torch_ms, tf_ms, torch_allocating_ms=None):
+    """A runtime axis with twinop's PyTorch op (into out=, and as called) and its TF op."""
+    times = (("twinop-torch-out", torch_ms), ("twinop-tf-function", tf_ms),
+             ("twinop-torch", torch_allocating_ms or torch_ms))
     rows = [{"impl": impl, "dtype": "float32", "shape": shape, "pass": pass_, "median_ms": ms * shape[0] / 1024}
-            for impl, ms in (("twinop-torch", torch_ms), ("twinop-tf-function", tf_ms))
-            for shape in ([8, 64], [1024, 1024]) for pass_ in ("fwd", "fwd+bwd")]
+            for impl, ms in times for shape in ([8, 64], [4096, 4096]) for pass_ in ("fwd", "fwd+bwd")]
     return {"runtime": {"available": True, "runs": [{"device": "cpu", "rows": rows}]}}
 
 
-def test_speed_verdict():
-    assert verdicts.speed(runtime_results(1.0, 1.2))["verdict"] == "holds"
+def test_speed_verdict_judges_the_kernel_into_preallocated_outputs():
+    assert verdicts.speed(runtime_results(1.0, 1.2, torch_allocating_ms=3.0))["verdict"] == "holds"
     slow = verdicts.speed(runtime_results(1.0, 1.3))
     assert slow["verdict"] == "does not hold" and slow["numbers"]["pairs"][0]["tf_over_torch"] == 1.3
     assert verdicts.speed({"runtime": {"available": False, "reason": "the runtime module is missing"}})["verdict"] == "not settled"
+
+
+def test_allocation_finding_reports_the_share_and_its_reading():
+    finding = verdicts.allocation(runtime_results(1.0, 1.2, torch_allocating_ms=4.0))
+    torch_fwd = next(i for i in finding["numbers"]["items"] if (i["binding"], i["pass"]) == ("twinop-torch", "fwd"))
+    assert finding["verdict"] == "measured" and torch_fwd["allocation_share"] == 0.75
+    assert "75% / 75% of the call is allocation" in finding["summary"]
+    assert "page faults on fresh memory" in finding["summary"]  # 4096 x 4096 float32: 64 MiB blocks
+    assert "its allocator keeps its memory" in finding["summary"]  # TF: no out= to compare with
+    quiet = verdicts.allocation(runtime_results(1.0, 1.2, torch_allocating_ms=1.05))
+    assert "page faults" not in quiet["summary"]
 
 
 def test_report_options_are_checked():
@@ -205,4 +218,4 @@ def test_report_end_to_end(tmp_path):
     assert "runtime_cpu_float32.png" in os.listdir(tmp_path)
     assert [v["claim"] for v in results["verdicts"]] == [v["claim"] for v in saved["verdicts"]]
     report = (tmp_path / "REPORT.md").read_text()
-    assert report.rstrip().splitlines()[-1].startswith("- *the two run at similar speed*")
+    assert report.rstrip().splitlines()[-1].startswith("- *what allocating its outputs adds to a call*")

@@ -97,4 +97,35 @@ inline std::optional<ArgError> check_double_backward_args(const TensorInfo& g, c
   return check_same_as("g_bias", g_bias, "bias", bias);
 }
 
+// A dense buffer's bytes [begin, end), for the overlap rule of outputs the caller passes in.
+struct ByteRange {
+  std::uintptr_t begin;
+  std::uintptr_t end;
+};
+
+inline ByteRange byte_range(const void* data, std::int64_t elements, std::size_t element_bytes) {
+  const auto begin = reinterpret_cast<std::uintptr_t>(data);
+  return {begin, begin + static_cast<std::uintptr_t>(elements) * element_bytes};
+}
+
+// Rules for an output the caller passes in (out=): `like`'s dtype and shape, and contiguous.
+inline std::optional<ArgError> check_out_arg(const char* name, const TensorInfo& out, bool out_contiguous,
+                                             const char* like_name, const TensorInfo& like) {
+  if (auto error = check_same_as(name, out, like_name, like)) return error;
+  if (!out_contiguous) return ArgError{ArgError::Kind::kValue, std::string(name) + " must be contiguous"};
+  return std::nullopt;
+}
+
+// An output shares no memory with an input the kernel reads, unless it is that input exactly and
+// may_be_same: the CPU kernels read each element before they write it, so they can run in place.
+inline std::optional<ArgError> check_out_overlap(const char* name, ByteRange out, const char* input_name,
+                                                 ByteRange input, bool may_be_same) {
+  const bool empty = out.begin == out.end || input.begin == input.end;
+  if (empty || out.end <= input.begin || input.end <= out.begin) return std::nullopt;
+  if (may_be_same && out.begin == input.begin && out.end == input.end) return std::nullopt;
+  return ArgError{ArgError::Kind::kValue, std::string(name) + " must not share memory with " + input_name +
+                                              (may_be_same ? std::string(" unless it is ") + input_name + " itself"
+                                                           : std::string())};
+}
+
 }  // namespace twinop

@@ -3,9 +3,12 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <initializer_list>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "bias_act.h"
@@ -50,12 +53,36 @@ py::array empty_like(const py::array& a) {
   return py::array(a.dtype(), std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
 }
 
-py::array bias_act(const py::array& x_in, const py::array& bias_in, const std::string& act_name) {
+ByteRange bytes_of(const py::array& a) { return byte_range(a.data(), a.size(), a.itemsize()); }
+
+// The caller's out= array, checked: a writeable, C-contiguous ndarray shaped and typed like
+// `like`, sharing no memory with `inputs` (the contiguous arrays the kernel reads) unless it is
+// one named in `may_be` (in place: the kernels read each element before they write it).
+py::array checked_out(const py::object& out, const char* name, const py::array& like, const char* like_name,
+                      std::initializer_list<std::pair<const py::array*, const char*>> inputs,
+                      std::initializer_list<const char*> may_be) {
+  if (!py::isinstance<py::array>(out))
+    throw py::type_error(std::string("bias_act: ") + name + " must be a numpy array; got " +
+                         std::string(py::str(py::type::of(out).attr("__name__"))));
+  py::array array = py::reinterpret_borrow<py::array>(out);
+  throw_if_error(check_out_arg(name, describe(array), (array.flags() & py::array::c_style) != 0, like_name,
+                               describe(like)));
+  if (!array.writeable()) throw py::value_error(std::string("bias_act: ") + name + " must be writeable");
+  for (const auto& [input, input_name] : inputs) {
+    bool may_be_same = false;
+    for (const char* allowed : may_be) may_be_same |= std::string_view(allowed) == input_name;
+    throw_if_error(check_out_overlap(name, bytes_of(array), input_name, bytes_of(*input), may_be_same));
+  }
+  return array;
+}
+
+py::array bias_act(const py::array& x_in, const py::array& bias_in, const std::string& act_name,
+                   const py::object& out) {
   const TensorInfo x_info = describe(x_in);
   throw_if_error(check_forward_args(x_info, describe(bias_in)));
   const Activation act = parse_act(act_name);
   const py::array x = contiguous(x_in), bias = contiguous(bias_in);
-  py::array y = empty_like(x);
+  py::array y = out.is_none() ? empty_like(x) : checked_out(out, "out", x, "x", {{&x, "x"}, {&bias, "bias"}}, {"x"});
   const Matrix2D m = as_matrix(x_info.shape);
   {
     py::gil_scoped_release no_gil;  // the kernel touches no Python object
@@ -64,13 +91,26 @@ py::array bias_act(const py::array& x_in, const py::array& bias_in, const std::s
   return y;
 }
 
+// out=None, or (dx, dbias) as a numpy ufunc with two outputs takes it.
 std::tuple<py::array, py::array> bias_act_backward(const py::array& dy_in, const py::array& x_in,
-                                                   const py::array& bias_in, const std::string& act_name) {
+                                                   const py::array& bias_in, const std::string& act_name,
+                                                   const py::object& out) {
   const TensorInfo x_info = describe(x_in);
   throw_if_error(check_backward_args(describe(dy_in), x_info, describe(bias_in)));
   const Activation act = parse_act(act_name);
   const py::array dy = contiguous(dy_in), x = contiguous(x_in), bias = contiguous(bias_in);
-  py::array dx = empty_like(x), dbias = empty_like(bias);
+  py::array dx, dbias;
+  if (out.is_none()) {
+    dx = empty_like(x);
+    dbias = empty_like(bias);
+  } else {
+    if (!py::isinstance<py::tuple>(out) || py::len(out) != 2)
+      throw py::type_error("bias_act_backward: out must be a tuple (dx, dbias) of numpy arrays");
+    const auto inputs = {std::pair{&dy, "dy"}, {&x, "x"}, {&bias, "bias"}};
+    dx = checked_out(out[py::int_(0)], "dx", x, "x", inputs, {"dy", "x"});
+    dbias = checked_out(out[py::int_(1)], "dbias", bias, "bias", inputs, {});
+    throw_if_error(check_out_overlap("dbias", bytes_of(dbias), "dx", bytes_of(dx), /*may_be_same=*/false));
+  }
   const Matrix2D m = as_matrix(x_info.shape);
   {
     py::gil_scoped_release no_gil;
@@ -110,9 +150,13 @@ PYBIND11_MODULE(_twinop_numpy, m) {
   using namespace twinop;
   m.doc() = "twinop's numpy binding: y = act(x + bias), its backward and double backward on the CPU.";
   m.def("bias_act", &numpy_binding::bias_act, py::arg("x"), py::arg("bias"), py::arg("act") = "gelu",
-        "y = act(x + bias), bias broadcast along the last axis of x.");
+        py::kw_only(), py::arg("out") = py::none(),
+        "y = act(x + bias), bias broadcast along the last axis of x; out: an array to write y into (x itself is "
+        "allowed).");
   m.def("bias_act_backward", &numpy_binding::bias_act_backward, py::arg("dy"), py::arg("x"), py::arg("bias"),
-        py::arg("act") = "gelu", "(dx, dbias): dx = dy * act'(x + bias), dbias = dx summed over all axes but the last.");
+        py::arg("act") = "gelu", py::kw_only(), py::arg("out") = py::none(),
+        "(dx, dbias): dx = dy * act'(x + bias), dbias = dx summed over all axes but the last; out: a tuple (dx, "
+        "dbias) of arrays to write them into (dx may be dy or x).");
   m.def("bias_act_double_backward", &numpy_binding::bias_act_double_backward, py::arg("g"), py::arg("dy"),
         py::arg("x"), py::arg("bias"), py::arg("act") = "gelu", py::kw_only(), py::arg("g_bias") = py::none(),
         "(d_dy, d_x, d_bias): the gradients of bias_act_backward's inputs, given g arriving at dx (and g_bias at "

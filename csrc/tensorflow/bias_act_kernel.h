@@ -53,6 +53,16 @@ void run_guarded(tensorflow::OpKernelContext* ctx, Fn&& launch) {
   }
 }
 
+// Output `output` in input `input`'s buffer when TensorFlow says nobody else holds that input and
+// the device's kernels run in place (Launch::kRunsInPlace), as TF's own elementwise ops reuse
+// their inputs; a fresh buffer otherwise.
+template <typename Launch>
+absl::Status allocate_output_in_place(tensorflow::OpKernelContext* ctx, int input, int output,
+                                      const tensorflow::TensorShape& shape, tensorflow::Tensor** out) {
+  if constexpr (Launch::kRunsInPlace) return ctx->forward_input_or_allocate_output({input}, output, shape, out);
+  return ctx->allocate_output(output, shape, out);
+}
+
 template <typename Launch>
 class BiasActOp : public tensorflow::OpKernel {
  public:
@@ -64,7 +74,7 @@ class BiasActOp : public tensorflow::OpKernel {
     const TensorInfo x_info = describe(x);
     OP_REQUIRES_OK(ctx, to_status(check_forward_args(x_info, describe(bias))));
     tensorflow::Tensor* y = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &y));
+    OP_REQUIRES_OK(ctx, allocate_output_in_place<Launch>(ctx, /*input=x*/ 0, /*output=y*/ 0, x.shape(), &y));
     const Matrix2D m = as_matrix(x_info.shape);
     run_guarded(ctx, [&] {
       Launch::forward(ctx, x.data(), bias.data(), y->data(), m.rows, m.cols, *x_info.dtype, act_);
@@ -87,7 +97,7 @@ class BiasActGradOp : public tensorflow::OpKernel {
     const TensorInfo x_info = describe(x);
     OP_REQUIRES_OK(ctx, to_status(check_backward_args(describe(dy), x_info, describe(bias))));
     tensorflow::Tensor *dx = nullptr, *dbias = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &dx));
+    OP_REQUIRES_OK(ctx, allocate_output_in_place<Launch>(ctx, /*input=dy*/ 0, /*output=dx*/ 0, x.shape(), &dx));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, bias.shape(), &dbias));
     const Matrix2D m = as_matrix(x_info.shape);
     run_guarded(ctx, [&] {
@@ -115,8 +125,8 @@ class BiasActGradGradOp : public tensorflow::OpKernel {
     OP_REQUIRES_OK(ctx, to_status(check_double_backward_args(describe(g), describe(g_bias), describe(dy), x_info,
                                                              describe(bias))));
     tensorflow::Tensor *d_dy = nullptr, *d_x = nullptr, *d_bias = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &d_dy));
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, x.shape(), &d_x));
+    OP_REQUIRES_OK(ctx, allocate_output_in_place<Launch>(ctx, /*input=g*/ 0, /*output=d_dy*/ 0, x.shape(), &d_dy));
+    OP_REQUIRES_OK(ctx, allocate_output_in_place<Launch>(ctx, /*input=dy*/ 2, /*output=d_x*/ 1, x.shape(), &d_x));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, bias.shape(), &d_bias));
     const Matrix2D m = as_matrix(x_info.shape);
     run_guarded(ctx, [&] {

@@ -17,6 +17,7 @@ ParallelFor tf_parallel_for(tensorflow::OpKernelContext* ctx) {
 }  // namespace
 
 struct CpuLaunch {
+  static constexpr bool kRunsInPlace = true;  // each element is read before it is written
   static void forward(tensorflow::OpKernelContext* ctx, const void* x, const void* bias, void* y,
                       std::int64_t rows, std::int64_t cols, DType dtype, Activation act) {
     bias_act_forward_cpu(x, bias, y, rows, cols, dtype, act, tf_parallel_for(ctx));

@@ -25,6 +25,7 @@ bool allocate_workspace(tensorflow::OpKernelContext* ctx, std::int64_t rows, std
 }  // namespace
 
 struct GpuLaunch {
+  static constexpr bool kRunsInPlace = false;  // the kernels read through __restrict__ pointers
   static void forward(tensorflow::OpKernelContext* ctx, const void* x, const void* bias, void* y,
                       std::int64_t rows, std::int64_t cols, DType dtype, Activation act) {
     bias_act_forward_cuda(x, bias, y, rows, cols, dtype, act, op_stream(ctx));

@@ -11,6 +11,7 @@ namespace twinop::torch_binding {
 inline void torch_parallel_for(std::int64_t chunks, const ChunkBody& body) { at::parallel_for(0, chunks, 1, body); }
 
 struct CpuKernels {
+  static constexpr bool kRunsInPlace = true;  // each element is read before it is written
   static void forward(const ForwardArgs& a, at::Tensor& y) {
     bias_act_forward_cpu(a.x.const_data_ptr(), a.bias.const_data_ptr(), y.mutable_data_ptr(), a.matrix.rows,
                          a.matrix.cols, a.dtype, a.act, torch_parallel_for);
@@ -35,4 +36,6 @@ TORCH_LIBRARY_IMPL(twinop, CPU, m) {
   m.impl("bias_act_backward", &twinop::torch_binding::bias_act_backward<twinop::torch_binding::CpuKernels>);
   m.impl("bias_act_double_backward",
          &twinop::torch_binding::bias_act_double_backward<twinop::torch_binding::CpuKernels>);
+  m.impl("bias_act.out", &twinop::torch_binding::bias_act_out<twinop::torch_binding::CpuKernels>);
+  m.impl("bias_act_backward.out", &twinop::torch_binding::bias_act_backward_out<twinop::torch_binding::CpuKernels>);
 }

@@ -24,6 +24,8 @@ inline at::Tensor workspace_for(const at::Tensor& like, const Matrix2D& m, DType
 }
 
 struct CudaKernels {
+  // The kernels read through __restrict__ pointers: an output may not alias an input.
+  static constexpr bool kRunsInPlace = false;
   static void forward(const ForwardArgs& a, at::Tensor& y) {
     bias_act_forward_cuda(a.x.const_data_ptr(), a.bias.const_data_ptr(), y.mutable_data_ptr(), a.matrix.rows,
                           a.matrix.cols, a.dtype, a.act, current_stream(a.x));
@@ -51,4 +53,6 @@ TORCH_LIBRARY_IMPL(twinop, CUDA, m) {
   m.impl("bias_act_backward", &twinop::torch_binding::bias_act_backward<twinop::torch_binding::CudaKernels>);
   m.impl("bias_act_double_backward",
          &twinop::torch_binding::bias_act_double_backward<twinop::torch_binding::CudaKernels>);
+  m.impl("bias_act.out", &twinop::torch_binding::bias_act_out<twinop::torch_binding::CudaKernels>);
+  m.impl("bias_act_backward.out", &twinop::torch_binding::bias_act_backward_out<twinop::torch_binding::CudaKernels>);
 }

@@ -9,9 +9,11 @@
 #include <c10/core/DeviceGuard.h>
 #include <c10/util/Exception.h>
 
+#include <initializer_list>
 #include <optional>
 #include <string_view>
 #include <tuple>
+#include <utility>
 
 #include "types.h"
 #include "validate.h"
@@ -112,6 +114,25 @@ inline DoubleBackwardArgs double_backward_args(const at::Tensor& g, const at::Te
           as_matrix(x.sizes().vec()), *core_dtype(x.scalar_type()), parse_act(act)};
 }
 
+inline ByteRange bytes_of(const at::Tensor& t) { return byte_range(t.const_data_ptr(), t.numel(), t.element_size()); }
+
+// An out= tensor: like `like` (dtype, shape, device), contiguous, and sharing memory with none of
+// `inputs` (the contiguous tensors the kernel reads) unless it is one of `may_be` and the
+// kernels run in place.
+inline void check_out(const at::Tensor& out, const char* name, const at::Tensor& like, const char* like_name,
+                      std::initializer_list<std::pair<const at::Tensor*, const char*>> inputs,
+                      std::initializer_list<const char*> may_be, bool runs_in_place) {
+  TensorInfo out_info = describe(out);
+  throw_if_error(check_out_arg(name, out_info, out.is_contiguous(), like_name, describe(like)));
+  check_same_device(like, out, name);
+  check_not_dual(out, name);
+  for (const auto& [input, input_name] : inputs) {
+    bool may_be_same = false;
+    for (const char* allowed : may_be) may_be_same |= std::string_view(allowed) == input_name;
+    throw_if_error(check_out_overlap(name, bytes_of(out), input_name, bytes_of(*input), may_be_same && runs_in_place));
+  }
+}
+
 template <typename Kernels>
 at::Tensor bias_act(const at::Tensor& x, const at::Tensor& bias, c10::string_view act) {
   const ForwardArgs args = forward_args(x, bias, act);
@@ -143,6 +164,30 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> bias_act_double_backward(const at
   at::Tensor d_bias = at::empty_like(args.bias);
   Kernels::double_backward(args, d_dy, d_x, d_bias);
   return {d_dy, d_x, d_bias};
+}
+
+// The out= forms: the same kernels, writing into the caller's tensors.
+template <typename Kernels>
+at::Tensor& bias_act_out(const at::Tensor& x, const at::Tensor& bias, c10::string_view act, at::Tensor& out) {
+  const ForwardArgs args = forward_args(x, bias, act);
+  check_out(out, "out", args.x, "x", {{&args.x, "x"}, {&args.bias, "bias"}}, {"x"}, Kernels::kRunsInPlace);
+  const c10::DeviceGuard guard(args.x.device());
+  Kernels::forward(args, out);
+  return out;
+}
+
+template <typename Kernels>
+std::tuple<at::Tensor&, at::Tensor&> bias_act_backward_out(const at::Tensor& dy, const at::Tensor& x,
+                                                           const at::Tensor& bias, c10::string_view act,
+                                                           at::Tensor& dx, at::Tensor& dbias) {
+  const BackwardArgs args = backward_args(dy, x, bias, act);
+  const auto inputs = {std::pair{&args.dy, "dy"}, {&args.x, "x"}, {&args.bias, "bias"}};
+  check_out(dx, "dx", args.x, "x", inputs, {"dy", "x"}, Kernels::kRunsInPlace);
+  check_out(dbias, "dbias", args.bias, "bias", inputs, {}, Kernels::kRunsInPlace);
+  throw_if_error(check_out_overlap("dbias", bytes_of(dbias), "dx", bytes_of(dx), /*may_be_same=*/false));
+  const c10::DeviceGuard guard(args.x.device());
+  Kernels::backward(args, dx, dbias);
+  return {dx, dbias};
 }
 
 }  // namespace twinop::torch_binding

@@ -1,7 +1,7 @@
 """twinop's numpy binding: float32, float64, float16 and (with ml_dtypes) bfloat16 arrays.
 
-bias_act(x, bias, act="gelu") -> y
-bias_act_backward(dy, x, bias, act="gelu") -> (dx, dbias)
+bias_act(x, bias, act="gelu", *, out=None) -> y
+bias_act_backward(dy, x, bias, act="gelu", *, out=None) -> (dx, dbias)      out: a tuple (dx, dbias)
 bias_act_double_backward(g, dy, x, bias, act="gelu", *, g_bias=None) -> (d_dy, d_x, d_bias)
 """
 from ._twinop_numpy import ACTIVATIONS, bias_act, bias_act_backward, bias_act_double_backward

@@ -1,6 +1,6 @@
 """One framework's runtime measurements for `twinop report`, in a process of its own:
 
-    python -m twinop.report._runtime_worker --framework torch|tensorflow|numpy --device cpu|cuda --mode quick|full|tiny
+    python -m twinop.report._runtime_worker --framework torch|tensorflow|numpy --device cpu|cuda --mode quick|full|tiny [--thp]
 
 prints one JSON object on stdout ({"framework", "version", "machine", "rows", "copy", "overhead",
 "skipped"}, the parts of runtime.measure's result) and progress lines on stderr.
@@ -13,9 +13,14 @@ a tiny shape (on the GPU, up to a synchronize). Calls cycle over input sets that
 twice the last-level cache. The first call at each shape is timed apart (compile_s = first call -
 median, for compiled impls), and at the first shape of each dtype its result is checked against
 twinop.reference in float64 before any timing: a wrong one stops the worker. The copy ceiling is a
-copy into an existing, paged-in buffer; the impls allocate their outputs as a user's call does (on
-Linux, with glibc, a block of 32 MiB or more comes fresh from the OS on every call, and its page
-faults count: an unfused op pays them for each temporary).
+copy into an existing, paged-in buffer. Each binding is timed twice: as a user calls it, allocating
+its outputs (on Linux, PyTorch's CPU allocator and glibc give a block of 32 MiB or more back to the
+OS when it is freed, so the next call pays page faults on fresh memory; an unfused op pays them for
+each temporary), and writing into outputs allocated once and paged in ("-out" impls: PyTorch's and
+numpy's out=), so the two differ by what the allocation costs. TensorFlow's allocator keeps its
+memory, and its kernels compute in an input's buffer when nobody else holds it: there is no out=
+to time. --thp sets PyTorch's THP_MEM_ALLOC_ENABLE=1 (huge pages for large CPU allocations) before
+torch is imported, and times the allocating impls under it ("-thp").
 """
 import argparse
 import collections
@@ -50,9 +55,11 @@ SETTINGS = {
 TOLERANCE = {"float64": 1e-6, "float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
 
 # fwd(x, b) -> y; fwd_bwd(x, b, dy) -> (y, dx, dbias): y is returned, as a training step uses it,
-# so that no graph compiler drops the forward (the gradients recompute from x and b).
-Impl = collections.namedtuple("Impl", "fwd fwd_bwd compiled")
-Inputs = collections.namedtuple("Inputs", "fwd fwd_bwd copy")  # the arguments of each pass, and of the kit's copy
+# so that no graph compiler drops the forward (the gradients recompute from x and b). An impl
+# `into` preallocated outputs takes them after its inputs: fwd(x, b, y), fwd_bwd(x, b, dy, y, dx, dbias).
+Impl = collections.namedtuple("Impl", "fwd fwd_bwd compiled into", defaults=(False,))
+# The arguments of each pass, of the kit's copy, and of the passes into preallocated outputs.
+Inputs = collections.namedtuple("Inputs", "fwd fwd_bwd copy into_fwd into_fwd_bwd")
 
 
 class WrongResult(AssertionError):
@@ -144,7 +151,9 @@ class CudaTimer(CpuTimer):
 class TorchKit:
     framework = "torch"
 
-    def __init__(self, device):
+    def __init__(self, device, thp=False):
+        if thp:  # read once, when torch's CPU allocator first allocates
+            os.environ["THP_MEM_ALLOC_ENABLE"] = "1"
         import torch
         import torch.nn.functional as F
 
@@ -175,11 +184,23 @@ class TorchKit:
             def twinop_bias_act(x, b):
                 return twinop.torch.bias_act(x, b, ACT)
 
+            def into(x, b, y):
+                return twinop.torch.bias_act(x, b, ACT, out=y)
+
+            def into_fwd_bwd(x, b, dy, y, dx, dbias):
+                into(x, b, y)
+                torch.ops.twinop.bias_act_backward.out(dy, x, b, ACT, dx=dx, dbias=dbias)
+                return y, dx, dbias
+
             self.impls["twinop-torch"] = Impl(twinop_bias_act, self._fwd_bwd(twinop_bias_act), False)
+            self.impls["twinop-torch-out"] = Impl(into, into_fwd_bwd, False, into=True)
         except ImportError as error:
             self.skipped.append({"impl": "twinop-torch", "reason": first_line(error)})
         self.impls["torch-eager"] = Impl(gelu_bias, self._fwd_bwd(gelu_bias), False)
         self.impls["torch-compile"] = Impl(compiled, self._fwd_bwd(compiled), True)
+        if thp:  # the same allocating calls, under huge pages
+            self.impls = {f"{name}-thp": impl for name, impl in self.impls.items()
+                          if name in ("twinop-torch", "torch-eager")}
 
     @staticmethod
     def _fwd_bwd(fn):
@@ -194,7 +215,9 @@ class TorchKit:
     def inputs(self, x, b, dy, dtype):
         x, b, dy = (self.torch.from_numpy(a).to(self.device, self.dtypes[dtype]) for a in (x, b, dy))
         leaves = (x.detach().requires_grad_(), b.detach().requires_grad_())  # same storage, grad-enabled
-        return Inputs(fwd=(x, b), fwd_bwd=(*leaves, dy), copy=(x.clone(), x))  # clone: an out already paged in
+        outs = (x.clone(), x.clone(), b.clone())  # clones: outputs already paged in
+        return Inputs(fwd=(x, b), fwd_bwd=(*leaves, dy), copy=(x.clone(), x), into_fwd=(x, b, outs[0]),
+                      into_fwd_bwd=(x, b, dy, *outs))
 
     @staticmethod
     def copy(out, x):
@@ -257,7 +280,7 @@ class TensorFlowKit:
         # page faults on every call (glibc gives such blocks back to the OS): the ceiling is a
         # memcpy of x's bytes, in this process.
         source = x.numpy()
-        return Inputs(fwd=(x, b), fwd_bwd=(x, b, dy), copy=(source.copy(), source))
+        return Inputs(fwd=(x, b), fwd_bwd=(x, b, dy), copy=(source.copy(), source), into_fwd=None, into_fwd_bwd=None)
 
     @staticmethod
     def copy(out, x):
@@ -286,7 +309,14 @@ class NumpyKit:
             def fwd_bwd(x, b, dy):
                 return (twinop.numpy.bias_act(x, b, ACT), *twinop.numpy.bias_act_backward(dy, x, b, ACT))
 
+            def into(x, b, y):
+                return twinop.numpy.bias_act(x, b, ACT, out=y)
+
+            def into_fwd_bwd(x, b, dy, y, dx, dbias):
+                return (into(x, b, y), *twinop.numpy.bias_act_backward(dy, x, b, ACT, out=(dx, dbias)))
+
             self.impls["twinop-numpy"] = Impl(fwd, fwd_bwd, False)
+            self.impls["twinop-numpy-out"] = Impl(into, into_fwd_bwd, False, into=True)
         except ImportError as error:
             self.skipped.append({"impl": "twinop-numpy", "reason": first_line(error)})
 
@@ -297,7 +327,9 @@ class NumpyKit:
 
             dtype = ml_dtypes.bfloat16
         x, b, dy = (a.astype(dtype) for a in (x, b, dy))
-        return Inputs(fwd=(x, b), fwd_bwd=(x, b, dy), copy=(x.copy(), x))  # copy: an out already paged in
+        outs = (x.copy(), x.copy(), b.copy())  # copies: outputs already paged in
+        return Inputs(fwd=(x, b), fwd_bwd=(x, b, dy), copy=(x.copy(), x), into_fwd=(x, b, outs[0]),
+                      into_fwd_bwd=(x, b, dy, *outs))
 
     @staticmethod
     def copy(out, x):
@@ -363,9 +395,9 @@ def sweep(kit, device, mode, progress):
             copy_gbps = gbps("copy", shape, dtype, copy_s)
             copies.append({"framework": kit.framework, "dtype": dtype, "shape": list(shape),
                            "median_ms": copy_s * 1e3, "GBps": copy_gbps})
-            for impl, (fwd, fwd_bwd, compiled) in list(impls.items()):
-                for passes, fn, arg_sets in (("fwd", fwd, [s.fwd for s in sets]),
-                                             ("fwd+bwd", fwd_bwd, [s.fwd_bwd for s in sets])):
+            for impl, (fwd, fwd_bwd, compiled, into) in list(impls.items()):
+                for passes, fn, arg_sets in (("fwd", fwd, [s.into_fwd if into else s.fwd for s in sets]),
+                                             ("fwd+bwd", fwd_bwd, [s.into_fwd_bwd if into else s.fwd_bwd for s in sets])):
                     progress(f"{label} {impl} {passes}")
                     try:
                         first_s, result = kit.timer.once(lambda: fn(*arg_sets[0]))
@@ -393,8 +425,9 @@ def overhead(kit, ran, mode, progress):
     """Microseconds per call from Python at OVERHEAD_SHAPE in float32, for each (impl, pass) in `ran`."""
     settings, out = SETTINGS[mode], []
     args = input_sets(kit, OVERHEAD_SHAPE, "float32", seed=0)[0]
-    for impl, (fwd, fwd_bwd, _) in kit.impls.items():
-        for passes, fn, fn_args in (("fwd", fwd, args.fwd), ("fwd+bwd", fwd_bwd, args.fwd_bwd)):
+    for impl, (fwd, fwd_bwd, _, into) in kit.impls.items():
+        for passes, fn, fn_args in (("fwd", fwd, args.into_fwd if into else args.fwd),
+                                    ("fwd+bwd", fwd_bwd, args.into_fwd_bwd if into else args.fwd_bwd)):
             if (impl, passes) not in ran:
                 continue
             progress(f"{kit.framework} overhead {impl} {passes}")
@@ -406,12 +439,12 @@ def overhead(kit, ran, mode, progress):
     return out
 
 
-def measure(framework, device, mode, progress):
+def measure(framework, device, mode, progress, thp=False):
     """This worker's part of runtime.measure's result, with the framework's "version"."""
     result = {"framework": framework, "version": None, "machine": None, "rows": [], "copy": [], "overhead": [],
               "skipped": []}
     try:
-        kit = KITS[framework](device)
+        kit = KITS[framework](device, thp=True) if thp else KITS[framework](device)
     except (ImportError, Unavailable) as error:  # the whole framework is out
         result["machine"] = cpu_description() if device == "cpu" else "unknown GPU"
         result["skipped"].append({"impl": framework, "reason": first_line(error)})
@@ -429,6 +462,7 @@ def main():
     parser.add_argument("--framework", choices=sorted(KITS), required=True)
     parser.add_argument("--device", choices=("cpu", "cuda"), required=True)
     parser.add_argument("--mode", choices=sorted(DTYPES), required=True)
+    parser.add_argument("--thp", action="store_true", help="torch only: time its allocating impls under THP_MEM_ALLOC_ENABLE=1")
     args = parser.parse_args()
     json_out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # whatever a framework prints goes to stderr: stdout carries the JSON alone
@@ -436,7 +470,7 @@ def main():
     def progress(line):
         print(PROGRESS_PREFIX + line, file=sys.stderr, flush=True)
 
-    json.dump(measure(args.framework, args.device, args.mode, progress), json_out)
+    json.dump(measure(args.framework, args.device, args.mode, progress, thp=args.thp), json_out)
     json_out.close()
     os._exit(0)  # skips interpreter teardown: after a torch.compile it takes seconds and saves nothing we need
 

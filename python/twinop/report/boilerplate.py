@@ -17,6 +17,7 @@ ROLES = {
     "csrc/torch/bias_act_cpu.cpp": ("torch", "kernel wrapper and dtype dispatch"),
     "csrc/torch/bias_act_cuda.cpp": ("torch", "kernel wrapper and dtype dispatch"),
     "csrc/torch/bias_act_autocast.cpp": ("torch", INTEGRATION),
+    "csrc/torch/bias_act_out_autograd.cpp": ("torch", "gradient/autograd registration"),
     "python/twinop/torch/_autograd.py": ("torch", "gradient/autograd registration"),
     "python/twinop/torch/_second_order.py": ("torch", HIGHER_ORDER),
     "python/twinop/torch/_function.py": ("torch", HIGHER_ORDER),

@@ -158,12 +158,43 @@ def runtime_run(run, plots):
         out += [f"**{dtype}**, median ms per call:", "",
                 _table(["impl", "pass"] + [_shape(s) for s in shapes] + [f"GB/s at {_shape(shapes[-1])}", "of copy's GB/s"], table), ""]
         out += _image(f"runtime_{run['device']}_{dtype}.png", f"{run['device']} {dtype}", plots)
+    out += allocation_table(run)
     if run["overhead"]:
         out += [f"Call overhead at {_shape(run['overhead'][0]['shape'])} {run['overhead'][0]['dtype']}, median microseconds per call:", "",
                 _table(["impl", "pass", "µs"], [[r["impl"], r["pass"], f"{r['median_us']:.1f}"] for r in run["overhead"]]), ""]
         out += _image(f"overhead_{run['device']}.png", "call overhead", plots)
     out += [f"- skipped: {s['impl']}: {s['reason']}" for s in run["skipped"]] + [""]
     return "\n".join(out)
+
+
+def allocation_table(run):
+    """Each binding as a user calls it next to the same kernel into preallocated outputs."""
+    from .runtime import PREALLOCATED, THP
+
+    shapes = sorted({tuple(r["shape"]) for r in run["rows"]}, key=lambda s: s[0] * s[1])
+    if not shapes:
+        return []
+    by_key = {(r["impl"], r["dtype"], r["pass"]): r for r in run["rows"] if tuple(r["shape"]) == shapes[-1]}
+    table = []
+    for dtype in sorted({r["dtype"] for r in run["rows"]}):
+        for binding, into in PREALLOCATED.items():
+            for pass_ in ("fwd", "fwd+bwd"):
+                called = by_key.get((binding, dtype, pass_))
+                if not called:
+                    continue
+                pre = by_key.get((into, dtype, pass_))
+                thp = by_key.get((THP.get(binding), dtype, pass_))
+                table.append([binding, dtype, pass_, f"{called['median_ms']:.3g}",
+                              f"{pre['median_ms']:.3g}" if pre else "its allocator keeps its memory",
+                              f"{1 - pre['median_ms'] / called['median_ms']:.0%}" if pre else "",
+                              f"{thp['median_ms']:.3g}" if thp else ""])
+    if not table:
+        return []
+    return [f"What allocating the outputs costs, at {_shape(shapes[-1])}: median ms as a user calls each binding, and "
+            "the same kernel writing into outputs allocated once and paged in (out=); PyTorch also with "
+            "THP_MEM_ALLOC_ENABLE=1 (its huge-page switch, in a process of its own):", "",
+            _table(["binding", "dtype", "pass", "as called", "into preallocated outputs", "share that is allocation",
+                    "THP_MEM_ALLOC_ENABLE=1"], table), ""]
 
 
 def runtime(data, plots):

@@ -13,7 +13,10 @@ import tempfile
 # Every implementation of y = gelu(x + b) the report times, and the framework whose process runs it.
 IMPLS = {
     "twinop-torch": "torch",
+    "twinop-torch-out": "torch",
+    "twinop-torch-thp": "torch",
     "torch-eager": "torch",
+    "torch-eager-thp": "torch",
     "torch-compile": "torch",
     "twinop-tf-eager": "tensorflow",
     "twinop-tf-function": "tensorflow",
@@ -21,7 +24,12 @@ IMPLS = {
     "tf-function": "tensorflow",
     "tf-xla": "tensorflow",
     "twinop-numpy": "numpy",
+    "twinop-numpy-out": "numpy",
 }
+# Each binding as a user calls it -> the same kernel writing into outputs allocated once (out=).
+# None: the framework keeps its memory (TensorFlow's allocator), there is no allocation to remove.
+PREALLOCATED = {"twinop-torch": "twinop-torch-out", "twinop-tf-function": None, "twinop-numpy": "twinop-numpy-out"}
+THP = {"twinop-torch": "twinop-torch-thp", "torch-eager": "torch-eager-thp"}  # PyTorch's huge-page switch
 FRAMEWORKS = ("torch", "tensorflow", "numpy")
 GPU_FRAMEWORKS = ("torch",)  # the machines this was written for have no CUDA build of TensorFlow
 
@@ -72,14 +80,22 @@ def measure(device, mode, progress):
         result["versions"][framework] = part["version"]
         for key in ("rows", "copy", "overhead", "skipped"):
             result[key] += part[key]
+    if device == "cpu":  # a process of its own: the switch is read when torch's allocator starts
+        part = _run_worker("torch", device, mode, progress, "--thp")
+        copies = {(c["framework"], c["dtype"], tuple(c["shape"])): c for c in result["copy"]}
+        for row in part["rows"]:  # against the same copy as the other torch rows
+            copy = copies.get((row["framework"], row["dtype"], tuple(row["shape"])))
+            row["copy_fraction"] = row["GBps"] / copy["GBps"] if copy else row["copy_fraction"]
+        for key in ("rows", "overhead", "skipped"):
+            result[key] += part[key]
     return result
 
 
-def _run_worker(framework, device, mode, progress):
+def _run_worker(framework, device, mode, progress, *options):
     """One worker's JSON; raises RuntimeError with its last lines of stderr if it fails
     (a wrong result is among the failures: a benchmark of it would be worthless)."""
     command = [sys.executable, "-m", "twinop.report._runtime_worker",
-               "--framework", framework, "--device", device, "--mode", mode]
+               "--framework", framework, "--device", device, "--mode", mode, *options]
     with tempfile.TemporaryFile("w+") as stdout:  # a file, not a pipe: the JSON may exceed a pipe's buffer
         worker = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True)
         tail = collections.deque(maxlen=25)

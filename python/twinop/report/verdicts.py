@@ -1,9 +1,12 @@
 """The claims often made about custom ops in PyTorch and TensorFlow, each judged by a stated
 criterion on one run's results. Pure functions: results dict in, verdict and its numbers out."""
+import math
 import os
 import re
 
 HOLDS, FAILS, UNSETTLED = "holds", "does not hold", "not settled"
+MEASURED = "measured"  # a finding: numbers with their reading, no claim to judge
+ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
 
 MORE_BOILERPLATE = 1.10  # TF "needs more" when its binding is at least 10% longer than PyTorch's
 SIMILAR_SPEED = 1.25  # "similar speed": medians within 1.25x of each other, either way
@@ -149,14 +152,16 @@ def _largest(rows, impl, dtype, pass_):
 
 def speed(results):
     claim = "the two run at similar speed"
-    criterion = (f"twinop's PyTorch op vs its TensorFlow op in a tf.function: median times within {SIMILAR_SPEED}x "
-                 "of each other at the largest size measured, for every device, dtype and pass (fwd, fwd+bwd)")
+    criterion = (f"the same kernel through each framework, into outputs it need not allocate (twinop's PyTorch op "
+                 "with out= vs its TensorFlow op in a tf.function, whose allocator keeps its memory): median times "
+                 f"within {SIMILAR_SPEED}x of each other at the largest size measured, for every device, dtype and "
+                 "pass (fwd, fwd+bwd); what allocating adds is the next finding")
     runs = results.get("runtime", {}).get("runs", [])
     pairs = []
     for run in runs:
         for dtype in sorted({r["dtype"] for r in run["rows"]}):
             for pass_ in ("fwd", "fwd+bwd"):
-                torch, tf = (_largest(run["rows"], impl, dtype, pass_) for impl in ("twinop-torch", "twinop-tf-function"))
+                torch, tf = (_largest(run["rows"], impl, dtype, pass_) for impl in ("twinop-torch-out", "twinop-tf-function"))
                 if torch and tf and torch["shape"] == tf["shape"]:
                     pairs.append({"device": run["device"], "dtype": dtype, "pass": pass_, "shape": torch["shape"],
                                   "torch_ms": torch["median_ms"], "tf_ms": tf["median_ms"],
@@ -167,14 +172,74 @@ def speed(results):
     apart = [p for p in pairs if not 1 / SIMILAR_SPEED <= p["tf_over_torch"] <= SIMILAR_SPEED]
     worst = max(pairs, key=lambda p: max(p["tf_over_torch"], 1 / p["tf_over_torch"]))
     ratios = ", ".join(f"{p['device']} {p['dtype']} {p['pass']} {p['tf_over_torch']:.2f}x" for p in pairs)
-    summary = f"TensorFlow/PyTorch time at the largest size: {ratios}"
+    summary = f"TensorFlow/PyTorch time of the kernel at the largest size: {ratios}"
     if apart:
         faster = "PyTorch" if worst["tf_over_torch"] > 1 else "TensorFlow"
         summary += f"; {len(apart)} of {len(pairs)} outside {SIMILAR_SPEED}x, {faster} faster at worst"
     return _verdict(claim, criterion, FAILS if apart else HOLDS, summary, {"pairs": pairs})
 
 
+def allocation(results):
+    """A finding, not a claim: per binding, a call as users make it vs the same kernel into outputs
+    allocated once, at the largest size, float32 (else the first dtype measured)."""
+    from .runtime import PREALLOCATED, THP
+
+    claim = "what allocating its outputs adds to a call"
+    criterion = ("each binding's median time as a user calls it, against the same kernel writing into outputs "
+                 "allocated once and paged in (out=), at the largest size measured; PyTorch also with "
+                 "THP_MEM_ALLOC_ENABLE=1 (huge pages), in a process of its own")
+    items, parts = [], []
+    for run in results.get("runtime", {}).get("runs", []):
+        dtypes = sorted({r["dtype"] for r in run["rows"]})
+        dtype = "float32" if "float32" in dtypes else (dtypes or [None])[0]
+        for binding, into in PREALLOCATED.items():
+            times = {}
+            for pass_ in ("fwd", "fwd+bwd"):
+                called = _largest(run["rows"], binding, dtype, pass_)
+                if not called:
+                    continue
+                pre = _largest(run["rows"], into, dtype, pass_) if into else None
+                thp = _largest(run["rows"], THP.get(binding, ""), dtype, pass_)
+                item = {"device": run["device"], "binding": binding, "dtype": dtype, "pass": pass_,
+                        "shape": called["shape"], "called_ms": called["median_ms"],
+                        "preallocated_ms": pre["median_ms"] if pre else None,
+                        "thp_ms": thp["median_ms"] if thp else None}
+                if pre:
+                    item["allocation_share"] = round(1 - pre["median_ms"] / called["median_ms"], 3)
+                items.append(item)
+                times[pass_] = item
+            if times:
+                parts.append(_allocation_text(run["device"], binding, times))
+    if not items:
+        return _verdict(claim, criterion, UNSETTLED, "no binding was timed both ways", {"items": []})
+    shape = "x".join(map(str, items[0]["shape"]))
+    summary = f"{items[0]['dtype']} at {shape}, fwd / fwd+bwd ms: " + "; ".join(parts)
+    torch_share = max((i.get("allocation_share", 0) for i in items if i["binding"] == "twinop-torch"), default=0)
+    large = math.prod(items[0]["shape"]) * ITEMSIZE.get(items[0]["dtype"], 4) >= 32 * 2**20
+    if torch_share > 0.2 and large:
+        summary += (". PyTorch's CPU allocator hands blocks of 32 MiB and more back to the OS, so every call pays "
+                    "page faults on fresh memory; TensorFlow's allocator keeps its memory. The kernel is the same: "
+                    "out= (or THP_MEM_ALLOC_ENABLE=1) removes that cost where buffers can be reused")
+    return _verdict(claim, criterion, MEASURED, summary, {"items": items})
+
+
+def _allocation_text(device, binding, times):
+    def both(key):
+        return " / ".join(f"{times[p][key]:.3g}" if times.get(p, {}).get(key) else "-" for p in ("fwd", "fwd+bwd"))
+
+    text = f"{device} {binding} {both('called_ms')} as called"
+    if any(t.get("preallocated_ms") for t in times.values()):
+        shares = " / ".join(f"{times[p]['allocation_share']:.0%}" for p in ("fwd", "fwd+bwd") if p in times)
+        text += f", {both('preallocated_ms')} into preallocated outputs ({shares} of the call is allocation)"
+    else:
+        text += " (its allocator keeps its memory: nothing to preallocate)"
+    if any(t.get("thp_ms") for t in times.values()):
+        text += f", {both('thp_ms')} with THP_MEM_ALLOC_ENABLE=1"
+    return text
+
+
 def all_verdicts(results):
     """The verdict of each claim whose axis is in results (`twinop bench` measures the runtime only)."""
-    claims = (("boilerplate", boilerplate), ("support", support), ("build", pip_only), ("runtime", speed))
+    claims = (("boilerplate", boilerplate), ("support", support), ("build", pip_only), ("runtime", speed),
+              ("runtime", allocation))
     return [judge(results) for axis, judge in claims if axis in results]

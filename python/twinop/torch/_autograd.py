@@ -1,4 +1,5 @@
-"""Autograd for twinop::bias_act: the backward is the bias_act_backward op."""
+"""Autograd for twinop::bias_act: the backward is the bias_act_backward op. (The out= overloads'
+autograd kernel is C++, csrc/torch/bias_act_out_autograd.cpp: register_autograd refuses them.)"""
 import torch
 
 

@@ -1,5 +1,6 @@
 """bias_act: the differentiable entry point, through the autograd.Function or the op itself."""
 import torch
+from torch.autograd import forward_ad
 
 from ._function import BiasAct
 
@@ -16,9 +17,31 @@ def _autocast_inputs(x, bias):
     return tuple(t.to(dtype) if t.is_floating_point() and t.dtype != torch.float64 else t for t in (x, bias))
 
 
-def bias_act(x: torch.Tensor, bias: torch.Tensor, act: str = "gelu") -> torch.Tensor:
+def _differentiated(x, bias):
+    """Whether this call needs the Function: a gradient may be asked for, or a forward-mode level
+    (torch.autograd.forward_ad, torch.func.jvp and jacfwd) is open. Otherwise the op alone gives the
+    same result and skips Function.apply's ~13 us. PyTorch has no public test for an open dual
+    level; forward_ad's own module state is what make_dual reads."""
+    return ((torch.is_grad_enabled() and (x.requires_grad or bias.requires_grad))
+            or forward_ad._current_level >= 0)
+
+
+def bias_act(x: torch.Tensor, bias: torch.Tensor, act: str = "gelu", *, out: torch.Tensor | None = None) -> torch.Tensor:
     """y = act(x + bias), bias of shape (x.shape[-1],); differentiable in x and bias to second
-    order, in reverse and forward mode, under torch.func transforms and vmap."""
+    order, in reverse and forward mode, under torch.func transforms and vmap.
+
+    out: a contiguous tensor shaped and typed like x to write y into (it may be x itself on the
+    CPU); as PyTorch's own out= functions, this form is not differentiable. Eager only: PyTorch
+    cannot functionalize a custom op that returns its out argument, and a compiler plans the
+    output's memory itself."""
+    if out is not None:
+        if torch.compiler.is_compiling():
+            raise NotImplementedError("twinop.bias_act: out= is not supported under torch.compile or torch.export; "
+                                      "call bias_act(x, bias, act) there")
+        return torch.ops.twinop.bias_act.out(x, bias, act, out=out)
     if torch.compiler.is_compiling():  # Dynamo refuses the Function's custom jvp; the op has autograd
         return torch.ops.twinop.bias_act(x, bias, act)
-    return BiasAct.apply(*_autocast_inputs(x, bias), act)
+    x, bias = _autocast_inputs(x, bias)
+    if not _differentiated(x, bias):
+        return torch.ops.twinop.bias_act(x, bias, act)
+    return BiasAct.apply(x, bias, act)

@@ -30,3 +30,17 @@ def _bias_act_double_backward_fake(g, g_bias, dy, x, bias, act):
     return (torch.empty_like(x, memory_format=torch.contiguous_format),
             torch.empty_like(x, memory_format=torch.contiguous_format),
             torch.empty_like(bias, memory_format=torch.contiguous_format))
+
+
+@torch.library.register_fake("twinop::bias_act.out")
+def _bias_act_out_fake(x, bias, act, *, out):
+    _check_same_device(x, bias, "bias")
+    _check_same_device(x, out, "out")
+    return out
+
+
+@torch.library.register_fake("twinop::bias_act_backward.out")
+def _bias_act_backward_out_fake(dy, x, bias, act, *, dx, dbias):
+    for other, name in ((bias, "bias"), (dy, "dy"), (dx, "dx"), (dbias, "dbias")):
+        _check_same_device(x, other, name)
+    return dx, dbias
