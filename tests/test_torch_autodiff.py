@@ -295,3 +295,24 @@ def test_functional_hvp_raises_and_vhp_works():
         torch.autograd.functional.hvp(lambda a: ours("silu")(a, bias).sin().sum(), x, v)
     assert_same(torch.autograd.functional.vhp(lambda a: ours("silu")(a, bias).sin().sum(), x, v),
                 torch.autograd.functional.vhp(lambda a: native("silu")(a, bias).sin().sum(), x, v))
+
+
+@pytest.mark.parametrize("act", ["gelu", "silu"])
+def test_forward_mode_composed_with_vmap(act):
+    """bias_act skips the Function when nothing is differentiated; every forward-mode entry must
+    still reach it, batched or not."""
+    x, bias, _ = inputs((3, 4, 7), seed=21)
+    t_x = torch.ones_like(x)
+    for fn in (ours(act), native(act)):
+        assert_same(jvp(vmap(lambda a, f=fn: f(a, bias)), (x,), (t_x,)),
+                    jvp(vmap(lambda a: native(act)(a, bias)), (x,), (t_x,)))
+        assert_same(vmap(lambda a, t, f=fn: jvp(lambda u: f(u, bias), (a,), (t,))[1])(x, t_x),
+                    vmap(lambda a, t: jvp(lambda u: native(act)(u, bias), (a,), (t,))[1])(x, t_x))
+
+
+def test_plain_calls_skip_the_function_and_differentiated_calls_use_it():
+    x, bias, _ = inputs(seed=22)
+    assert tt.bias_act(x, bias).grad_fn is None
+    assert type(tt.bias_act(x.requires_grad_(), bias).grad_fn).__name__ == "BiasActBackward"
+    with torch.no_grad():
+        assert tt.bias_act(x, bias).grad_fn is None
