@@ -27,7 +27,7 @@ def _batch_first(t, dim, batch_size):
 def _per_row(row, dim, like):
     """A batched [B, C] row vector, shaped to broadcast against a batch-first `like`."""
     row = row.movedim(dim, 0)
-    return row.view(row.shape[0], *([1] * (like.dim() - 2)), row.shape[-1])
+    return row.reshape(row.shape[0], *([1] * (like.dim() - 2)), row.shape[-1])
 
 
 def _sum_per_example(t):
