@@ -21,9 +21,12 @@ IMPLS = {
     "tf-function": "tensorflow",
     "tf-xla": "tensorflow",
     "twinop-numpy": "numpy",
+    "twinop-jax-eager": "jax",
+    "twinop-jax-jit": "jax",
+    "jax-jit": "jax",
 }
-FRAMEWORKS = ("torch", "tensorflow", "numpy")
-GPU_FRAMEWORKS = ("torch",)  # the machines this was written for have no CUDA build of TensorFlow
+FRAMEWORKS = ("torch", "tensorflow", "numpy", "jax")
+GPU_FRAMEWORKS = ("torch", "jax")  # the machines this was written for have no CUDA build of TensorFlow
 
 ALL_DTYPES = ("float32", "float64", "float16", "bfloat16")
 DTYPES = {"tiny": ("float32",), "quick": ("float32", "bfloat16"), "full": ALL_DTYPES}
