@@ -2,7 +2,7 @@
 
 ctypes and jax.ffi.pycapsule rather than a pybind11 module: the library is plain C++ with a C
 interface (csrc/jax/bias_act_targets.h), so it needs no Python headers, links nothing of Python
-or jaxlib, and skips pybind11's compile time, as jax's own FFI examples do.
+or jaxlib, and skips pybind11's compile time (jax's examples/ffi loads its CUDA library this way).
 """
 import ctypes
 
