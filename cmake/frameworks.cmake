@@ -3,18 +3,22 @@
 # invisible, so a failed query is retried with the isolation variables unset: the build then
 # uses the frameworks installed where the wheel goes, and downloads nothing.
 #
-# twinop_query_frameworks() reads TWINOP_TORCH and TWINOP_TF (AUTO|ON|OFF) and sets TORCH_FOUND
-# and TF_FOUND, and either the TORCH_* / TF_* settings written by query_framework.py or
-# TORCH_IMPORT_ERROR / TF_IMPORT_ERROR.
+# twinop_query_frameworks() reads TWINOP_TORCH, TWINOP_TF and TWINOP_JAX (AUTO|ON|OFF) and sets
+# TORCH_FOUND, TF_FOUND and JAX_FOUND, and either the TORCH_* / TF_* / JAX_* settings written by
+# query_framework.py or TORCH_IMPORT_ERROR / TF_IMPORT_ERROR / JAX_IMPORT_ERROR.
 macro(twinop_query_frameworks)
   set(TORCH_FOUND FALSE)
   set(TF_FOUND FALSE)
+  set(JAX_FOUND FALSE)
   set(_wanted)
   if(NOT TWINOP_TORCH STREQUAL "OFF")
     list(APPEND _wanted torch)
   endif()
   if(NOT TWINOP_TF STREQUAL "OFF")
     list(APPEND _wanted tensorflow)
+  endif()
+  if(NOT TWINOP_JAX STREQUAL "OFF")
+    list(APPEND _wanted jax)
   endif()
   if(_wanted)
     set(_query ${Python_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/cmake/query_framework.py ${CMAKE_CURRENT_BINARY_DIR} ${_wanted})
@@ -27,6 +31,8 @@ macro(twinop_query_frameworks)
   foreach(_module IN LISTS _wanted)
     if(_module STREQUAL "torch")
       set(_prefix TORCH)
+    elseif(_module STREQUAL "jax")
+      set(_prefix JAX)
     else()
       set(_prefix TF)
     endif()

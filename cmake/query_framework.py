@@ -1,6 +1,6 @@
 """Asked by CMake: write, as CMake `set()` lines, how to build against installed frameworks.
 
-Usage: python query_framework.py OUTPUT_DIR torch|tensorflow...
+Usage: python query_framework.py OUTPUT_DIR torch|tensorflow|jax...
 For each framework, writes OUTPUT_DIR/<framework>_settings.cmake, or, when it cannot be
 imported, OUTPUT_DIR/<framework>_import_error.txt (also printed on stderr) and exits 1.
 """
@@ -34,7 +34,22 @@ def tensorflow_settings():
     }
 
 
-SETTINGS = {"torch": (torch_settings, "TORCH"), "tensorflow": (tensorflow_settings, "TF")}
+def jax_settings():
+    import importlib.util
+
+    import jax
+
+    # The XLA FFI headers ship with jaxlib, and the handlers link nothing of it. CUDA: the major
+    # version of the jax CUDA plugin installed, if any (found without importing it).
+    plugins = [major for major in ("13", "12") if importlib.util.find_spec(f"jax_cuda{major}_plugin")]
+    return {
+        "VERSION": jax.__version__,
+        "INCLUDE_DIR": jax.ffi.include_dir(),
+        "CUDA_VERSION": plugins[0] if plugins else "",
+    }
+
+
+SETTINGS = {"torch": (torch_settings, "TORCH"), "tensorflow": (tensorflow_settings, "TF"), "jax": (jax_settings, "JAX")}
 
 
 def query(out_dir, framework):

@@ -1,5 +1,5 @@
 """The CUDA build on a machine without a GPU: the kernels compile with nvcc, and the op
-libraries with GPU kernels load under CPU-only torch and TensorFlow (static cudart, linked
+libraries with GPU kernels load under CPU-only torch, TensorFlow and JAX (static cudart, linked
 before TensorFlow's CUDA stubs). Skipped where nvcc or cmake is missing."""
 import os
 import shutil
@@ -57,3 +57,17 @@ def test_tf_library_with_gpu_kernels_loads_on_cpu_tensorflow(cuda_package):
     """)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-2:] == ["['CPU', 'GPU']", "0.0"]
+
+
+def test_jax_library_with_cuda_handlers_loads_on_cpu_jax(cuda_package):
+    """The CUDA targets are registered (JAX queues them until a CUDA backend loads), and the CPU
+    handlers still run."""
+    pytest.importorskip("jax")
+    result = run_in(cuda_package, """
+        import jax.numpy as jnp, twinop.jax
+        from twinop.jax import _library
+        print(all(hasattr(_library.library, f"TwinopBiasAct{op}Cuda") for op in ("", "Backward", "DoubleBackward")))
+        print(float(jnp.sum(twinop.jax.bias_act(jnp.zeros((2, 3)), jnp.zeros(3), "relu"))))
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "0.0"]

@@ -1,5 +1,6 @@
 """The install itself: optional bindings, recorded framework versions, build switches."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,13 +26,14 @@ def test_activations_are_the_documented_tuple():
 def test_import_twinop_imports_no_framework():
     result = run_python("""
         import sys, twinop, twinop.numpy
-        print(sorted(m for m in ("torch", "tensorflow") if m in sys.modules))
+        print(sorted(m for m in ("torch", "tensorflow", "jax") if m in sys.modules))
     """)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("module,framework,attr", [("torch", "torch", "TORCH_VERSION"), ("tf", "tensorflow", "TF_VERSION")])
+@pytest.mark.parametrize("module,framework,attr", [("torch", "torch", "TORCH_VERSION"), ("tf", "tensorflow", "TF_VERSION"),
+                                                   ("jax", "jax", "JAX_VERSION")])
 def test_binding_built_for_another_version_refuses_to_load(module, framework, attr):
     pytest.importorskip(framework)
     if not getattr(_build_info, attr):
@@ -69,17 +71,18 @@ def test_torch_and_tensorflow_in_one_process_agree_bit_for_bit():
 
 
 @pytest.mark.skipif(shutil.which("cmake") is None, reason="needs cmake")
-def test_switch_on_without_the_framework_fails_in_one_clear_line(tmp_path):
-    """TWINOP_TORCH=ON with a Python that cannot import torch: one message, no CMake backtrace."""
+@pytest.mark.parametrize("switch,module", [("TWINOP_TORCH", "torch"), ("TWINOP_JAX", "jax")])
+def test_switch_on_without_the_framework_fails_in_one_clear_line(tmp_path, switch, module):
+    """A switch ON with a Python that cannot import its framework: one message, no CMake backtrace."""
     bare = tmp_path / "bare-venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
     result = subprocess.run(
-        ["cmake", "-S", ROOT, "-B", str(tmp_path / "build"), "-G", "Ninja", "-DTWINOP_TORCH=ON", "-DTWINOP_TF=OFF",
-         "-DTWINOP_CUDA=OFF", f"-DPython_EXECUTABLE={bare / 'bin' / 'python'}"],
+        ["cmake", "-S", ROOT, "-B", str(tmp_path / "build"), "-G", "Ninja", "-DTWINOP_TORCH=OFF", "-DTWINOP_TF=OFF",
+         "-DTWINOP_JAX=OFF", f"-D{switch}=ON", "-DTWINOP_CUDA=OFF", f"-DPython_EXECUTABLE={bare / 'bin' / 'python'}"],
         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": "", "PYTHONNOUSERSITE": "1"})
     assert result.returncode != 0
-    assert "twinop: TWINOP_TORCH=ON, but" in result.stderr
-    assert "No module named 'torch'" in result.stderr
+    assert f"twinop: {switch}=ON, but" in result.stderr
+    assert f"No module named '{module}'" in result.stderr
     assert "Call Stack" not in result.stderr
 
 
@@ -96,3 +99,23 @@ def test_no_binding_links_another_framework():
     torch_symbols, tf_symbols = undefined_symbols("_twinop_torch.so"), undefined_symbols("_twinop_tf.so")
     assert "c10::" in torch_symbols and "tensorflow::" not in torch_symbols
     assert "tensorflow::" in tf_symbols and "c10::" not in tf_symbols and "at::" not in tf_symbols
+
+
+@pytest.mark.skipif(shutil.which("readelf") is None or shutil.which("nm") is None, reason="needs readelf and nm")
+def test_jax_library_links_neither_jaxlib_nor_python():
+    """XLA hands the handlers its FFI API in every call frame: the library needs only the C and
+    C++ runtimes, and exports only its handlers and the argument check."""
+    path = os.path.join(os.path.dirname(twinop.__file__), "_twinop_jax.so")
+    if not os.path.exists(path):
+        pytest.skip("_twinop_jax.so was not built")
+    dynamic = subprocess.run(["readelf", "-d", path], capture_output=True, text=True, check=True).stdout
+    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]", dynamic)
+    assert needed and all(re.match(r"(libstdc\+\+|libm|libgcc_s|libc|ld-linux[\w-]*)\.so", lib) for lib in needed), needed
+    undefined = subprocess.run(["nm", "-D", "--undefined-only", "-C", path], capture_output=True, text=True,
+                               check=True).stdout
+    assert not re.search(r"xla::|\bPy\w|c10::|tensorflow::", undefined)
+    exported = subprocess.run(["nm", "-D", "--defined-only", path], capture_output=True, text=True, check=True).stdout
+    names = {line.split()[-1] for line in exported.splitlines() if " T " in line}
+    handlers = {f"TwinopBiasAct{op}{platform}" for op in ("", "Backward", "DoubleBackward")
+                for platform in ("Cpu", "Cuda" if _build_info.WITH_CUDA else "Cpu")}
+    assert names == handlers | {"TwinopCheckArgs"}

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from twinop import cli
-from twinop.report import Progress, boilerplate, build_friction, run_report, verdicts
+from twinop.report import Progress, boilerplate, build_friction, render, run_report, verdicts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -219,3 +219,28 @@ def test_report_end_to_end(tmp_path):
     assert [v["claim"] for v in results["verdicts"]] == [v["claim"] for v in saved["verdicts"]]
     report = (tmp_path / "REPORT.md").read_text()
     assert report.rstrip().splitlines()[-1].startswith("- *what allocating its outputs adds to a call*")
+
+
+def test_jax_lines_sit_beside_the_verdicts():
+    """The claims stay about PyTorch vs TensorFlow; JAX gets one line each, from the same numbers."""
+    results = by_role(100, 150)
+    results["boilerplate"]["by_role"]["jax"] = {"op/schema registration": 120, boilerplate.HIGHER_ORDER: 30}
+    rows = [{"impl": impl, "dtype": "float32", "shape": [1024, 1024], "pass": pass_, "median_ms": ms}
+            for impl, ms in (("twinop-jax-jit", 1.0), ("jax-jit", 2.0)) for pass_ in ("fwd", "fwd+bwd")]
+    results["runtime"] = {"available": True, "runs": [{"device": "cpu", "rows": rows}]}
+    results.update(build_results())
+    seconds = {"configure_cpu_s": 1.0, "build_cpu_s": 2.0}
+    for framework in ("torch", "tensorflow"):
+        results["build"]["bindings"][framework].update(seconds)
+    results["build"]["bindings"]["jax"] = {"ok": True, "tools": {}, **seconds, "settings": [
+        {"kind": "system include", "value": "/env/lib/site-packages/jaxlib/include", "where": "CMakeLists.txt:2"}]}
+    items = verdicts.all_verdicts(results)
+    assert [v["verdict"] for v in items] == ["holds", "holds", "not settled", "not settled"]  # JAX changes none
+    assert items[0]["jax"].startswith("150 lines (1.50x PyTorch's), of which second order and batching rules 30")
+    assert items[1]["jax"] == ("3 s of CPU to configure and build the binding (vs torch 3 s, tensorflow 3 s), 1 settings beyond the "
+                               "core: jaxlib's FFI headers, nothing of jaxlib linked")
+    assert items[2]["jax"].endswith("cpu float32 fwd 0.50x, cpu float32 fwd+bwd 0.50x")
+    text = render.verdicts(items)
+    assert "Where JAX, the third framework, changes the picture:" in text
+    assert text.rstrip().splitlines()[-1].startswith("- *what allocating its outputs adds to a call*")
+    assert "jax" not in verdicts.all_verdicts(by_role(100, 150))[0]  # no JAX binding measured, no line

@@ -48,7 +48,7 @@ def test_rows_cover_the_sweep_with_consistent_units(tiny):
         assert copy["GBps"] == pytest.approx(2 * math.prod(row["shape"]) * 4 / (copy["median_ms"] * 1e-3) / 1e9)
         assert row["copy_fraction"] == pytest.approx(row["GBps"] / copy["GBps"])
         assert ("compile_s" in row) == (row["impl"] in ("torch-compile", "twinop-tf-function", "tf-function",
-                                                        "tf-xla"))
+                                                        "tf-xla", "twinop-jax-jit", "jax-jit"))
         assert row.get("compile_s", 0) >= 0
     assert len(progress) >= len(result["rows"])
 

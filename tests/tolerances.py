@@ -15,7 +15,7 @@ TOLERANCE = {
 
 # (rtol, atol) of a float64 result against the framework's own composition of the same math
 # (autodiff transforms): TensorFlow's own float64 gelu is off from an exact reference by ~5e-9.
-NATIVE_FLOAT64 = {"torch": (1e-10, 1e-12), "tensorflow": (1e-7, 1e-7)}
+NATIVE_FLOAT64 = {"torch": (1e-10, 1e-12), "tensorflow": (1e-7, 1e-7), "jax": (1e-10, 1e-12)}
 
 
 def tolerance(dtype_name, summed=1):

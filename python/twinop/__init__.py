@@ -1,6 +1,7 @@
-"""twinop: one fused y = act(x + bias) kernel as a PyTorch op, a TensorFlow op and a numpy module.
+"""twinop: one fused y = act(x + bias) kernel as a PyTorch op, a TensorFlow op, a JAX custom call
+and a numpy module.
 
-`import twinop` imports neither torch nor tensorflow; `twinop.torch`, `twinop.tf` and
+`import twinop` imports no framework; `twinop.torch`, `twinop.tf`, `twinop.jax` and
 `twinop.numpy` each load one binding.
 """
 from ._twinop_numpy import ACTIVATIONS

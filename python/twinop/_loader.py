@@ -26,6 +26,7 @@ def built_with():
     return {
         "torch": _build_info.TORCH_VERSION or None,
         "tensorflow": _build_info.TF_VERSION or None,
+        "jax": _build_info.JAX_VERSION or None,
         "cuda": _build_info.WITH_CUDA,
         "cuda_archs": _build_info.CUDA_ARCHS if _build_info.WITH_CUDA else None,
         "compiler": _build_info.CXX_COMPILER,

@@ -34,6 +34,8 @@ def report(args):
     results = measured.run_report(args.out, args.device, args.mode, args.source, axes, builds)
     for verdict in results["verdicts"]:
         print(f"{verdict['claim']}: {verdict['verdict']} ({verdict['summary']})")
+        if verdict.get("jax"):
+            print(f"  JAX: {verdict['jax']}")
     print(f"wrote {os.path.join(args.out, 'REPORT.md')}, results.json and {len([f for f in os.listdir(args.out) if f.endswith('.png')])} plots")
     return 0
 
@@ -50,8 +52,8 @@ def add_report_options(parser, every_axis):
     if not every_axis:
         return
     parser.add_argument("--source", help="the twinop checkout to count and build (default: the one this install was built from)")
-    parser.add_argument("--build", default="numpy,torch,tensorflow",
-                        help="bindings the build axis compiles from clean: a comma list, or none (default: all three)")
+    parser.add_argument("--build", default="numpy,torch,tensorflow,jax",
+                        help="bindings the build axis compiles from clean: a comma list, or none (default: all four)")
 
 
 def main(argv=None):

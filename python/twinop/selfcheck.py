@@ -5,7 +5,7 @@ import numpy as np
 
 from . import ACTIVATIONS, reference
 
-BINDINGS = ("numpy", "torch", "tf")
+BINDINGS = ("numpy", "torch", "tf", "jax")
 
 
 def _run(binding, x, bias, dy, act):
@@ -21,6 +21,13 @@ def _run(binding, x, bias, dy, act):
         y = module.bias_act(xt, bt, act)
         y.backward(torch.from_numpy(dy))
         return y.detach().numpy(), xt.grad.numpy(), bt.grad.numpy()
+    if binding == "jax":
+        import jax
+
+        module = importlib.import_module("twinop.jax")
+        with jax.enable_x64(True):  # the float64 inputs stay float64
+            y, vjp = jax.vjp(lambda a, b: module.bias_act(a, b, act), x, bias)
+            return tuple(np.asarray(a) for a in (y, *vjp(dy)))
     import tensorflow as tf
 
     module = importlib.import_module("twinop.tf")

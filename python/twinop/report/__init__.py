@@ -54,7 +54,8 @@ def machine():
 def versions():
     """Installed versions, read from package metadata so that no framework is imported here."""
     found = {}
-    for name, dists in {"torch": ("torch",), "tensorflow": ("tensorflow", "tensorflow-cpu"), "numpy": ("numpy",)}.items():
+    for name, dists in {"torch": ("torch",), "tensorflow": ("tensorflow", "tensorflow-cpu"), "jax": ("jax",),
+                        "numpy": ("numpy",)}.items():
         for dist in dists:
             try:
                 found[name] = importlib.metadata.version(dist)

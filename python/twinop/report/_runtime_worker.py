@@ -1,6 +1,6 @@
 """One framework's runtime measurements for `twinop report`, in a process of its own:
 
-    python -m twinop.report._runtime_worker --framework torch|tensorflow|numpy --device cpu|cuda --mode quick|full|tiny [--thp]
+    python -m twinop.report._runtime_worker --framework torch|tensorflow|numpy|jax --device cpu|cuda --mode quick|full|tiny [--thp]
 
 prints one JSON object on stdout ({"framework", "version", "machine", "rows", "copy", "overhead",
 "skipped"}, the parts of runtime.measure's result) and progress lines on stderr.
@@ -340,7 +340,98 @@ class NumpyKit:
         return np.asarray(array, np.float64)
 
 
-KITS = {"torch": TorchKit, "tensorflow": TensorFlowKit, "numpy": NumpyKit}
+class JaxTimer(CpuTimer):
+    """JAX dispatches asynchronously on every backend: a call's time ends when its result is
+    ready. On the GPU, the median is over batches of back-to-back calls, ready when the last one
+    is: Python's dispatch overlaps the kernels, as in a training loop, except at sizes where the
+    dispatch takes longer than the kernel (JAX offers no events to time the GPU alone)."""
+
+    CALLS_PER_BATCH = 10
+
+    def __init__(self, jax, batches):
+        self.jax, self.batches = jax, batches
+
+    def once(self, call):
+        start = time.perf_counter()
+        result = self.jax.block_until_ready(call())
+        return time.perf_counter() - start, result
+
+    def median(self, call, settings):
+        if not self.batches:
+            return super().median(call, settings)
+        estimate, _ = self.once(call)
+        batches = min(max(round(settings.seconds / (estimate * self.CALLS_PER_BATCH)), settings.min_reps),
+                      settings.max_reps)
+        per_call = []
+        for _ in range(batches):
+            start = time.perf_counter()
+            for _ in range(self.CALLS_PER_BATCH - 1):
+                call()
+            self.jax.block_until_ready(call())
+            per_call.append((time.perf_counter() - start) / self.CALLS_PER_BATCH)
+        return statistics.median(per_call)
+
+
+class JaxKit:
+    framework = "jax"
+
+    def __init__(self, device):
+        import jax
+
+        jax.config.update("jax_enable_x64", True)  # for float64 (full mode); every array's dtype is explicit
+        try:
+            self.device = jax.devices("gpu" if device == "cuda" else "cpu")[0]
+        except RuntimeError as error:  # no such backend in this jax install
+            raise Unavailable(f"jax {jax.__version__} sees no {device} device") from error
+        self.jax, self.version, self.on_gpu = jax, jax.__version__, device == "cuda"
+        if self.on_gpu:
+            self.machine, self.cache_bytes = self.device.device_kind, 50 * 2**20  # JAX does not say the L2's size
+        else:
+            self.machine, self.cache_bytes = cpu_description(), cpu_cache_bytes()
+        self.timer = JaxTimer(jax, batches=self.on_gpu)
+
+        def gelu_bias(x, b):
+            return jax.nn.gelu(x + b, approximate=False)
+
+        self.impls, self.skipped = {}, []
+        try:
+            import twinop.jax
+
+            def twinop_bias_act(x, b):
+                return twinop.jax.bias_act(x, b, ACT)
+
+            self.impls["twinop-jax-eager"] = Impl(twinop_bias_act, self._fwd_bwd(twinop_bias_act), False)
+            self.impls["twinop-jax-jit"] = Impl(jax.jit(twinop_bias_act), jax.jit(self._fwd_bwd(twinop_bias_act)), True)
+        except ImportError as error:
+            self.skipped += [{"impl": impl, "reason": first_line(error)} for impl in ("twinop-jax-eager", "twinop-jax-jit")]
+        # XLA's own fusion of the composition: the peer a JAX user would otherwise have.
+        self.impls["jax-jit"] = Impl(jax.jit(gelu_bias), jax.jit(self._fwd_bwd(gelu_bias)), True)
+        self._device_copy = jax.jit(lambda x: x.copy())
+
+    def _fwd_bwd(self, fn):
+        def fwd_bwd(x, b, dy):
+            y, vjp = self.jax.vjp(fn, x, b)
+            return (y, *vjp(dy))
+
+        return fwd_bwd
+
+    def inputs(self, x, b, dy, dtype):
+        x, b, dy = (self.jax.device_put(self.jax.numpy.asarray(a).astype(dtype), self.device) for a in (x, b, dy))
+        # JAX arrays are immutable: on the CPU the ceiling is a memcpy of x's bytes (as for TF), on
+        # the GPU a compiled copy into a fresh buffer from XLA's caching allocator.
+        source = x if self.on_gpu else np.asarray(x)
+        return Inputs(fwd=(x, b), fwd_bwd=(x, b, dy), copy=(None if self.on_gpu else source.copy(), source),
+                      into_fwd=None, into_fwd_bwd=None)
+
+    def copy(self, out, x):
+        return self._device_copy(x) if self.on_gpu else np.copyto(out, x)
+
+    @staticmethod
+    def as_float64(array):
+        return np.asarray(array, np.float64)
+
+
+KITS = {"torch": TorchKit, "tensorflow": TensorFlowKit, "numpy": NumpyKit, "jax": JaxKit}
 
 
 def input_sets(kit, shape, dtype, seed):

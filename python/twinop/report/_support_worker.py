@@ -1,4 +1,4 @@
-"""Axis 2's worker, one framework per process (python -m twinop.report._support_worker numpy|torch|tensorflow):
+"""Axis 2's worker, one framework per process (python -m twinop.report._support_worker numpy|torch|tensorflow|jax):
 calls each API of that binding on each dtype and device, and prints one JSON object.
 
 A cell is "supported" when forward and backward run and match the float64 reference within
@@ -108,9 +108,34 @@ def tensorflow_apis():
     return apis, devices, {"tensorflow": tf.__version__}
 
 
+def jax_apis():
+    import jax
+
+    import twinop.jax as tj
+
+    jax.config.update("jax_enable_x64", True)  # JAX's float64 needs it; this process is JAX's alone
+
+    def traced(forward):
+        def run(x, bias, dy, act, device):
+            place = jax.devices("gpu" if device == "cuda" else "cpu")[0]
+            xj, bj, dyj = (jax.device_put(jax.numpy.asarray(as_float64(a)).astype(a.dtype.name), place)
+                           for a in (x, bias, dy))
+            y, vjp = jax.vjp(lambda a, b: forward(a, b, act), xj, bj)
+            return [np.asarray(t, np.float64) for t in (y, *vjp(dyj))]
+        return run
+
+    try:
+        has_gpu = bool(jax.devices("gpu"))
+    except RuntimeError:  # no GPU backend in this jax install
+        has_gpu = False
+    apis = {"jax eager": traced(tj.bias_act), "jax.jit": traced(jax.jit(tj.bias_act, static_argnums=2))}
+    return apis, {"cpu": True, "cuda": has_gpu}, {"jax": jax.__version__}
+
+
 def probe(framework):
     try:
-        apis, devices, versions = {"numpy": numpy_apis, "torch": torch_apis, "tensorflow": tensorflow_apis}[framework]()
+        apis, devices, versions = {"numpy": numpy_apis, "torch": torch_apis, "tensorflow": tensorflow_apis,
+                                   "jax": jax_apis}[framework]()
     except ImportError as error:
         return {"framework": framework, "import_error": first_line(error), "cells": []}
     cells = []

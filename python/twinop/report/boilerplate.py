@@ -40,6 +40,21 @@ ROLES = {
     "python/twinop/tf/_bias_act.py": ("tensorflow", "Python loader and API"),
     "python/twinop/tf/__init__.py": ("tensorflow", "Python loader and API"),
     "python/twinop/tf/layer.py": ("tensorflow", INTEGRATION),
+    # JAX: XLA FFI handlers loaded with ctypes, registered as custom-call targets from Python.
+    "csrc/jax/bias_act_targets.h": ("jax", "op/schema registration"),
+    "python/twinop/jax/_ffi.py": ("jax", "op/schema registration"),
+    "csrc/jax/bias_act_handler.h": ("jax", "kernel wrapper and dtype dispatch"),
+    "csrc/jax/bias_act_cpu.cpp": ("jax", "kernel wrapper and dtype dispatch"),
+    "csrc/jax/xla_parallel_for.h": ("jax", "kernel wrapper and dtype dispatch"),
+    "csrc/jax/bias_act_cuda.cpp": ("jax", "kernel wrapper and dtype dispatch"),
+    # JAX knows every shape at trace time: the validate.h rules asked there, as shape functions are.
+    "csrc/jax/bias_act_check.cpp": ("jax", "shape inference or fake kernel"),
+    "python/twinop/jax/_gradient.py": ("jax", "gradient/autograd registration"),
+    "python/twinop/jax/_second_order.py": ("jax", HIGHER_ORDER),
+    "python/twinop/jax/_vmap.py": ("jax", HIGHER_ORDER),
+    "python/twinop/jax/_library.py": ("jax", "Python loader and API"),
+    "python/twinop/jax/_bias_act.py": ("jax", "Python loader and API"),
+    "python/twinop/jax/__init__.py": ("jax", "Python loader and API"),
     # pybind11 defines the module, converts and dispatches in one file: all of it is wrapper.
     "csrc/numpy/module.cpp": ("numpy", "kernel wrapper and dtype dispatch"),
     "python/twinop/numpy.py": ("numpy", "Python loader and API"),
@@ -63,8 +78,8 @@ ROLES = {
 }
 
 # Where binding and core sources live: every source file under these must be in ROLES.
-BINDING_FOLDERS = ("csrc/torch", "csrc/tensorflow", "csrc/numpy", "csrc/core", "cuda",
-                   "python/twinop/torch", "python/twinop/tf")
+BINDING_FOLDERS = ("csrc/torch", "csrc/tensorflow", "csrc/numpy", "csrc/jax", "csrc/core", "cuda",
+                   "python/twinop/torch", "python/twinop/tf", "python/twinop/jax")
 BINDING_FILES = ("python/twinop/numpy.py",)
 SOURCE_SUFFIXES = (".h", ".hpp", ".cc", ".cpp", ".cu", ".cuh", ".py")
 

@@ -14,15 +14,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 # binding -> (CMake target, switches that build it alone, the framework the build asks for its flags)
+ALONE = {"TWINOP_TORCH": "OFF", "TWINOP_TF": "OFF", "TWINOP_JAX": "OFF"}  # no other framework asked at configure
 BINDINGS = {
-    "numpy": ("_twinop_numpy", {"TWINOP_TORCH": "OFF", "TWINOP_TF": "OFF"}, None),
-    "torch": ("_twinop_torch", {"TWINOP_TORCH": "ON", "TWINOP_TF": "OFF"}, "torch"),
-    "tensorflow": ("_twinop_tf", {"TWINOP_TORCH": "OFF", "TWINOP_TF": "ON"}, "tensorflow"),
+    "numpy": ("_twinop_numpy", ALONE, None),
+    "torch": ("_twinop_torch", {**ALONE, "TWINOP_TORCH": "ON"}, "torch"),
+    "tensorflow": ("_twinop_tf", {**ALONE, "TWINOP_TF": "ON"}, "tensorflow"),
+    "jax": ("_twinop_jax", {**ALONE, "TWINOP_JAX": "ON"}, "jax"),
 }
 CORE_TARGETS = ("twinop_core", "twinop_cuda")  # shared by every binding: built and timed apart
-SWITCH = {"torch": "TWINOP_TORCH", "tensorflow": "TWINOP_TF"}
-BUILT_VERSION = {"torch": "TORCH_VERSION", "tensorflow": "TF_VERSION"}
-PYTHON_MODULE = {"torch": "torch", "tensorflow": "tf"}
+SWITCH = {"torch": "TWINOP_TORCH", "tensorflow": "TWINOP_TF", "jax": "TWINOP_JAX"}
+BUILT_VERSION = {"torch": "TORCH_VERSION", "tensorflow": "TF_VERSION", "jax": "JAX_VERSION"}
+PYTHON_MODULE = {"torch": "torch", "tensorflow": "tf", "jax": "jax"}
 
 
 def _run(cmd, env=None):
@@ -199,7 +201,7 @@ def missing_framework_error(source_dir, framework, scratch):
     bare = os.path.join(scratch, "bare-venv")
     if not os.path.exists(bare):
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", bare], check=True)
-    switches = {"TWINOP_TORCH": "OFF", "TWINOP_TF": "OFF", SWITCH[framework]: "ON"}
+    switches = {**ALONE, SWITCH[framework]: "ON"}
     args = configure_args(source_dir, os.path.join(scratch, f"missing-{framework}"), switches, False,
                           python=os.path.join(bare, "bin", "python"))
     _, _, result = _run(args, env={**os.environ, "PYTHONPATH": "", "PYTHONNOUSERSITE": "1"})

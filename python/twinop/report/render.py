@@ -44,7 +44,7 @@ def boilerplate(data, plots):
            "`twinop/report/boilerplate.py` (`ROLES`).", ""]
     if not data.get("available"):
         return "\n".join(out + [f"Not measured: {data['reason']}.", ""])
-    bindings = [b for b in ("numpy", "torch", "tensorflow") if b in data["by_role"]]
+    bindings = [b for b in ("numpy", "torch", "tensorflow", "jax") if b in data["by_role"]]
     roles = list(dict.fromkeys(role for b in bindings for role in data["by_role"][b]))
     rows = [[role] + [data["by_role"][b].get(role, "") for b in bindings] for role in roles]
     rows.append(["**total**"] + [f"**{data['totals'][b]}**" for b in bindings])
@@ -200,7 +200,7 @@ def allocation_table(run):
 def runtime(data, plots):
     out = ["## Runtime", "",
            "Produced by `twinop/report/runtime.py` (its docstrings state the method): y = gelu(x + bias) by twinop's "
-           "three bindings and by each framework's own ops, one framework per process. GB/s counts the bytes a pass "
+           "bindings and by each framework's own ops, one framework per process. GB/s counts the bytes a pass "
            "must move at least; *of copy's GB/s* compares it with a plain copy of x in the same framework.", ""]
     if not data.get("available"):
         return "\n".join(out + [f"Not measured: {data['reason']}.", ""])
@@ -211,8 +211,11 @@ def runtime(data, plots):
 
 def verdicts(items):
     out = ["## Verdicts", "", "Claims often made about custom ops in the two frameworks, judged on this run's numbers.", "",
-           _table(["claim", "verdict", "numbers"], [[f"“{v['claim']}”", f"**{v['verdict']}**", v["summary"]] for v in items]), "",
-           "Criteria:", ""]
+           _table(["claim", "verdict", "numbers"], [[f"“{v['claim']}”", f"**{v['verdict']}**", v["summary"]] for v in items]), ""]
+    jax = [f"- *{v['claim']}*: {v['jax']}." for v in items if v.get("jax")]
+    if jax:
+        out += ["Where JAX, the third framework, changes the picture:", ""] + jax + [""]
+    out += ["Criteria:", ""]
     return "\n".join(out + [f"- *{v['claim']}*: {v['criterion']}." for v in items] + [""])
 
 

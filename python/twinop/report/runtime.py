@@ -25,13 +25,16 @@ IMPLS = {
     "tf-xla": "tensorflow",
     "twinop-numpy": "numpy",
     "twinop-numpy-out": "numpy",
+    "twinop-jax-eager": "jax",
+    "twinop-jax-jit": "jax",
+    "jax-jit": "jax",
 }
 # Each binding as a user calls it -> the same kernel writing into outputs allocated once (out=).
 # None: the framework keeps its memory (TensorFlow's allocator), there is no allocation to remove.
 PREALLOCATED = {"twinop-torch": "twinop-torch-out", "twinop-tf-function": None, "twinop-numpy": "twinop-numpy-out"}
 THP = {"twinop-torch": "twinop-torch-thp", "torch-eager": "torch-eager-thp"}  # PyTorch's huge-page switch
-FRAMEWORKS = ("torch", "tensorflow", "numpy")
-GPU_FRAMEWORKS = ("torch",)  # the machines this was written for have no CUDA build of TensorFlow
+FRAMEWORKS = ("torch", "tensorflow", "numpy", "jax")
+GPU_FRAMEWORKS = ("torch", "jax")  # the machines this was written for have no CUDA build of TensorFlow
 
 ALL_DTYPES = ("float32", "float64", "float16", "bfloat16")
 DTYPES = {"tiny": ("float32",), "quick": ("float32", "bfloat16"), "full": ALL_DTYPES}

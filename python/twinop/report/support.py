@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-FRAMEWORKS = ("numpy", "torch", "tensorflow")
+FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax")
 EXPECTED = ("float32", "float64", "float16", "bfloat16")  # the dtypes twinop documents
 PROBES = ("int32", "complex64")  # dtypes it must refuse, to see the error a user gets
 SHAPE = (3, 5, 7)  # odd sizes: no vector path hides a tail bug

@@ -69,8 +69,8 @@ def _cells(support, framework, api):
     return [c for c in support.get("frameworks", {}).get(framework, {}).get("cells", []) if c["api"] == api]
 
 
-def _support_numbers(support, framework):
-    cells = _cells(support, framework, USER_API[framework])
+def _support_numbers(support, framework, user_api=USER_API):
+    cells = _cells(support, framework, user_api[framework])
     devices = sorted({c["device"] for c in cells if c["status"] != "not available here"})
     supported = sum(1 for c in cells if c["dtype"] in ALLOWED and c["status"] == "supported")
     scores = [sum(error_clarity(c.get("error", ""), c["dtype"]).values()) for c in cells
@@ -229,7 +229,8 @@ def _allocation_text(device, binding, times):
 
     text = f"{device} {binding} {both('called_ms')} as called"
     if any(t.get("preallocated_ms") for t in times.values()):
-        shares = " / ".join(f"{times[p]['allocation_share']:.0%}" for p in ("fwd", "fwd+bwd") if p in times)
+        # A negative share is noise (the preallocated call measured slower): shown as 0%.
+        shares = " / ".join(f"{max(times[p]['allocation_share'], 0):.0%}" for p in ("fwd", "fwd+bwd") if p in times)
         text += f", {both('preallocated_ms')} into preallocated outputs ({shares} of the call is allocation)"
     else:
         text += " (its allocator keeps its memory: nothing to preallocate)"
@@ -238,8 +239,72 @@ def _allocation_text(device, binding, times):
     return text
 
 
+# Where JAX changes the picture: one line per claim, from the same results, beside the verdicts
+# (which stay about PyTorch vs TensorFlow). None where the JAX binding was not measured.
+def jax_boilerplate(results):
+    data = results.get("boilerplate", {})
+    if not data.get("available") or "jax" not in data["by_role"]:
+        return None
+    from .boilerplate import HIGHER_ORDER, INTEGRATION
+
+    roles = data["by_role"]
+    lines = {b: sum(n for role, n in roles.get(b, {}).items() if role != INTEGRATION) for b in ("jax", "torch")}
+    versus = f" ({lines['jax'] / lines['torch']:.2f}x PyTorch's)" if lines["torch"] else ""
+    return (f"{lines['jax']} lines{versus}, of which second order and batching rules "
+            f"{roles['jax'].get(HIGHER_ORDER, 0)}: XLA FFI handlers (C++) and a jax.custom_vjp chain (Python)")
+
+
+def jax_support(results):
+    data = results.get("support", {})
+    if not _cells(data, "jax", "jax eager"):
+        return None
+    numbers = {f: _support_numbers(data, f, {**USER_API, "jax": "jax eager"}) for f in ("jax", "tensorflow")}
+    line = (f"{numbers['jax']['supported_cells']} supported cells on {', '.join(numbers['jax']['devices'])}, "
+            f"error score {numbers['jax']['error_score']}/3, raised at trace time before anything runs")
+    if "cuda" in numbers["jax"]["devices"] and "cuda" not in numbers["tensorflow"]["devices"]:
+        line += "; JAX sees the GPU that TensorFlow does not, so XLA's side of the comparison runs there"
+    return line
+
+
+def jax_build(results):
+    build = results.get("build", {}).get("bindings", {})
+    jax = build.get("jax")
+    if not jax:
+        return None
+    if not jax["ok"]:
+        return f"failed at {jax['stage']}: {jax['error'].splitlines()[-1]}"
+    cpu = {b: r["configure_cpu_s"] + r["build_cpu_s"] for b, r in build.items() if r.get("ok")}
+    others = ", ".join(f"{b} {cpu[b]:.0f} s" for b in ("torch", "tensorflow") if b in cpu)
+    linked = [s for s in jax["settings"] if s["kind"] in ("library", "library dir", "link option")]
+    return (f"{cpu['jax']:.0f} s of CPU to configure and build the binding" + (f" (vs {others})" if others else "")
+            + f", {len(jax['settings'])} settings beyond the core: jaxlib's FFI headers, "
+            + ("nothing of jaxlib linked" if not linked else f"{len(linked)} link settings"))
+
+
+def jax_speed(results):
+    pairs = []
+    for run in results.get("runtime", {}).get("runs", []):
+        for dtype in sorted({r["dtype"] for r in run["rows"]}):
+            for pass_ in ("fwd", "fwd+bwd"):
+                ours, xla = (_largest(run["rows"], impl, dtype, pass_) for impl in ("twinop-jax-jit", "jax-jit"))
+                if ours and xla and ours["shape"] == xla["shape"]:
+                    pairs.append(f"{run['device']} {dtype} {pass_} {ours['median_ms'] / xla['median_ms']:.2f}x")
+    if not pairs:
+        return None
+    return ("XLA, which refuses the TensorFlow op under jit_compile, calls the same kernel inside a jax.jit "
+            "program; its time over XLA's own fusion of gelu(x + b) at the largest size: " + ", ".join(pairs))
+
+
 def all_verdicts(results):
-    """The verdict of each claim whose axis is in results (`twinop bench` measures the runtime only)."""
-    claims = (("boilerplate", boilerplate), ("support", support), ("build", pip_only), ("runtime", speed),
-              ("runtime", allocation))
-    return [judge(results) for axis, judge in claims if axis in results]
+    """The verdict of each claim whose axis is in results (`twinop bench` measures the runtime only),
+    with its JAX line where there is one, then the allocation finding."""
+    claims = (("boilerplate", boilerplate, jax_boilerplate), ("support", support, jax_support),
+              ("build", pip_only, jax_build), ("runtime", speed, jax_speed), ("runtime", allocation, None))
+    verdicts = []
+    for axis, judge, jax_line in claims:
+        if axis in results:
+            verdicts.append(judge(results))
+            line = jax_line(results) if jax_line else None
+            if line:
+                verdicts[-1]["jax"] = line
+    return verdicts

@@ -1,0 +1,41 @@
+"""Loads the compiled handler library and registers its XLA FFI handlers as custom-call targets.
+
+ctypes and jax.ffi.pycapsule rather than a pybind11 module: the library is plain C++ with a C
+interface (csrc/jax/bias_act_targets.h), so it needs no Python headers, links nothing of Python
+or jaxlib, and skips pybind11's compile time (jax's examples/ffi loads its CUDA library this way).
+"""
+import ctypes
+
+import jax
+
+from .. import _build_info, _loader
+
+FORWARD, BACKWARD, DOUBLE_BACKWARD = "twinop_bias_act", "twinop_bias_act_backward", "twinop_bias_act_double_backward"
+
+library = ctypes.CDLL(_loader.library_path("jax", _build_info.JAX_VERSION, jax.__version__, "_twinop_jax.so"))
+
+# One target name per op for both platforms: XLA picks the handler of the platform it compiles for.
+_HANDLERS = {FORWARD: "TwinopBiasAct", BACKWARD: "TwinopBiasActBackward", DOUBLE_BACKWARD: "TwinopBiasActDoubleBackward"}
+_PLATFORMS = {"cpu": "Cpu", **({"CUDA": "Cuda"} if _build_info.WITH_CUDA else {})}
+for _target, _symbol in _HANDLERS.items():
+    for _platform, _suffix in _PLATFORMS.items():
+        jax.ffi.register_ffi_target(_target, jax.ffi.pycapsule(getattr(library, _symbol + _suffix)), platform=_platform)
+
+library.TwinopCheckArgs.restype = ctypes.c_int
+library.TwinopCheckArgs.argtypes = (ctypes.c_int, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_int),
+                                    ctypes.POINTER(ctypes.POINTER(ctypes.c_int64)), ctypes.c_char_p,
+                                    ctypes.c_char_p, ctypes.c_size_t)
+
+
+def check_args(act, *arrays):
+    """Raises TypeError / ValueError if `arrays` (anything with .shape and .dtype: arrays,
+    tracers, ShapeDtypeStructs), the arguments of one op in order, break the op's rules."""
+    count = len(arrays)
+    shapes = [(ctypes.c_int64 * max(len(a.shape), 1))(*a.shape) for a in arrays]
+    message = ctypes.create_string_buffer(512)
+    kind = library.TwinopCheckArgs(
+        count, (ctypes.c_char_p * count)(*(str(a.dtype).encode() for a in arrays)),
+        (ctypes.c_int * count)(*(len(a.shape) for a in arrays)),
+        (ctypes.POINTER(ctypes.c_int64) * count)(*shapes), str(act).encode(), message, len(message))
+    if kind:
+        raise (TypeError if kind == 1 else ValueError)(f"twinop.bias_act: {message.value.decode()}")
