@@ -1,6 +1,7 @@
 """The double-backward core function (bias_act_double_backward_cpu) through each binding's raw
-op: the numpy function, torch.ops.twinop.bias_act_double_backward and Twinop>BiasActGradGrad,
-against the float64 reference, on every dtype, activation and shape."""
+op: the numpy function, torch.ops.twinop.bias_act_double_backward, Twinop>BiasActGradGrad and
+JAX's twinop_bias_act_double_backward call, against the float64 reference, on every dtype,
+activation and shape."""
 import numpy as np
 import pytest
 
@@ -35,7 +36,17 @@ def run_tf(g, g_bias, dy, x, bias, act, dtype):
     return [tf.cast(t, tf.float64).numpy() for t in ttf._ops.twinop_bias_act_grad_grad(*tensors, act=act)]
 
 
-BINDINGS = {"numpy": run_numpy, "torch": run_torch, "tensorflow": run_tf}
+def run_jax(g, g_bias, dy, x, bias, act, dtype):
+    jax = pytest.importorskip("jax")
+    pytest.importorskip("twinop.jax")
+    from twinop.jax import _ffi
+
+    jax.config.update("jax_enable_x64", True)  # for float64; every array's dtype is explicit
+    arrays = [jax.numpy.asarray(a, dtype=dtype) for a in (g, g_bias, dy, x, bias)]
+    return [np.asarray(t, np.float64) for t in _ffi.double_backward(*arrays, act=act)]
+
+
+BINDINGS = {"numpy": run_numpy, "torch": run_torch, "tensorflow": run_tf, "jax": run_jax}
 
 
 def check(binding, g, g_bias, dy, x, bias, act, dtype):
