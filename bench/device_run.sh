@@ -1,57 +1,244 @@
 #!/usr/bin/env bash
-# The one script run on the GPU machine: versions, build with CUDA, the test suite (CPU and
-# CUDA), compute-sanitizer memcheck, the GPU benchmark. Keeps going after a failed step and
-# exits non-zero at the end if any step failed. Everything is also written to
-# $OUT/device_log.txt ($OUT, else bench/results). About 6-8 minutes on an H100; the steps
-# share a budget of DEVICE_RUN_BUDGET_S seconds (default 570, under a 10-minute device call),
-# so the summary is always written.
+# The one script for the GPU machine: one device call (10 minutes at most) that proves every
+# CUDA path and brings back the GPU numbers.
 #
 #     bash bench/device_run.sh
+#
+# Steps, most important first, each with a time limit; the limits of the steps run add up to at
+# most the budget, DEVICE_RUN_BUDGET_S (default 560 s: with a few seconds' grace for each
+# killed step, under a 10-minute call), checked before anything runs:
+#   versions        the GPU, driver, nvcc, Python, torch and jax                          15 s
+#   build           pip install . with CUDA (TWINOP_CUDA_ARCHS, default 90), no TensorFlow  90 s
+#   bench-headline  bench/bench_gpu.py at 16384 x 8192, bfloat16 first: the targets      80 s
+#   checks          at once, each its own process (correctness, no timing):             160 s
+#                   pytest-cuda      tests/test_cuda.py
+#                   pytest-jax-cuda  tests/test_jax_cuda.py
+#                   memcheck, racecheck, initcheck   compute-sanitizer over bench/sanitize_gpu.py
+#                   stable-abi       bench/device_stable_abi.sh, with the library carried in
+#                                    bench/stable_abi/ (its --prepare, on the CPU machine)
+#   bench-sizes     bench/bench_gpu.py at the other sizes, added to the same files         80 s
+#   bench-jax       bench/bench_gpu_jax.py                                                40 s
+#   report          twinop report --device cuda --quick --build none (the build axis,     95 s
+#                   clean rebuilds, is measured by CI on the CPU machine)
+# A step is skipped, and says why, where its script is not in this checkout, where it needs a
+# GPU and nvidia-smi lists none, or where compute-sanitizer says the device is not supported;
+# any other non-zero exit, or a timeout, is a failure. The script goes on after a failure and
+# exits 1 at the end if any step failed (2 if the limits exceed the budget).
+#
+# Results, written as they come to $OUT (else bench/results/device-run), 7 files:
+#   summary.txt           the versions, then one line per step: status, seconds, why
+#   device_log.txt        every step's output
+#   bench_gpu.json, bench_gpu.md   rewritten after each shape and dtype measured
+#   jax_gpu.json          bench/bench_gpu_jax.py's results
+#   report.tar.gz         the report's REPORT.md, results.json and plots
+#   stable_abi_log.txt    bench/device_stable_abi.sh's log
+#
+# A second call on the still-warm machine can rerun some steps (the build stays installed):
+#     DEVICE_RUN_STEPS="bench-sizes report" bash bench/device_run.sh
+# On a machine without a GPU the same script runs the control flow: GPU-only steps are skipped
+# and the GPU tests skip themselves. DEVICE_RUN_PYTHON (default python3) picks the Python, and
+# DEVICE_RUN_PIP_ARGS is added to the build's pip install (e.g. --prefix DIR).
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 
-out_dir="${OUT:-bench/results}"
+python=${DEVICE_RUN_PYTHON:-python3}
+out_dir=${OUT:-bench/results/device-run}
+budget=${DEVICE_RUN_BUDGET_S:-560}
+selected=${DEVICE_RUN_STEPS:-all}
 mkdir -p "$out_dir"
 log="$out_dir/device_log.txt"
+summary="$out_dir/summary.txt"
 : >"$log"
+: >"$summary"
+work=$(mktemp -d /tmp/device-run-XXXXXX)
 export PYTHONUNBUFFERED=1
 failed=()
-deadline=$((SECONDS + ${DEVICE_RUN_BUDGET_S:-570}))
 
-# run_step NAME SECONDS COMMAND...: runs COMMAND for at most SECONDS (and never past the
-# deadline), logs it, and records a failure.
-run_step() {
-  local name=$1 limit=$2
-  shift 2
-  local left=$((deadline - SECONDS))
-  if [ "$left" -lt 10 ]; then
-    echo "=== $name: skipped, no time left" | tee -a "$log"
-    failed+=("$name (no time left)")
-    return
-  fi
-  if [ "$left" -lt "$limit" ]; then limit=$left; fi
-  echo "=== $name (limit ${limit}s) $(date -u +%H:%M:%S)" | tee -a "$log"
-  local started=$SECONDS
-  timeout "$limit" "$@" 2>&1 | tee -a "$log"
-  local status=${PIPESTATUS[0]}
-  echo "=== $name: exit $status after $((SECONDS - started))s" | tee -a "$log"
-  if [ "$status" -ne 0 ]; then failed+=("$name (exit $status)"); fi
-}
+# NAME:LIMIT in the order they run.
+STEPS=(versions:15 build:90 bench-headline:80 checks:160 bench-sizes:80 bench-jax:40 report:95)
+HEADLINE=16384x8192
+OTHER_SIZES=1024x1024,4096x1024,4096x4096,8192x8192
 
+wanted() { [ "$selected" = all ] || [[ " $selected " == *" $1 "* ]]; }
+
+total=0
+for step in "${STEPS[@]}"; do
+  if wanted "${step%%:*}"; then total=$((total + ${step##*:})); fi
+done
+if [ "$total" -gt "$budget" ]; then
+  echo "device_run: the step limits add up to ${total}s, over the budget of ${budget}s" | tee -a "$log" >&2
+  exit 2
+fi
+deadline=$((SECONDS + budget))
+
+has_gpu() { nvidia-smi -L 2>/dev/null | grep -q '^GPU'; }
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 
-run_step versions 60 bash -c 'nvidia-smi; nvcc --version; cmake --version | head -1
-  python3 -c "import sys, torch; print(sys.version); print(\"torch\", torch.__version__, \"CUDA\", torch.version.cuda, torch.cuda.get_device_name())"'
-run_step build 240 env TWINOP_CUDA=ON TWINOP_TF=OFF python3 -m pip install --no-build-isolation --no-deps .
-# The CUDA tests first, then the CPU tests of the bindings the GPU machine has (no TF there);
-# the report and build tests are left to CI, which runs them on every change.
-run_step pytest 240 python3 -m pytest -q -rs tests/test_cuda.py tests/test_torch.py tests/test_numpy.py tests/test_torch_integration.py
-run_step memcheck 150 "$sanitizer" --tool memcheck --error-exitcode 1 python3 bench/sanitize_gpu.py
-run_step bench 240 python3 bench/bench_gpu.py --out "$out_dir"
+# record NAME STATUS SECONDS WHY: one line of summary.txt; a failed step makes the exit status 1.
+record() {
+  printf '%-16s %-8s %5ss  %s\n' "$1" "$2" "$3" "$4" | tee -a "$log" >>"$summary"
+  if [ "$2" = failed ]; then failed+=("$1"); fi
+}
+
+# verdict NAME EXIT SECONDS: records a finished command from its exit status and output.
+verdict() {
+  local name=$1 status=$2 seconds=$3
+  if [ "$status" -eq 0 ]; then
+    record "$name" passed "$seconds" ""
+  elif [[ $name =~ check$ ]] && grep -qi "device not supported" "$work/$name.log"; then
+    record "$name" skipped "$seconds" "compute-sanitizer: device not supported"
+  elif [[ $name =~ ^pytest ]] && [ "$status" -eq 5 ] && ! has_gpu; then
+    record "$name" skipped "$seconds" "no GPU: its tests skip themselves"
+  elif [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+    record "$name" failed "$seconds" "timed out"
+  else
+    record "$name" failed "$seconds" "exit $status"
+  fi
+}
+
+# limited LIMIT: LIMIT, or the seconds left before the deadline if fewer.
+limited() {
+  local left=$((deadline - SECONDS))
+  echo $(($1 < left ? $1 : left))
+}
+
+# run NAME LIMIT COMMAND...: runs COMMAND for at most LIMIT seconds, its output into the log.
+run() {
+  local name=$1 limit
+  limit=$(limited "$2")
+  shift 2
+  echo "=== $name (limit ${limit}s) $(date -u +%H:%M:%S)" | tee -a "$log"
+  local started=$SECONDS
+  timeout --kill-after=3 "$limit" "$@" 2>&1 | tee "$work/$name.log" >>"$log"
+  verdict "$name" "${PIPESTATUS[0]}" $((SECONDS - started))
+}
+
+# start NAME LIMIT COMMAND...: runs COMMAND in the background for at most LIMIT seconds; finish
+# waits for every started command and then records each, its output into the log.
+started_jobs=()
+start() {
+  local name=$1 limit
+  limit=$(limited "$2")
+  shift 2
+  echo "=== $name started (limit ${limit}s) $(date -u +%H:%M:%S)" | tee -a "$log"
+  (
+    begin=$(date +%s)
+    timeout --kill-after=3 "$limit" "$@" >"$work/$name.log" 2>&1
+    echo "$? $(($(date +%s) - begin))" >"$work/$name.status"
+  ) &
+  started_jobs+=("$name")
+}
+finish() {
+  wait
+  local name status seconds
+  for name in "${started_jobs[@]}"; do
+    echo "=== $name" >>"$log"
+    cat "$work/$name.log" >>"$log"
+    read -r status seconds <"$work/$name.status"
+    verdict "$name" "$status" "$seconds"
+  done
+  started_jobs=()
+}
+
+# skip NAME WHY
+skip() { record "$1" skipped 0 "$2"; }
+
+step_versions() {
+  run versions "$1" bash -c '
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "GPU: none (no nvidia-smi)"
+    if command -v nvcc >/dev/null; then nvcc --version | tail -1; else echo "nvcc: none"; fi
+    XLA_PYTHON_CLIENT_PREALLOCATE=false "$0" - <<"EOF"
+import importlib, platform
+print("Python", platform.python_version())
+for name in ("torch", "jax", "jaxlib"):
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        print(name, "not installed")
+        continue
+    print(name, module.__version__, end="")
+    if name == "torch":
+        print(" CUDA", module.version.cuda, "-", module.cuda.get_device_name() if module.cuda.is_available() else "no GPU")
+    elif name == "jax":
+        print(" devices", module.devices())
+    else:
+        print()
+EOF' "$python"
+  cat "$work/versions.log" >>"$summary"
+  echo >>"$summary"
+}
+
+step_build() {
+  # shellcheck disable=SC2086  # DEVICE_RUN_PIP_ARGS is a list of arguments
+  run build "$1" env TWINOP_CUDA=ON TWINOP_TF=OFF TWINOP_CUDA_ARCHS="${TWINOP_CUDA_ARCHS:-90}" \
+    "$python" -m pip install --no-build-isolation --no-deps ${DEVICE_RUN_PIP_ARGS:-} .
+}
+
+step_bench_headline() {
+  if ! has_gpu; then skip bench-headline "no GPU"; return; fi
+  run bench-headline "$1" "$python" bench/bench_gpu.py --shapes "$HEADLINE" --out "$out_dir"
+}
+
+step_checks() {
+  start pytest-cuda "$1" "$python" -m pytest -q -rs -p no:cacheprovider tests/test_cuda.py
+  if [ -f tests/test_jax_cuda.py ]; then
+    # jax takes 75% of the GPU's memory at its start unless told otherwise: the others run beside it.
+    start pytest-jax-cuda "$1" env XLA_PYTHON_CLIENT_PREALLOCATE=false \
+      "$python" -m pytest -q -rs -p no:cacheprovider tests/test_jax_cuda.py
+  else
+    skip pytest-jax-cuda "tests/test_jax_cuda.py is not in this checkout"
+  fi
+  for tool in memcheck racecheck initcheck; do
+    if ! has_gpu; then
+      skip "$tool" "no GPU"
+    elif [ ! -x "$sanitizer" ]; then
+      skip "$tool" "compute-sanitizer not found"
+    else
+      start "$tool" "$1" "$sanitizer" --tool "$tool" --error-exitcode 1 "$python" bench/sanitize_gpu.py
+    fi
+  done
+  if [ ! -f bench/device_stable_abi.sh ]; then
+    skip stable-abi "bench/device_stable_abi.sh is not in this checkout"
+  elif [ ! -f "${STABLE_DIR:-bench/stable_abi}/_twinop_torch_stable.so" ]; then
+    skip stable-abi "no carried library: run bench/device_stable_abi.sh --prepare here, carry bench/stable_abi"
+  else
+    mkdir -p "$work/stable-abi"
+    start stable-abi "$1" env OUT="$work/stable-abi" DEVICE_STABLE_BUDGET_S=$(($(limited "$1") - 10)) \
+      bash bench/device_stable_abi.sh
+  fi
+  finish
+  if [ -f "$work/stable-abi/stable_abi_log.txt" ]; then cp "$work/stable-abi/stable_abi_log.txt" "$out_dir/"; fi
+}
+
+step_bench_sizes() {
+  if ! has_gpu; then skip bench-sizes "no GPU"; return; fi
+  run bench-sizes "$1" "$python" bench/bench_gpu.py --shapes "$OTHER_SIZES" --append --out "$out_dir"
+}
+
+step_bench_jax() {
+  if [ ! -f bench/bench_gpu_jax.py ]; then skip bench-jax "bench/bench_gpu_jax.py is not in this checkout"; return; fi
+  if ! has_gpu; then skip bench-jax "no GPU"; return; fi
+  run bench-jax "$1" "$python" bench/bench_gpu_jax.py --out "$work/jax"
+  if [ -f "$work/jax/jax_gpu.json" ]; then cp "$work/jax/jax_gpu.json" "$out_dir/"; fi
+}
+
+step_report() {
+  if ! has_gpu; then skip report "no GPU"; return; fi
+  run report "$1" "$python" -m twinop.cli report --device cuda --quick --build none --out "$work/report"
+  if [ -d "$work/report" ]; then tar -czf "$out_dir/report.tar.gz" -C "$work" report; fi
+}
+
+for step in "${STEPS[@]}"; do
+  name=${step%%:*}
+  if wanted "$name"; then "step_${name//-/_}" "${step##*:}"; fi
+done
+rm -rf "$work"
 
 if [ ${#failed[@]} -eq 0 ]; then
-  echo "=== device_run: all steps passed" | tee -a "$log"
+  echo "=== device_run: no step failed" | tee -a "$log"
+  cat "$summary"
   exit 0
 fi
 echo "=== device_run: FAILED: ${failed[*]}" | tee -a "$log"
+cat "$summary"
 exit 1

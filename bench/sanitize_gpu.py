@@ -1,5 +1,6 @@
-"""A small forward+backward of every dtype x activation through torch.ops.twinop on the GPU,
-on shapes that reach every code path of the kernels, for compute-sanitizer:
+"""A small forward, backward and double backward of every dtype x activation through
+torch.ops.twinop on the GPU, on shapes and alignments that reach every code path of the kernels,
+for compute-sanitizer (bench/device_run.sh runs memcheck, racecheck and initcheck over it):
 
     compute-sanitizer --tool memcheck --error-exitcode 1 python3 bench/sanitize_gpu.py
 
@@ -22,15 +23,18 @@ from tolerances import tolerance  # noqa: E402  (the one tolerance table)
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
           "bfloat16": torch.bfloat16}
-# (shape, misaligned): the scalar path (odd or narrow rows, a misaligned pointer), the vector
-# path with a partly idle last column block, one column group per row (a 256-row block
-# reduction), several row blocks, and no rows at all (dbias written as zeros).
-CASES = [((37,), False), ((3, 5, 7), False), ((2, 13), False), ((300, 1), False),
-         ((65, 8), False), ((7, 1000), False), ((1000, 24), False), ((5, 264), True), ((0, 8), False)]
+# (shape, tensors one element off a 16-byte boundary): element-wise rows (odd or narrower than
+# a vector), aligned rows with a partly idle last block of columns, one column group per row (a
+# 256-row block reduction), several row blocks, odd widths over several blocks (vector bodies,
+# element-wise heads and tails), misaligned inputs beside aligned outputs, and no rows at all
+# (dbias and d_bias written as zeros).
+CASES = [((37,), ()), ((3, 5, 7), ()), ((2, 13), ()), ((300, 1), ()), ((65, 8), ()), ((7, 1000), ()),
+         ((1000, 24), ()), ((17, 1027), ()), ((5, 264), ("x",)), ((9, 520), ("dy", "g")),
+         ((6, 1027), ("x", "dy", "g")), ((4, 256), ("bias", "g_bias")), ((0, 8), ())]
 
 
 def on_gpu(t, misaligned):
-    """t on the GPU; if misaligned, one element past a 16-byte boundary (the scalar path)."""
+    """t on the GPU; if misaligned, one element past a 16-byte boundary."""
     if not misaligned:
         return t.cuda()
     flat = torch.empty(t.numel() + 1, dtype=t.dtype, device="cuda")
@@ -39,20 +43,27 @@ def on_gpu(t, misaligned):
     return view
 
 
+def run_ops(x, bias, dy, g, g_bias, act):
+    """(name, result, rows summed into it) of the forward, backward and double backward."""
+    y = torch.ops.twinop.bias_act(x, bias, act)
+    dx, dbias = torch.ops.twinop.bias_act_backward(dy, x, bias, act)
+    d_dy, d_x, d_bias = torch.ops.twinop.bias_act_double_backward(g, g_bias, dy, x, bias, act)
+    rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
+    return [("y", y, 1), ("dx", dx, 1), ("dbias", dbias, rows), ("d_dy", d_dy, 1), ("d_x", d_x, 1),
+            ("d_bias", d_bias, rows)]
+
+
 def mismatches(dtype_name, act, shape, misaligned):
     dtype = DTYPES[dtype_name]
-    x = (torch.randn(shape) * 2).to(dtype)
-    bias = torch.randn(shape[-1]).to(dtype)
-    dy = torch.randn(shape).to(dtype)
-    cpu = [torch.ops.twinop.bias_act(x, bias, act), *torch.ops.twinop.bias_act_backward(dy, x, bias, act)]
-    gx, gbias, gdy = (on_gpu(t, misaligned) for t in (x, bias, dy))
-    gpu = [torch.ops.twinop.bias_act(gx, gbias, act), *torch.ops.twinop.bias_act_backward(gdy, gx, gbias, act)]
-    rows = x.numel() // shape[-1] if shape[-1] else 0
+    cpu = {"x": (torch.randn(shape) * 2).to(dtype), "bias": torch.randn(shape[-1]).to(dtype),
+           "dy": torch.randn(shape).to(dtype), "g": torch.randn(shape).to(dtype),
+           "g_bias": torch.randn(shape[-1]).to(dtype)}
+    gpu = {name: on_gpu(t, name in misaligned) for name, t in cpu.items()}
     found = []
-    for name, want, got, summed in zip(("y", "dx", "dbias"), cpu, gpu, (1, 1, rows)):
+    for (name, want, summed), (_, got, _) in zip(run_ops(**cpu, act=act), run_ops(**gpu, act=act)):
         rtol, atol = tolerance(dtype_name, max(summed, 1))
         if not torch.allclose(got.cpu().double(), want.double(), rtol=rtol, atol=atol, equal_nan=True):
-            found.append(f"{dtype_name} {act} {shape} misaligned={misaligned}: {name} differs from the CPU kernel")
+            found.append(f"{dtype_name} {act} {shape} misaligned {misaligned}: {name} differs from the CPU kernel")
     return found
 
 
@@ -64,7 +75,8 @@ def main():
             for shape, misaligned in CASES:
                 found += mismatches(dtype_name, act, shape, misaligned)
     torch.cuda.synchronize()
-    print("\n".join(found) or f"sanitize_gpu: {len(DTYPES) * len(ACTIVATIONS) * len(CASES)} cases match the CPU kernels")
+    print("\n".join(found) or f"sanitize_gpu: {len(DTYPES) * len(ACTIVATIONS) * len(CASES)} cases of 3 ops match "
+                               "the CPU kernels")
     return 1 if found else 0
 
 

@@ -20,6 +20,7 @@ using cuda_detail::compute_t;
 using cuda_detail::Group;
 using cuda_detail::kGroupWidth;
 using cuda_detail::kThreadsPerBlock;
+using cuda_detail::ThreadColumns;
 
 // Two blocks an SM at least, so up to 128 registers a thread: the first and second derivative,
 // the bias and g_bias groups and three input rows spill under the other kernels' 64.
@@ -27,7 +28,8 @@ constexpr int kMinBlocksPerSM = 2;
 
 // The backward kernel's layout, with a third input row (g) and a second output row (d_dy); the
 // thread's g_bias group stays in registers beside its bias group.
-template <typename S, typename Act, bool kVectorized>
+// kAlignedRows: every row of every tensor starts on a 16-byte boundary (vector_io.cuh).
+template <typename S, typename Act, bool kAlignedRows>
 __global__ void __launch_bounds__(kThreadsPerBlock, kMinBlocksPerSM)
 bias_act_double_backward_kernel(const S* __restrict__ g, const S* __restrict__ g_bias,
                                 const S* __restrict__ dy, const S* __restrict__ x,
@@ -36,13 +38,20 @@ bias_act_double_backward_kernel(const S* __restrict__ g, const S* __restrict__ g
                                 std::int64_t cols) {
   using C = compute_t<S>;
   constexpr int W = kGroupWidth<S>;
-  const std::int64_t col = (std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * W;
-  const int count = col >= cols ? 0 : cols - col < W ? int(cols - col) : W;
+  const std::int64_t first_row = std::int64_t(blockIdx.y) * blockDim.y + threadIdx.y;
+  const ThreadColumns group = cuda_detail::thread_columns<kAlignedRows>(d_dy, cols, first_row);
 
   C sum[W] = {};  // this thread's column sums of d_x, in row order
-  if (count > 0) {
-    const Group<S> bias_group = cuda_detail::load_group<kVectorized>(bias + col, count);
-    const Group<S> g_bias_group = cuda_detail::load_group<kVectorized>(g_bias + col, count);
+  if (group.count > 0) {
+    const bool g_vector = cuda_detail::moves_as_vector<kAlignedRows>(g, first_row, cols, group);
+    const bool dy_vector = cuda_detail::moves_as_vector<kAlignedRows>(dy, first_row, cols, group);
+    const bool x_vector = cuda_detail::moves_as_vector<kAlignedRows>(x, first_row, cols, group);
+    const bool d_dy_vector = cuda_detail::moves_as_vector<kAlignedRows>(d_dy, first_row, cols, group);
+    const bool d_x_vector = cuda_detail::moves_as_vector<kAlignedRows>(d_x, first_row, cols, group);
+    const Group<S> bias_group =
+        cuda_detail::load_group(bias, group, cuda_detail::moves_as_vector<kAlignedRows>(bias, 0, cols, group));
+    const Group<S> g_bias_group =
+        cuda_detail::load_group(g_bias, group, cuda_detail::moves_as_vector<kAlignedRows>(g_bias, 0, cols, group));
     C b[W], g_b[W];
 #pragma unroll
     for (int j = 0; j < W; ++j) {
@@ -51,26 +60,26 @@ bias_act_double_backward_kernel(const S* __restrict__ g, const S* __restrict__ g
     }
 
     const std::int64_t row_step = std::int64_t(gridDim.y) * blockDim.y;
-    for (std::int64_t r = std::int64_t(blockIdx.y) * blockDim.y + threadIdx.y; r < rows; r += row_step) {
-      const std::int64_t offset = r * cols + col;
-      const Group<S> g_in = cuda_detail::load_group<kVectorized>(g + offset, count);
-      const Group<S> dy_in = cuda_detail::load_group<kVectorized>(dy + offset, count);
-      const Group<S> x_in = cuda_detail::load_group<kVectorized>(x + offset, count);
+    for (std::int64_t r = first_row; r < rows; r += row_step) {
+      const std::int64_t offset = r * cols;
+      const Group<S> g_in = cuda_detail::load_group(g + offset, group, g_vector);
+      const Group<S> dy_in = cuda_detail::load_group(dy + offset, group, dy_vector);
+      const Group<S> x_in = cuda_detail::load_group(x + offset, group, x_vector);
       Group<S> d_dy_out, d_x_out;
 #pragma unroll
       for (int j = 0; j < W; ++j) {
         const C grad = cuda_detail::to_compute(g_in.v[j]) + g_b[j];
         const C v = cuda_detail::to_compute(x_in.v[j]) + b[j];
-        const C grad_x = grad * cuda_detail::to_compute(dy_in.v[j]) * Act::second_derivative(v);
+        const C grad_x = cuda_detail::mul_rounded(grad * cuda_detail::to_compute(dy_in.v[j]), Act::second_derivative(v));
         d_dy_out.v[j] = cuda_detail::from_compute<S>(grad * Act::derivative(v));
         d_x_out.v[j] = cuda_detail::from_compute<S>(grad_x);
         sum[j] += grad_x;  // before rounding to S, as on the CPU
       }
-      cuda_detail::store_group<kVectorized>(d_dy + offset, d_dy_out, count);
-      cuda_detail::store_group<kVectorized>(d_x + offset, d_x_out, count);
+      cuda_detail::store_group(d_dy + offset, d_dy_out, group, d_dy_vector);
+      cuda_detail::store_group(d_x + offset, d_x_out, group, d_x_vector);
     }
   }
-  cuda_detail::store_block_column_sums<S>(sum, partial_sums, cols);
+  cuda_detail::store_block_column_sums<S>(sum, group, partial_sums, cols);
 }
 
 template <typename S, typename Act>
@@ -79,12 +88,9 @@ void launch_double_backward(const S* g, const S* g_bias, const S* dy, const S* x
                             std::int64_t cols, cudaStream_t stream) {
   const cuda_detail::ColumnSumPlan plan = cuda_detail::plan_column_sums<S>(rows, cols);
   compute_t<S>* partial_sums = cuda_detail::partial_sums_in<S>(workspace, workspace_bytes, plan);
-  const bool vectorized = cols % kGroupWidth<S> == 0 && cuda_detail::is_vector_aligned(g) &&
-                          cuda_detail::is_vector_aligned(g_bias) && cuda_detail::is_vector_aligned(dy) &&
-                          cuda_detail::is_vector_aligned(x) && cuda_detail::is_vector_aligned(bias) &&
-                          cuda_detail::is_vector_aligned(d_dy) && cuda_detail::is_vector_aligned(d_x);
-  const auto kernel = vectorized ? bias_act_double_backward_kernel<S, Act, true>
-                                 : bias_act_double_backward_kernel<S, Act, false>;
+  const auto kernel = cuda_detail::rows_are_vector_aligned<S>(cols, g, g_bias, dy, x, bias, d_dy, d_x)
+                          ? bias_act_double_backward_kernel<S, Act, true>
+                          : bias_act_double_backward_kernel<S, Act, false>;
   kernel<<<plan.tiles.grid, plan.tiles.block, 0, stream>>>(g, g_bias, dy, x, bias, d_dy, d_x, partial_sums,
                                                            rows, cols);
   TWINOP_CUDA_CHECK(cudaGetLastError());

@@ -15,36 +15,40 @@ namespace {
 using cuda_detail::compute_t;
 using cuda_detail::Group;
 using cuda_detail::kGroupWidth;
+using cuda_detail::ThreadColumns;
 
-// Rows a thread loads before it computes: with 1024 threads an SM, 32 KB of loads in flight
-// per SM, several times what hides the memory latency at full bandwidth (and no spills).
+// Rows a thread loads before it computes: with 1024 threads an SM (float compute types), 32 KB
+// of loads in flight per SM, about twice what hides the memory latency at full bandwidth.
 constexpr int kRowsInFlight = 2;
 
 // A 2-D layout rather than a flat grid-stride loop: the thread's bias group is loaded and
 // converted once into registers and reused on every row, with no per-element column index.
-template <typename S, typename Act, bool kVectorized>
-__global__ void __launch_bounds__(cuda_detail::kThreadsPerBlock, cuda_detail::kMinBlocksPerSM)
+// kAlignedRows: every row of x, bias and y starts on a 16-byte boundary (vector_io.cuh).
+template <typename S, typename Act, bool kAlignedRows>
+__global__ void __launch_bounds__(cuda_detail::kThreadsPerBlock, cuda_detail::kMinBlocksPerSM<S>)
 bias_act_forward_kernel(const S* __restrict__ x, const S* __restrict__ bias, S* __restrict__ y,
                         std::int64_t rows, std::int64_t cols) {
   using C = compute_t<S>;
   constexpr int W = kGroupWidth<S>;
-  const std::int64_t col = (std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * W;
-  if (col >= cols) return;
-  const int count = cols - col < W ? int(cols - col) : W;
+  const std::int64_t first_row = std::int64_t(blockIdx.y) * blockDim.y + threadIdx.y;
+  const ThreadColumns group = cuda_detail::thread_columns<kAlignedRows>(y, cols, first_row);
+  if (group.count == 0) return;
+  const bool x_vector = cuda_detail::moves_as_vector<kAlignedRows>(x, first_row, cols, group);
+  const bool y_vector = cuda_detail::moves_as_vector<kAlignedRows>(y, first_row, cols, group);
 
-  const Group<S> bias_group = cuda_detail::load_group<kVectorized>(bias + col, count);
+  const Group<S> bias_group =
+      cuda_detail::load_group(bias, group, cuda_detail::moves_as_vector<kAlignedRows>(bias, 0, cols, group));
   C b[W];
 #pragma unroll
   for (int j = 0; j < W; ++j) b[j] = cuda_detail::to_compute(bias_group.v[j]);
 
   const std::int64_t row_step = std::int64_t(gridDim.y) * blockDim.y;
-  for (std::int64_t row = std::int64_t(blockIdx.y) * blockDim.y + threadIdx.y; row < rows;
-       row += kRowsInFlight * row_step) {
+  for (std::int64_t row = first_row; row < rows; row += kRowsInFlight * row_step) {
     Group<S> in[kRowsInFlight];
 #pragma unroll
     for (int k = 0; k < kRowsInFlight; ++k) {
       const std::int64_t r = row + k * row_step;
-      if (r < rows) in[k] = cuda_detail::load_group<kVectorized>(x + r * cols + col, count);
+      if (r < rows) in[k] = cuda_detail::load_group(x + r * cols, group, x_vector);
     }
 #pragma unroll
     for (int k = 0; k < kRowsInFlight; ++k) {
@@ -55,7 +59,7 @@ bias_act_forward_kernel(const S* __restrict__ x, const S* __restrict__ bias, S* 
       for (int j = 0; j < W; ++j) {
         out.v[j] = cuda_detail::from_compute<S>(Act::value(cuda_detail::to_compute(in[k].v[j]) + b[j]));
       }
-      cuda_detail::store_group<kVectorized>(y + r * cols + col, out, count);
+      cuda_detail::store_group(y + r * cols, out, group, y_vector);
     }
   }
 }
@@ -64,10 +68,9 @@ template <typename S, typename Act>
 void launch_forward(const S* x, const S* bias, S* y, std::int64_t rows, std::int64_t cols,
                     cudaStream_t stream) {
   const cuda_detail::TileLaunch tiles = cuda_detail::plan_tiles(rows, cols, kGroupWidth<S>);
-  const bool vectorized = cols % kGroupWidth<S> == 0 && cuda_detail::is_vector_aligned(x) &&
-                          cuda_detail::is_vector_aligned(bias) && cuda_detail::is_vector_aligned(y);
-  const auto kernel = vectorized ? bias_act_forward_kernel<S, Act, true>
-                                 : bias_act_forward_kernel<S, Act, false>;
+  const auto kernel = cuda_detail::rows_are_vector_aligned<S>(cols, x, bias, y)
+                          ? bias_act_forward_kernel<S, Act, true>
+                          : bias_act_forward_kernel<S, Act, false>;
   kernel<<<tiles.grid, tiles.block, 0, stream>>>(x, bias, y, rows, cols);
   TWINOP_CUDA_CHECK(cudaGetLastError());
 }

@@ -49,24 +49,30 @@ compute_t<S>* partial_sums_in(void* workspace, std::size_t workspace_bytes, cons
   return static_cast<compute_t<S>*>(workspace);
 }
 
-// Step 1's block reduction: thread (x, y) holds sum[j] for column x * W + j of the block's
-// columns; the block's column sums go to partial_sums[blockIdx.y]. Every thread must call it.
+// Step 1's block reduction: element j of the thread's group (vector_io.cuh) holds sum[j] for
+// column group.column(j); the block's column sums go to partial_sums[blockIdx.y]. Each column is
+// added over threadIdx.y in order, whichever thread of its row of threads held it. Every thread
+// must call it.
 template <typename S>
 __device__ __forceinline__ void store_block_column_sums(const compute_t<S> (&sum)[kGroupWidth<S>],
+                                                        const ThreadColumns& group,
                                                         compute_t<S>* __restrict__ partial_sums,
                                                         std::int64_t cols) {
   using C = compute_t<S>;
   constexpr int W = kGroupWidth<S>;
   // The block's columns must fit one reduction pass of its threads (block_x <= 32).
   static_assert(32 * W <= kThreadsPerBlock, "a block's columns exceed its threads");
-  __shared__ C tile[kThreadsPerBlock * W];  // tile[y][x * W + j] = thread (x, y)'s sum[j]
+  __shared__ C tile[kThreadsPerBlock * W];  // tile[y][c] = the sum of thread row y in the span's column c
   const int tile_cols = blockDim.x * W;
+  const std::int64_t span_start = std::int64_t(blockIdx.x) * tile_cols;
 #pragma unroll
-  for (int j = 0; j < W; ++j) tile[threadIdx.y * tile_cols + threadIdx.x * W + j] = sum[j];
+  for (int j = 0; j < W; ++j) {
+    if (j < group.count) tile[threadIdx.y * tile_cols + static_cast<int>(group.column(j) - span_start)] = sum[j];
+  }
   __syncthreads();
 
-  const int t = threadIdx.y * blockDim.x + threadIdx.x;  // one thread per column of the block
-  const std::int64_t out_col = std::int64_t(blockIdx.x) * tile_cols + t;
+  const int t = threadIdx.y * blockDim.x + threadIdx.x;  // one thread per column of the span
+  const std::int64_t out_col = span_start + t;
   if (t < tile_cols && out_col < cols) {
     C block_sum = 0;
     for (unsigned y = 0; y < blockDim.y; ++y) block_sum += tile[y * tile_cols + t];

@@ -16,6 +16,11 @@ __device__ __forceinline__ double to_compute(double v) { return v; }
 __device__ __forceinline__ float to_compute(__half v) { return __half2float(v); }
 __device__ __forceinline__ float to_compute(__nv_bfloat16 v) { return __bfloat162float(v); }
 
+// a * b rounded once, never fused into a later add: a product that is both stored and summed
+// (dx and dbias) then rounds the same way in every kernel instantiation and on every path.
+__device__ __forceinline__ float mul_rounded(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double mul_rounded(double a, double b) { return __dmul_rn(a, b); }
+
 template <typename S> __device__ __forceinline__ S from_compute(compute_t<S> v) { return v; }
 template <> __device__ __forceinline__ __half from_compute<__half>(float v) { return __float2half_rn(v); }
 template <> __device__ __forceinline__ __nv_bfloat16 from_compute<__nv_bfloat16>(float v) {

@@ -1,7 +1,7 @@
 // The thread layout every kernel shares. A thread owns one group of columns (one 16-byte
-// vector) and walks down the rows, so its bias stays in registers for the whole kernel and,
-// in the backward passes, so do its column sums. threadIdx.x runs along column groups (a warp
-// reads 512 contiguous bytes of a row), threadIdx.y and the grid's y along rows.
+// vector, vector_io.cuh) and walks down the rows, so its bias stays in registers for the whole
+// kernel and, in the backward passes, so do its column sums. threadIdx.x runs along column
+// groups (a warp reads 512 contiguous bytes of a row), threadIdx.y and the grid's y along rows.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -11,12 +11,21 @@
 #include <cstdint>
 #include <stdexcept>
 
+#include "vector_io.cuh"
+
 namespace twinop::cuda_detail {
 
 inline constexpr int kThreadsPerBlock = 256;
-// The kernels' __launch_bounds__ promise (64 registers a thread at most), so this many blocks
-// of each fit on every SM of sm_75 and later at once.
-inline constexpr int kMinBlocksPerSM = 4;
+// A thread's rows are gridDim.y * blockDim.y apart. blockDim.y = kThreadsPerBlock / blockDim.x
+// with blockDim.x <= 32, both powers of 2, so that step is a multiple of every group width:
+// all of a thread's rows start at the same 16-byte alignment (vector_io.cuh relies on it).
+static_assert(kThreadsPerBlock / 32 % kGroupWidth<std::uint16_t> == 0, "a thread's rows must be a group width apart");
+// The forward and backward kernels' __launch_bounds__ promise: this many blocks on each SM,
+// so at most 65536 / (kThreadsPerBlock * blocks) registers a thread: 4 blocks (64 registers)
+// for the float compute types. double's erf needs more: on sm_90 the float64 gelu forward
+// spilled 100 bytes under 64 registers and 68 under 80, and none under 128 (2 blocks).
+template <typename S> inline constexpr int kMinBlocksPerSM = 4;
+template <> inline constexpr int kMinBlocksPerSM<double> = 2;
 inline constexpr int kMaxGridY = 65535;
 // Blocks a launch aims for, whatever the GPU: about four waves on an H100 (132 SMs x 4 resident
 // blocks), so no SM idles for long; more would lengthen the backward's serial partial-row sums.

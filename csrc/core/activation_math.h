@@ -16,21 +16,51 @@
 
 namespace twinop::math {
 
-#if !defined(__CUDA_ARCH__)
+// Elementary functions of the compute type, in three versions:
+// - double, everywhere: the C library's exp and erf, and IEEE division (float64 must stay within
+//   1e-10 of the reference);
+// - float on the CPU: branch-free polynomials, so the CPU loops vectorize (libm's erff/expf are
+//   opaque calls);
+// - float on the GPU: the special function unit's approximations of 2^x and 1/x (ex2.approx,
+//   rcp.approx), one instruction each, where CUDA's expf, erff and IEEE division cost several
+//   times the instructions and leave the bfloat16 and float32 loops issue-bound rather than
+//   memory-bound. They are the instructions behind __expf and __fdividef, in their flush-to-zero
+//   form, which flushes only their own subnormal results, not the rest of the kernel's arithmetic
+//   (as cuda_fp16.hpp uses them); the intrinsics' non-flushing forms add a range fix-up to each.
+//   GELU there takes its cdf and pdf from one exponential (normal_cdf_pdf below) instead of erf.
+// The GPU version is checked against float64 on the host over a sweep of float inputs (every
+// binade to 1e18, subnormals, +-0, +-Inf, NaN; tests/test_gpu_math.py): TWINOP_GPU_MATH_ON_HOST
+// compiles this same code for the CPU, with host twins of the two instructions
+// (tests/gpu_math_twin.cpp) that take each to either end of __expf's and __fdividef's
+// documented error bounds.
+#if defined(__CUDA_ARCH__) || defined(TWINOP_GPU_MATH_ON_HOST)
+#define TWINOP_GPU_FLOAT_MATH 1
+#endif
+
+#if defined(__CUDA_ARCH__)
+TWINOP_HOST_DEVICE float exp2_(float v) {
+  float e;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(e) : "f"(v));
+  return e;
+}
+TWINOP_HOST_DEVICE float recip_(float v) {  // 0 for |v| > 2^126, where 1/v is subnormal
+  float r;
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(v));
+  return r;
+}
+#elif defined(TWINOP_GPU_MATH_ON_HOST)
+float exp2_(float v);  // the host twins of the two instructions, defined by the test
+float recip_(float v);
+#endif
+#if defined(TWINOP_GPU_FLOAT_MATH)
+TWINOP_HOST_DEVICE float exp_(float v) { return exp2_(v * 1.44269504088896341f); }  // __expf
+#else
 inline float bits_as_float(std::int32_t bits) {
   float f;
   std::memcpy(&f, &bits, sizeof f);
   return f;
 }
-#endif
 
-// Elementary functions of the compute type. float on the host: branch-free polynomials, so
-// the CPU loops vectorize (libm's erff/expf are opaque calls); elsewhere: the C functions,
-// which CUDA provides in device code.
-#if defined(__CUDA_ARCH__)
-TWINOP_HOST_DEVICE float erf_(float v) { return ::erff(v); }
-TWINOP_HOST_DEVICE float exp_(float v) { return ::expf(v); }
-#else
 // XLA's float erf: a rational minimax fit on [-4, 4], where it reaches +-1 in float;
 // absolute error < 5e-7. NaN stays NaN, +-Inf gives +-1.
 inline float erf_(float v) {
@@ -70,13 +100,40 @@ inline float exp_(float v) {
   const float result = e_r * bits_as_float((half + 127) << 23) * bits_as_float((n_int - half + 127) << 23);
   return v < -87.33f ? 0.f : (v > 88.72f ? __builtin_inff() : result);
 }
+
+inline float recip_(float v) { return 1.f / v; }
 #endif
 TWINOP_HOST_DEVICE double erf_(double v) { return ::erf(v); }
 TWINOP_HOST_DEVICE double exp_(double v) { return ::exp(v); }
+TWINOP_HOST_DEVICE double recip_(double v) { return 1.0 / v; }
+
+#if defined(TWINOP_GPU_FLOAT_MATH)
+// The standard normal cdf and pdf at v from one exponential, for GELU and its derivatives in
+// float on the GPU. With z = |v| / sqrt 2 and t = 1 / (1 + p z), erfc(z) = e^(-z^2) t P(t)
+// (Abramowitz & Stegun 7.1.26, absolute error < 1.5e-7), so cdf(-|v|) = erfc(z) / 2 and
+// pdf(v) = e^(-z^2) / sqrt(2 pi) share e^(-z^2). P's coefficients are halved here (exactly), so
+// t P(t) / 2 costs one multiply. The multiply-adds are written as fmaf, so the host twin rounds
+// them as the GPU does.
+struct NormalCdfPdf {
+  float cdf, pdf;
+};
+TWINOP_HOST_DEVICE float gaussian_(float v) { return exp2_(v * (v * -0.72134752044448170368f)); }  // e^(-v^2/2)
+TWINOP_HOST_DEVICE NormalCdfPdf normal_cdf_pdf(float v) {
+  const float t = recip_(fmaf(0.3275911f * 0.70710678118654752440f, fabsf(v), 1.f));
+  const float e = gaussian_(v);
+  float half_p = 0.5307027145f;
+  half_p = fmaf(half_p, t, -0.7265760135f);
+  half_p = fmaf(half_p, t, 0.7107068705f);
+  half_p = fmaf(half_p, t, -0.142248368f);
+  half_p = fmaf(half_p, t, 0.127414796f);
+  const float half_t_p = t * half_p;  // cdf(-|v|) = half_t_p e
+  return {v < 0.f ? half_t_p * e : fmaf(-half_t_p, e, 1.f), 0.39894228040143267794f * e};
+}
+#endif
 
 template <typename T>
 TWINOP_HOST_DEVICE T sigmoid(T v) {
-  return T(1) / (T(1) + exp_(-v));
+  return recip_(T(1) + exp_(-v));
 }
 
 // sigmoid(v) and 1 - sigmoid(v), both to full relative precision: where sigmoid(v) is near 1,
@@ -88,7 +145,7 @@ struct SigmoidPair {
 template <typename T>
 TWINOP_HOST_DEVICE SigmoidPair<T> sigmoid_pair(T v) {
   const T e = exp_(-v);
-  const T s = T(1) / (T(1) + e);
+  const T s = recip_(T(1) + e);
   return {s, v < T(0) ? T(1) - s : e * s};  // v < 0: s < 1/2, no cancellation (and e may be Inf)
 }
 
@@ -108,6 +165,17 @@ struct Gelu {
   static TWINOP_HOST_DEVICE T second_derivative(T v) {
     return T(0.39894228040143267794) * exp_(T(-0.5) * v * v) * (T(2) - v * v);  // pdf (2 - v^2)
   }
+#if defined(TWINOP_GPU_FLOAT_MATH)
+  // float on the GPU: the cdf and the pdf from one exponential, with no erf.
+  static TWINOP_HOST_DEVICE float value(float v) { return v * normal_cdf_pdf(v).cdf; }
+  static TWINOP_HOST_DEVICE float derivative(float v) {
+    const NormalCdfPdf n = normal_cdf_pdf(v);
+    return fmaf(v, n.pdf, n.cdf);
+  }
+  static TWINOP_HOST_DEVICE float second_derivative(float v) {
+    return 0.39894228040143267794f * gaussian_(v) * fmaf(-v, v, 2.f);
+  }
+#endif
 };
 
 // 0.5 v (1 + tanh(u)), u = sqrt(2/pi) (v + 0.044715 v^3), computed as v sigmoid(2u): the
@@ -127,14 +195,16 @@ struct GeluTanh {
     const T d_two_u = T(2 * 0.79788456080286535588) * (T(1) + T(3 * 0.044715) * v * v);
     return p.s + v * p.s * p.one_minus_s * d_two_u;
   }
-  // s(1-s) (2 w' + v ((1-2s) w'^2 + w'')), with w = 2u, s = sigmoid(w).
+  // s(1-s) (2 w' + v ((1-2s) w'^2 + w'')), with w = 2u, s = sigmoid(w). s(1-s), exactly 0 where
+  // the sigmoid saturates, multiplies v first: w'^2 ~ v^4 would overflow float beyond |v| ~ 1e8.
   template <typename T>
   static TWINOP_HOST_DEVICE T second_derivative(T v) {
     const SigmoidPair<T> p = sigmoid_pair(two_u(v));
     const T d_two_u = T(2 * 0.79788456080286535588) * (T(1) + T(3 * 0.044715) * v * v);
     const T d2_two_u = T(2 * 0.79788456080286535588 * 6 * 0.044715) * v;
-    return p.s * p.one_minus_s *
-           (T(2) * d_two_u + v * ((p.one_minus_s - p.s) * d_two_u * d_two_u + d2_two_u));
+    const T ds = p.s * p.one_minus_s;
+    const T ds_v = ds * v;
+    return T(2) * ds * d_two_u + ds_v * d_two_u * ((p.one_minus_s - p.s) * d_two_u) + ds_v * d2_two_u;
   }
 };
 

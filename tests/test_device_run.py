@@ -1,0 +1,107 @@
+"""bench/device_run.sh's control flow, on any machine: stand-ins for Python, nvidia-smi and
+compute-sanitizer record what the script runs and answer as a GPU machine would, so the order
+of the steps, the budget check, the skips and the failures are checked without a GPU."""
+import os
+import shutil
+import stat
+import subprocess
+import textwrap
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "bench", "device_run.sh")
+
+pytestmark = pytest.mark.skipif(shutil.which("bash") is None or shutil.which("timeout") is None,
+                                reason="needs bash and timeout")
+
+
+def executable(path, body):
+    path.write_text("#!/usr/bin/env bash\n" + textwrap.dedent(body))
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return str(path)
+
+
+@pytest.fixture
+def machine(tmp_path):
+    """A fake GPU machine: returns run(**env) -> (exit status, summary lines, Python calls)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    executable(bin_dir / "nvidia-smi", """
+        if [ "$1" = -L ]; then echo "GPU 0: Stand-in GPU (UUID: GPU-0)"; exit 0; fi
+        if [ -n "${SLOW_NVIDIA_SMI:-}" ]; then sleep 30; fi
+        echo "Stand-in GPU, 1.0, 1 MiB"
+    """)
+    executable(bin_dir / "compute-sanitizer", """
+        case "$2" in
+          memcheck) echo "========= Error: Device not supported"; exit 1 ;;
+          racecheck) exit 0 ;;
+          *) echo "========= 1 error"; exit 3 ;;
+        esac
+    """)
+    python = executable(tmp_path / "python", f"""
+        echo "$*" >>{calls}
+        case "$*" in *test_cuda.py*) exit "${{PYTEST_CUDA_EXIT:-0}}" ;; esac
+    """)
+    out = tmp_path / "out"
+
+    def run(**env):
+        result = subprocess.run(["bash", SCRIPT], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                                env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OUT": str(out),
+                                     "DEVICE_RUN_PYTHON": python, **env})
+        summary = (out / "summary.txt").read_text().splitlines() if (out / "summary.txt").exists() else []
+        ran = calls.read_text().splitlines() if calls.exists() else []
+        return result.returncode, summary, ran
+
+    return run
+
+
+def status_of(summary, step):
+    for line in summary:
+        fields = line.split()
+        if fields and fields[0] == step:
+            return fields[1], line
+    raise AssertionError(f"{step} not in summary.txt:\n" + "\n".join(summary))
+
+
+def test_every_step_in_order_with_skips_and_failures(machine):
+    status, summary, ran = machine()
+    assert status == 1  # initcheck failed
+    assert status_of(summary, "memcheck")[0] == "skipped" and "device not supported" in status_of(summary, "memcheck")[1]
+    assert status_of(summary, "racecheck")[0] == "passed"
+    assert status_of(summary, "initcheck")[0] == "failed" and "exit 3" in status_of(summary, "initcheck")[1]
+    for step in ("versions", "build", "bench-headline", "pytest-cuda", "bench-sizes", "report"):
+        assert status_of(summary, step)[0] == "passed", step
+    # The headline benchmark right after the build, then the checks, then the other sizes and the report.
+    order = [next(i for i, call in enumerate(ran) if marker in call)
+             for marker in ("pip install", "--shapes 16384x8192", "tests/test_cuda.py", "--append", "report --device cuda")]
+    assert order == sorted(order), ran
+    for optional, step in (("tests/test_jax_cuda.py", "pytest-jax-cuda"), ("bench/bench_gpu_jax.py", "bench-jax"),
+                           ("bench/device_stable_abi.sh", "stable-abi")):
+        if not os.path.exists(os.path.join(ROOT, optional)):
+            assert status_of(summary, step)[0] == "skipped"
+
+
+def test_limits_over_the_budget_stop_before_any_step(machine):
+    status, summary, ran = machine(DEVICE_RUN_BUDGET_S="100")
+    assert status == 2 and ran == []
+
+
+def test_selected_steps_only(machine):
+    status, summary, ran = machine(DEVICE_RUN_STEPS="report", DEVICE_RUN_BUDGET_S="95")
+    assert status == 0 and len(ran) == 1 and "report --device cuda" in ran[0]
+    assert [line.split()[0] for line in summary] == ["report"]
+
+
+def test_a_failed_test_run_fails_the_script_and_the_rest_goes_on(machine):
+    status, summary, ran = machine(PYTEST_CUDA_EXIT="1", DEVICE_RUN_STEPS="checks bench-sizes")
+    assert status == 1
+    assert status_of(summary, "pytest-cuda")[0] == "failed" and status_of(summary, "bench-sizes")[0] == "passed"
+
+
+def test_a_step_past_its_limit_is_stopped_and_the_next_one_runs(machine):
+    status, summary, ran = machine(SLOW_NVIDIA_SMI="1", DEVICE_RUN_STEPS="versions report")
+    assert status == 1
+    assert status_of(summary, "versions")[0] == "failed" and "timed out" in status_of(summary, "versions")[1]
+    assert status_of(summary, "report")[0] == "passed"

@@ -1,0 +1,114 @@
+"""The GPU's float activation math (csrc/core/activation_math.h: __expf, __fdividef and GELU from one
+exponential) against the float64 reference, on the host, so it is checked where no GPU is:
+tests/gpu_math_twin.cpp compiles the same code with twins of the two intrinsics, and every
+combination of their documented error bounds is swept over float32 inputs: every binade of
+both signs up to 1e18 (subnormals included), a dense grid where the functions bend, the
+exponential's overflow and underflow, +-0, +-Inf and NaN. Each result must sit within half the
+float32 tolerance (tests/tolerances.py), the other half left for the roundings the GPU fuses.
+Past 1e18, v^2 and v^4 terms overflow float before the vanishing factor that multiplies them
+(PyTorch's own float32 GELU derivatives give NaN from 1e19 on, too)."""
+import ctypes
+import itertools
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from cases import ACTIVATIONS
+from tolerances import TOLERANCE
+from twinop import reference
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMPILER = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+ORDERS = {0: reference.FORWARD, 1: reference.DERIVATIVE, 2: reference.SECOND_DERIVATIVE}
+BOUNDS = list(itertools.product((-1, 0, 1), repeat=2))  # (exp, recip): an end of each error bound, or exact
+MARGIN = 0.5
+
+pytestmark = pytest.mark.skipif(COMPILER is None, reason="needs a C++ compiler")
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory):
+    library = tmp_path_factory.mktemp("twin") / "gpu_math_twin.so"
+    subprocess.run([COMPILER, "-std=c++17", "-O2", "-ffp-contract=off", "-shared", "-fPIC",
+                    "-I", os.path.join(ROOT, "csrc", "core"), os.path.join(ROOT, "tests", "gpu_math_twin.cpp"),
+                    "-o", str(library)], check=True)
+    lib = ctypes.CDLL(str(library))
+    lib.twin_set_bounds.argtypes = [ctypes.c_int, ctypes.c_int]
+    lib.twin_eval.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    lib.twin_eval.restype = ctypes.c_int
+    return lib
+
+
+def evaluate(lib, act, order, v, bounds):
+    lib.twin_set_bounds(*bounds)
+    out = np.empty_like(v)
+    assert lib.twin_eval(act.encode(), order, v.ctypes.data, out.ctypes.data, v.size) == 0
+    return out
+
+
+LARGEST = 1e18
+
+
+def sweep():
+    """float32 inputs: 64 mantissas in every binade up to LARGEST, both signs, a grid of step 2^-12 over
+    [-20, 20], a grid of step 2^-6 over [-120, 120] (the exponential's overflow and underflow),
+    and the special values."""
+    rng = np.random.default_rng(0)
+    exponents, mantissas = np.meshgrid(np.arange(255, dtype=np.uint32), np.arange(64, dtype=np.uint32))
+    bits = (exponents.ravel() << 23) | (mantissas.ravel() << 17) | rng.integers(0, 1 << 17, exponents.size, dtype=np.uint32)
+    binades = bits.view(np.float32)
+    specials = np.array([0.0, np.inf, np.nan, LARGEST, np.finfo(np.float32).tiny,
+                         np.finfo(np.float32).smallest_subnormal], dtype=np.float32)
+    v = np.concatenate([binades[binades <= LARGEST], np.arange(-20, 20, 2.0**-12), np.arange(-120, 120, 2.0**-6),
+                        specials]).astype(np.float32)
+    return np.concatenate([v, -v])
+
+
+SWEEP = sweep()
+
+
+def worst_error(got, expected, dtype_name="float32"):
+    """The largest |error| / (atol + rtol |expected|), and where; NaN and Inf must match exactly."""
+    rtol, atol = TOLERANCE[dtype_name]
+    nan_mismatch = np.isnan(got) != np.isnan(expected)
+    inf_mismatch = np.isinf(expected) & (got != expected)
+    finite = np.isfinite(expected) & ~np.isnan(got)
+    ratio = np.zeros_like(expected)
+    with np.errstate(invalid="ignore", over="ignore"):
+        ratio[finite] = np.abs(got[finite] - expected[finite]) / (atol + rtol * np.abs(expected[finite]))
+    ratio[nan_mismatch | inf_mismatch | (np.isinf(got) & np.isfinite(expected))] = np.inf
+    i = int(np.argmax(ratio))
+    return ratio[i], i
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=["value", "derivative", "second_derivative"])
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_gpu_float_math_within_tolerance(twin, act, order):
+    v = SWEEP
+    with np.errstate(all="ignore"):
+        expected = ORDERS[order][act](v.astype(np.float64)).astype(np.float64)
+    for bounds in BOUNDS:
+        got = evaluate(twin, act, order, v, bounds).astype(np.float64)
+        ratio, i = worst_error(got, expected)
+        assert ratio <= MARGIN, (f"{act} order {order}, intrinsic bounds {bounds}: at v = {v[i]!r} got {got[i]!r}, "
+                                 f"float64 {expected[i]!r}: {ratio:.3f} of the float32 tolerance")
+
+
+def test_the_twin_reaches_both_ends_of_the_bounds(twin):
+    """The bounds move results: otherwise the sweep above would test one point of each bound."""
+    v = np.array([-30.0, -20.0], dtype=np.float32)  # silu(v) = v / (1 + e^-v): both errors show
+    exact = evaluate(twin, "silu", 0, v, (0, 0))
+    for bounds in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        assert np.all(evaluate(twin, "silu", 0, v, bounds) != exact), bounds
+
+
+def test_the_sweep_catches_a_wrong_function(twin):
+    """The comparison fails on a function that is off by one part in 10^4."""
+    v = SWEEP[np.isfinite(SWEEP)]
+    with np.errstate(all="ignore"):
+        expected = reference.FORWARD["gelu"](v.astype(np.float64)).astype(np.float64)
+    got = evaluate(twin, "gelu", 0, v, (0, 0)).astype(np.float64) * (1 + 1e-4)
+    assert worst_error(got, expected)[0] > 1
