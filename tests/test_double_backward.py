@@ -24,21 +24,21 @@ def run_numpy(g, g_bias, dy, x, bias, act, dtype):
 
 def run_torch(g, g_bias, dy, x, bias, act, dtype):
     torch = pytest.importorskip("torch")
-    pytest.importorskip("twinop.torch")
+    pytest.importorskip("twinop.torch", exc_type=ImportError)
     tensors = [torch.tensor(a, dtype=getattr(torch, dtype)) for a in (g, g_bias, dy, x, bias)]
     return [t.to(torch.float64).numpy() for t in torch.ops.twinop.bias_act_double_backward(*tensors, act)]
 
 
 def run_tf(g, g_bias, dy, x, bias, act, dtype):
     tf = pytest.importorskip("tensorflow")
-    ttf = pytest.importorskip("twinop.tf")
+    ttf = pytest.importorskip("twinop.tf", exc_type=ImportError)
     tensors = [tf.cast(tf.constant(a), dtype) for a in (g, g_bias, dy, x, bias)]
     return [tf.cast(t, tf.float64).numpy() for t in ttf._ops.twinop_bias_act_grad_grad(*tensors, act=act)]
 
 
 def run_jax(g, g_bias, dy, x, bias, act, dtype):
     jax = pytest.importorskip("jax")
-    pytest.importorskip("twinop.jax")
+    pytest.importorskip("twinop.jax", exc_type=ImportError)
     from twinop.jax import _ffi
 
     jax.config.update("jax_enable_x64", True)  # for float64; every array's dtype is explicit
@@ -106,7 +106,7 @@ def test_non_contiguous_inputs(act):
 
 def test_d_bias_is_bit_identical_for_any_thread_count():
     torch = pytest.importorskip("torch")
-    pytest.importorskip("twinop.torch")
+    pytest.importorskip("twinop.torch", exc_type=ImportError)
     inputs = [torch.tensor(a, dtype=torch.float32)
               for a in make_double_backward_inputs((512, 300), "float32", seed=6)]
     x, bias, dy, g, g_bias = inputs

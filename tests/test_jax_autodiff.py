@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 jax = pytest.importorskip("jax")
-tj = pytest.importorskip("twinop.jax")
+tj = pytest.importorskip("twinop.jax", exc_type=ImportError)
 
 import jax.numpy as jnp  # noqa: E402
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 tf = pytest.importorskip("tensorflow")
-ttf = pytest.importorskip("twinop.tf")
+ttf = pytest.importorskip("twinop.tf", exc_type=ImportError)
 
 from cases import ACTIVATIONS, DTYPES, SHAPES, SPECIAL_X, make_inputs, rows_of  # noqa: E402
 from tolerances import assert_close  # noqa: E402

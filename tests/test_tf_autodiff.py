@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 tf = pytest.importorskip("tensorflow")
-ttf = pytest.importorskip("twinop.tf")
+ttf = pytest.importorskip("twinop.tf", exc_type=ImportError)
 
 from cases import ACTIVATIONS, make_inputs  # noqa: E402
 from tolerances import NATIVE_FLOAT64  # noqa: E402

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 tf = pytest.importorskip("tensorflow")
-ttf = pytest.importorskip("twinop.tf")
+ttf = pytest.importorskip("twinop.tf", exc_type=ImportError)
 
 import keras  # noqa: E402
 

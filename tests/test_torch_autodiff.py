@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-tt = pytest.importorskip("twinop.torch")
+tt = pytest.importorskip("twinop.torch", exc_type=ImportError)
 
 import torch.nn.functional as F  # noqa: E402
 from torch.autograd import forward_ad  # noqa: E402

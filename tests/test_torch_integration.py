@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 torch = pytest.importorskip("torch")
-tt = pytest.importorskip("twinop.torch")
+tt = pytest.importorskip("twinop.torch", exc_type=ImportError)
 
 from torch import nn  # noqa: E402
 from torch._dynamo.utils import counters  # noqa: E402
