@@ -19,6 +19,9 @@ def info(_args):
         verdict = selfcheck.check(binding)
         failed |= verdict.startswith("WRONG")
         print(f"  self-check {binding:<10}{verdict}")
+    torch_binding = sys.modules.get("twinop.torch")
+    if torch_binding:  # which of the two torch op libraries the self-check loaded
+        print(f"  torch op library     {torch_binding.ABI} ({os.path.basename(torch_binding._library.PATH)})")
     return 1 if failed else 0
 
 

@@ -4,6 +4,13 @@ import re
 from .support import EXPECTED, PROBES, SHAPE, TOLERANCE
 
 
+LABELS = {"torch-stable": "torch (stable ABI)"}  # a binding's key in results.json -> its column title
+
+
+def _label(binding):
+    return LABELS.get(binding, binding)
+
+
 def _cell(text):
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -44,11 +51,15 @@ def boilerplate(data, plots):
            "`twinop/report/boilerplate.py` (`ROLES`).", ""]
     if not data.get("available"):
         return "\n".join(out + [f"Not measured: {data['reason']}.", ""])
-    bindings = [b for b in ("numpy", "torch", "tensorflow") if b in data["by_role"]]
+    bindings = [b for b in ("numpy", "torch", "torch-stable", "tensorflow") if b in data["by_role"]]
     roles = list(dict.fromkeys(role for b in bindings for role in data["by_role"][b]))
     rows = [[role] + [data["by_role"][b].get(role, "") for b in bindings] for role in roles]
     rows.append(["**total**"] + [f"**{data['totals'][b]}**" for b in bindings])
-    out += [_table(["role"] + bindings, rows), ""]
+    out += [_table(["role"] + [_label(b) for b in bindings], rows), ""]
+    if "torch-stable" in bindings:
+        out += ["*torch (stable ABI)* is the same ops on the LibTorch stable ABI; it shares torch's Python package, so "
+                "its column counts its own C++ and the Python that does what its C++ cannot (typed errors, autocast, "
+                "the forward-mode guard).", ""]
     core = data["by_role"].get("core", {})
     out += [f"The shared core they all wrap: {data['totals'].get('core', 0)} lines "
             f"({', '.join(f'{role} {n}' for role, n in core.items())}).", ""] + _image("boilerplate.png", "boilerplate by role", plots)
