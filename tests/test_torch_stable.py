@@ -77,12 +77,15 @@ def test_stable_library_loads_where_the_classic_one_is_refused():
 
 
 @pytest.mark.parametrize("abi,patch,message", [
+    ("classic", 'info.TORCH_VERSION = ""', "twinop was installed without its torch op"),
     ("classic", 'info.TORCH_VERSION = "0.0.1"', "twinop's torch op was built against torch 0.0.1"),
-    ("stable", 'info.TORCH_STABLE_TARGET = ""', "installed without its torch stable-ABI op"),
+    ("stable", 'info.TORCH_STABLE_TARGET = ""', "twinop was installed without its torch stable-ABI op"),
     ("stable", 'info.TORCH_STABLE_TARGET = "99.0"', "loads in torch 99.0 or later"),
     ("newest", "", "TWINOP_TORCH_ABI must be one of classic, stable (or unset); got 'newest'"),
 ])
 def test_an_unavailable_library_asked_for_is_a_clear_import_error(abi, patch, message):
+    if "0.0.1" in patch and not _build_info.TORCH_VERSION:
+        pytest.skip("the classic op was not built: its version guard is not reached")
     result = run_python(f"""
         import twinop._build_info as info
         {patch}
@@ -98,13 +101,13 @@ def test_an_unavailable_library_asked_for_is_a_clear_import_error(abi, patch, me
 def test_no_library_loadable_names_both_reasons():
     result = run_python("""
         import twinop._build_info as info
-        info.TORCH_VERSION, info.TORCH_STABLE_TARGET = "0.0.1", ""
+        info.TORCH_VERSION, info.TORCH_STABLE_TARGET = "", ""
         try:
             import twinop.torch
         except ImportError as error:
             print(error)
     """, TWINOP_TORCH_ABI="")
-    assert "classic: twinop's torch op was built against torch 0.0.1" in result.stdout, result.stdout + result.stderr
+    assert "classic: twinop was installed without its torch op" in result.stdout, result.stdout + result.stderr
     assert "stable: twinop was installed without its torch stable-ABI op" in result.stdout
 
 
