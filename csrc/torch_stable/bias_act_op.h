@@ -94,6 +94,12 @@ inline std::string take_string(StringHandle handle) {
   return std::string(data, length);
 }
 
+// torch::stable::contiguous is a dispatcher call even for a contiguous tensor (at::Tensor's
+// contiguous() is not): asked only where a copy is needed.
+inline Tensor as_contiguous(const Tensor& t) {
+  return t.is_contiguous() ? t : torch::stable::contiguous(t);
+}
+
 // Validated, contiguous inputs in the core's terms.
 struct ForwardArgs {
   Tensor x, bias;
@@ -125,16 +131,16 @@ inline Activation parse_act(std::string_view act) {
 inline ForwardArgs forward_args(const Tensor& x, const Tensor& bias, std::string_view act) {
   throw_if_error(check_forward_args(describe(x), describe(bias)));
   check_same_device(x, bias, "bias");
-  return {torch::stable::contiguous(x), torch::stable::contiguous(bias), as_matrix(shape_of(x)),
-          *core_dtype(x.scalar_type()), parse_act(act)};
+  return {as_contiguous(x), as_contiguous(bias), as_matrix(shape_of(x)), *core_dtype(x.scalar_type()),
+          parse_act(act)};
 }
 
 inline BackwardArgs backward_args(const Tensor& dy, const Tensor& x, const Tensor& bias, std::string_view act) {
   throw_if_error(check_backward_args(describe(dy), describe(x), describe(bias)));
   check_same_device(x, bias, "bias");
   check_same_device(x, dy, "dy");
-  return {torch::stable::contiguous(dy), torch::stable::contiguous(x), torch::stable::contiguous(bias),
-          as_matrix(shape_of(x)), *core_dtype(x.scalar_type()), parse_act(act)};
+  return {as_contiguous(dy), as_contiguous(x), as_contiguous(bias), as_matrix(shape_of(x)),
+          *core_dtype(x.scalar_type()), parse_act(act)};
 }
 
 inline DoubleBackwardArgs double_backward_args(const Tensor& g, const Tensor& g_bias, const Tensor& dy,
@@ -144,9 +150,8 @@ inline DoubleBackwardArgs double_backward_args(const Tensor& g, const Tensor& g_
   check_same_device(x, dy, "dy");
   check_same_device(x, g, "g");
   check_same_device(x, g_bias, "g_bias");
-  return {torch::stable::contiguous(g), torch::stable::contiguous(g_bias), torch::stable::contiguous(dy),
-          torch::stable::contiguous(x), torch::stable::contiguous(bias), as_matrix(shape_of(x)),
-          *core_dtype(x.scalar_type()), parse_act(act)};
+  return {as_contiguous(g), as_contiguous(g_bias), as_contiguous(dy), as_contiguous(x), as_contiguous(bias),
+          as_matrix(shape_of(x)), *core_dtype(x.scalar_type()), parse_act(act)};
 }
 
 // The kernels take the activation as a StringHandle (see take_string); TORCH_BOX boxes them.
