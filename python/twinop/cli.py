@@ -53,8 +53,8 @@ def add_report_options(parser, every_axis):
     if not every_axis:
         return
     parser.add_argument("--source", help="the twinop checkout to count and build (default: the one this install was built from)")
-    parser.add_argument("--build", default="numpy,torch,tensorflow",
-                        help="bindings the build axis compiles from clean: a comma list, or none (default: all three)")
+    parser.add_argument("--build", default="numpy,torch,torch-stable,tensorflow",
+                        help="bindings the build axis compiles from clean: a comma list, or none (default: all four)")
 
 
 def main(argv=None):
