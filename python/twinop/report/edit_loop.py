@@ -61,15 +61,16 @@ def _touch(path):
 
 
 def _timed_rebuild(build_dir, site, target):
-    """(wall, cpu, failure or None) of the documented rebuild command."""
-    wall, cpu = 0.0, 0.0
+    """(wall, cpu, the sources ninja compiled, failure or None) of the documented rebuild command."""
+    wall, cpu, compiled = 0.0, 0.0, []
     for command in ([_tool("cmake"), "--build", build_dir, "--target", target],
                     [_tool("cmake"), "--install", build_dir, "--prefix", site]):
         w, c, result = _run(command)
         wall, cpu = wall + w, cpu + c
+        compiled += [line.rsplit(" ", 1)[-1] for line in result.stdout.splitlines() if " Building " in line]
         if result.returncode:
-            return wall, cpu, _tail(result, 8)
-    return wall, cpu, None
+            return wall, cpu, compiled, _tail(result, 8)
+    return wall, cpu, compiled, None
 
 
 def _timed_reload(site, binding):
@@ -101,9 +102,9 @@ def measure(source_dir, bindings, with_cuda, progress):
             entry = results["bindings"][binding] = {"own_file": OWN_FILE[binding]}
             for trigger, touched in (("math header", MATH_HEADER), ("own file", OWN_FILE[binding])):
                 _touch(os.path.join(source, touched))
-                rebuild_wall, rebuild_cpu, failure = _timed_rebuild(build_dir, site, BINDINGS[binding][0])
+                rebuild_wall, rebuild_cpu, compiled, failure = _timed_rebuild(build_dir, site, BINDINGS[binding][0])
                 reload_wall, reload_cpu, failure = (0.0, 0.0, failure) if failure else _timed_reload(site, binding)
-                entry[trigger] = {"rebuild_wall_s": rebuild_wall, "rebuild_cpu_s": rebuild_cpu,
+                entry[trigger] = {"rebuild_wall_s": rebuild_wall, "rebuild_cpu_s": rebuild_cpu, "compiled": compiled,
                                   "reload_wall_s": reload_wall, "reload_cpu_s": reload_cpu, "error": failure}
             progress(f"build: edit loop, {binding}: {entry['math header']['rebuild_wall_s']:.1f} s after the math header, "
                      f"{entry['own file']['rebuild_wall_s']:.1f} s after its own file")
