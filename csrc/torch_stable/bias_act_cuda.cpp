@@ -21,9 +21,10 @@ inline cudaStream_t current_stream(const Tensor& t) {
   using GetStream = decltype(&aoti_torch_get_current_cuda_stream);
   static const auto get_stream = [] {
     void* torch_cuda = dlopen("libtorch_cuda.so", RTLD_LAZY | RTLD_NOLOAD);
-    return torch_cuda ? reinterpret_cast<GetStream>(dlsym(torch_cuda, "aoti_torch_get_current_cuda_stream")) : nullptr;
+    void* getter = torch_cuda ? dlsym(torch_cuda, "aoti_torch_get_current_cuda_stream") : nullptr;
+    return reinterpret_cast<GetStream>(getter);
   }();
-  if (!get_stream) fail("got a CUDA tensor, but this torch has no CUDA library (libtorch_cuda.so) loaded");
+  if (!get_stream) fail("got a CUDA tensor, but this torch has no CUDA library loaded (libtorch_cuda.so)");
   void* stream = nullptr;
   STABLE_TORCH_ERROR_CODE_CHECK(get_stream(t.get_device_index(), &stream));
   return static_cast<cudaStream_t>(stream);

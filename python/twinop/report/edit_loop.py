@@ -106,7 +106,7 @@ def measure(source_dir, bindings, with_cuda, progress):
                 reload_wall, reload_cpu, failure = (0.0, 0.0, failure) if failure else _timed_reload(site, binding)
                 entry[trigger] = {"rebuild_wall_s": rebuild_wall, "rebuild_cpu_s": rebuild_cpu, "compiled": compiled,
                                   "reload_wall_s": reload_wall, "reload_cpu_s": reload_cpu, "error": failure}
-            progress(f"build: edit loop, {binding}: {entry['math header']['rebuild_wall_s']:.1f} s after the math header, "
-                     f"{entry['own file']['rebuild_wall_s']:.1f} s after its own file")
+            math, own = (entry[trigger]["rebuild_wall_s"] for trigger in ("math header", "own file"))
+            progress(f"build: edit loop, {binding}: {math:.1f} s after the math header, {own:.1f} s after its own file")
     return results
 
