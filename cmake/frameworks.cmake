@@ -3,15 +3,16 @@
 # invisible, so a failed query is retried with the isolation variables unset: the build then
 # uses the frameworks installed where the wheel goes, and downloads nothing.
 #
-# twinop_query_frameworks() reads TWINOP_TORCH, TWINOP_TF and TWINOP_JAX (AUTO|ON|OFF) and sets
-# TORCH_FOUND, TF_FOUND and JAX_FOUND, and either the TORCH_* / TF_* / JAX_* settings written by
+# twinop_query_frameworks() reads TWINOP_TORCH, TWINOP_TORCH_STABLE, TWINOP_TF and TWINOP_JAX
+# (AUTO|ON|OFF; torch is asked for when either of its ops is wanted) and sets TORCH_FOUND,
+# TF_FOUND and JAX_FOUND, and either the TORCH_* / TF_* / JAX_* settings written by
 # query_framework.py or TORCH_IMPORT_ERROR / TF_IMPORT_ERROR / JAX_IMPORT_ERROR.
 macro(twinop_query_frameworks)
   set(TORCH_FOUND FALSE)
   set(TF_FOUND FALSE)
   set(JAX_FOUND FALSE)
   set(_wanted)
-  if(NOT TWINOP_TORCH STREQUAL "OFF")
+  if(NOT (TWINOP_TORCH STREQUAL "OFF" AND TWINOP_TORCH_STABLE STREQUAL "OFF"))
     list(APPEND _wanted torch)
   endif()
   if(NOT TWINOP_TF STREQUAL "OFF")

@@ -31,20 +31,23 @@ def cuda_package(tmp_path_factory):
     return package
 
 
-def run_in(package, code):
+def run_in(package, code, **env):
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          cwd=str(package), env={**os.environ, "PYTHONPATH": str(package)})
+                          cwd=str(package), env={**os.environ, "PYTHONPATH": str(package), **env})
 
 
-def test_torch_library_with_cuda_kernels_loads_on_cpu_torch(cuda_package):
+@pytest.mark.parametrize("abi", ["classic", "stable"])
+def test_torch_library_with_cuda_kernels_loads_on_cpu_torch(cuda_package, abi):
+    """The stable-ABI library finds the C shim's CUDA stream getter at run time: linking it would
+    tie the library to torch's CUDA builds."""
     pytest.importorskip("torch")
     result = run_in(cuda_package, """
-        import torch, twinop._build_info as info, twinop.torch
-        print(info.WITH_CUDA, torch._C._dispatch_has_kernel_for_dispatch_key("twinop::bias_act", "CUDA"))
+        import torch, twinop._build_info as info, twinop.torch as tt
+        print(info.WITH_CUDA, tt.ABI, torch._C._dispatch_has_kernel_for_dispatch_key("twinop::bias_act", "CUDA"))
         print(torch.ops.twinop.bias_act(torch.zeros(2, 3), torch.zeros(3), "relu").sum().item())
-    """)
+    """, TWINOP_TORCH_ABI=abi)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["True", "True", "0.0"]
+    assert result.stdout.split() == ["True", abi, "True", "0.0"]
 
 
 def test_tf_library_with_gpu_kernels_loads_on_cpu_tensorflow(cuda_package):

@@ -98,6 +98,14 @@ def torch():
     return torch
 
 
+def from_the_op(error):
+    """What the op's C++ raises for a rule only it checks (memory overlap): `error` from the
+    classic library, RuntimeError from the stable-ABI one (its C++ can raise no other type)."""
+    import twinop.torch as tt
+
+    return error if tt.ABI == "classic" else RuntimeError
+
+
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("act", ACTIVATIONS)
@@ -141,16 +149,17 @@ def test_torch_bad_out_raises_and_changes_nothing(torch):
         (x, torch.empty(4, 8, dtype=torch.float64), TypeError, r"out must have the dtype of x \(Float\)"),
         (x, torch.empty(8, 4).t(), ValueError, "out must be contiguous"),
         (x, torch.empty(4, 8, device="meta"), RuntimeError, r"out must be on the device of x \(cpu\); got meta"),
-        (shared[:32].view(4, 8), shared[8:].view(4, 8), ValueError, "out must not share memory with x unless it is x"),
+        (shared[:32].view(4, 8), shared[8:].view(4, 8), from_the_op(ValueError),
+         "out must not share memory with x unless it is x"),
     ]
     for x_in, out, error, message in cases:
         before = [t.clone() for t in (x_in, bias)]
         with pytest.raises(error, match=message):
             tt.bias_act(x_in, bias, out=out)
         assert all(torch.equal(a, b) for a, b in zip((x_in, bias), before))
-    with pytest.raises(ValueError, match="out must not share memory with bias"):
+    with pytest.raises(from_the_op(ValueError), match="out must not share memory with bias"):
         tt.bias_act(torch.ones(1, 8), shared[:8], out=shared[:8].view(1, 8))
-    with pytest.raises(ValueError, match="dbias must not share memory with dx"):
+    with pytest.raises(from_the_op(ValueError), match="dbias must not share memory with dx"):
         flat = torch.empty(40)
         torch.ops.twinop.bias_act_backward.out(x, x, bias, "gelu", dx=flat[:32].view(4, 8), dbias=flat[24:32])
 

@@ -39,7 +39,8 @@ def test_binding_built_for_another_version_refuses_to_load(module, framework, at
     if not getattr(_build_info, attr):
         pytest.skip(f"the {framework} op was not built")
     result = run_python(f"""
-        import twinop._build_info as info
+        import os, twinop._build_info as info
+        os.environ["TWINOP_TORCH_ABI"] = "classic"  # the guarded library (else the stable-ABI one loads)
         info.{attr} = "0.0.1"  # as if built against another release
         try:
             import twinop.{module}

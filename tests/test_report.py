@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from twinop import cli
-from twinop.report import Progress, boilerplate, build_friction, render, run_report, verdicts
+from twinop import _build_info, cli
+from twinop.report import Progress, boilerplate, build_friction, portability, render, run_report, verdicts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -166,6 +166,50 @@ def test_pip_only_verdict():
     assert verdicts.pip_only({"build": {"available": True, "bindings": {"numpy": {}}}})["verdict"] == "not settled"
 
 
+PORTABILITY = {
+    "available": True,
+    "torch": {"loads": False, "how": "ImportError: built against torch 0.0.1", "framework_cpp_symbols": 300,
+              "c_shim_functions": 0},
+    "torch-stable": {"loads": True, "how": "loaded with the classic library refused", "framework_cpp_symbols": 0,
+                     "c_shim_functions": 55},
+    "tensorflow": {"loads": False, "how": "ImportError: built against tensorflow 0.0.1", "framework_cpp_symbols": 120,
+                   "c_shim_functions": 0},
+}
+
+
+def test_pip_only_verdict_says_what_survives_a_framework_upgrade():
+    results = build_results()
+    assert "upgrade" not in verdicts.pip_only(results)["summary"]  # not measured, not claimed
+    results["build"]["portability"] = PORTABILITY
+    verdict = verdicts.pip_only(results)
+    assert verdict["verdict"] == "holds"
+    assert ("neither classic route survives: torch's is refused (300 C++ symbols of torch imported) and TensorFlow's "
+            "is refused (120 C++ symbols of TensorFlow imported)") in verdict["summary"]
+    assert "PyTorch's stable ABI survives it (0 C++ symbols of torch imported, 55 C shim functions" in verdict["summary"]
+    assert verdict["summary"].endswith("TensorFlow has no stable ABI")
+    results["build"]["portability"] = {**PORTABILITY, "torch-stable": {**PORTABILITY["torch-stable"], "loads": False}}
+    assert "was meant to, but did not load here" in verdicts.pip_only(results)["summary"]
+
+
+def test_portability_table_has_a_column_per_library():
+    table = "\n".join(render.portability(PORTABILITY, str))
+    assert "|  | torch | torch (stable ABI) | tensorflow |" in table
+    assert "| loads under another version of its framework | no: ImportError: built against torch 0.0.1 | yes: " in table
+    assert "| 0 (and 55 C shim functions) |" in table
+
+
+@pytest.mark.skipif(not _build_info.TORCH_STABLE_TARGET, reason="the stable-ABI op was not built")
+def test_portability_of_the_installed_torch_libraries():
+    pytest.importorskip("twinop.torch", exc_type=ImportError)
+    guard = {"torch": {"mismatch": {"message": "ImportError: twinop's torch op was built against torch 0.0.1"}}}
+    measured = portability.measure(("torch", "torch-stable"), guard)
+    stable = measured["torch-stable"]
+    assert stable["loads"] and "classic library refused" in stable["how"]
+    assert stable["framework_cpp_symbols"] == 0 and stable["c_shim_functions"] > 20
+    if _build_info.TORCH_VERSION:
+        assert not measured["torch"]["loads"] and measured["torch"]["framework_cpp_symbols"] > 20
+
+
 def runtime_results(torch_ms, tf_ms, torch_allocating_ms=None):
     """A runtime axis with twinop's PyTorch op (into out=, and as called) and its TF op."""
     times = (("twinop-torch-out", torch_ms), ("twinop-tf-function", tf_ms),
@@ -206,6 +250,9 @@ def test_report_end_to_end(tmp_path):
     saved = json.loads((tmp_path / "results.json").read_text())
     assert {"boilerplate", "support", "build", "runtime", "verdicts", "meta"} <= set(saved)
     assert saved["boilerplate"]["available"] and saved["build"]["bindings"]["numpy"]["ok"]
+    loop = saved["build"]["edit_loop"]["bindings"]["numpy"]
+    for trigger in ("math header", "own file"):
+        assert loop[trigger]["error"] is None and loop[trigger]["rebuild_cpu_s"] > 0.5 and loop[trigger]["reload_wall_s"] > 0
     for framework in ("numpy", "torch", "tensorflow"):
         if framework != "numpy" and importlib.util.find_spec(framework) is None:
             continue

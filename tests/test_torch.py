@@ -117,18 +117,43 @@ BAD_INPUTS = [
 ]
 
 
+def raw_op_error(error):
+    """What the raw ops raise where twinop.torch.bias_act raises `error`: the same on the classic
+    library, RuntimeError on the stable-ABI one (its C++ can raise no other type)."""
+    return error if tt.ABI == "classic" else RuntimeError
+
+
 @pytest.mark.parametrize("x,bias,act,error,words", BAD_INPUTS)
 def test_bad_input_raises_and_leaves_inputs_unchanged(x, bias, act, error, words):
     x_before, bias_before = x.clone(), bias.clone()
-    for call in (lambda: tt.bias_act(x, bias, act), lambda: torch.ops.twinop.bias_act_backward(x, x, bias, act)):
-        with pytest.raises(error) as info:
+    for call, raised in ((lambda: tt.bias_act(x, bias, act), error),
+                         (lambda: torch.ops.twinop.bias_act_backward(x, x, bias, act), raw_op_error(error))):
+        with pytest.raises(raised) as info:
             call()
         assert all(w in str(info.value) for w in words), str(info.value)
     assert torch.equal(x, x_before) and torch.equal(bias, bias_before)
 
 
+@pytest.mark.parametrize("x,bias,act,error,words", BAD_INPUTS)
+def test_entry_point_and_raw_op_give_the_same_message(x, bias, act, error, words):
+    """twinop.torch.bias_act checks in Python (_checks.py), the op in C++ (validate.h): one text."""
+    with pytest.raises(error) as checked:
+        tt.bias_act(x, bias, act)
+    with pytest.raises(raw_op_error(error)) as raw:
+        torch.ops.twinop.bias_act(x, bias, act)
+    assert str(checked.value) == str(raw.value)
+
+
+@pytest.mark.parametrize("x,error,words", [(torch.ones(2, 4), ValueError, ["bias", "3"]),
+                                           (torch.ones(2, 3, dtype=torch.float64), TypeError, ["bias", "dtype"])])
+def test_module_raises_as_bias_act(x, error, words):
+    with pytest.raises(error) as info:
+        tt.BiasAct(3)(x)
+    assert all(w in str(info.value) for w in words), str(info.value)
+
+
 def test_backward_rejects_dy_of_another_shape():
-    with pytest.raises(ValueError, match="dy"):
+    with pytest.raises(raw_op_error(ValueError), match="dy"):
         torch.ops.twinop.bias_act_backward(torch.ones(3, 3), torch.ones(2, 3), torch.ones(3), "gelu")
 
 

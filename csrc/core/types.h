@@ -2,6 +2,7 @@
 // Framework-free: bindings map their own dtype and string types onto these enums.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
@@ -41,6 +42,16 @@ inline bool parse_activation(std::string_view name, Activation* out) {
     }
   }
   return false;
+}
+
+inline std::size_t element_bytes(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32: return 4;
+    case DType::kFloat64: return 8;
+    case DType::kFloat16:
+    case DType::kBFloat16: return 2;
+  }
+  return 0;
 }
 
 inline std::string_view dtype_name(DType dtype) {

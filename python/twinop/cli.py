@@ -19,6 +19,9 @@ def info(_args):
         verdict = selfcheck.check(binding)
         failed |= verdict.startswith("WRONG")
         print(f"  self-check {binding:<10}{verdict}")
+    torch_binding = sys.modules.get("twinop.torch")
+    if torch_binding:  # which of the two torch op libraries the self-check loaded
+        print(f"  torch op library     {torch_binding.ABI} ({os.path.basename(torch_binding._library.PATH)})")
     return 1 if failed else 0
 
 
@@ -52,7 +55,7 @@ def add_report_options(parser, every_axis):
     if not every_axis:
         return
     parser.add_argument("--source", help="the twinop checkout to count and build (default: the one this install was built from)")
-    parser.add_argument("--build", default="numpy,torch,tensorflow,jax",
+    parser.add_argument("--build", default="numpy,torch,torch-stable,tensorflow,jax",
                         help="bindings the build axis compiles from clean: a comma list, or none (default: all four)")
 
 

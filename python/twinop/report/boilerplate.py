@@ -8,6 +8,7 @@ import tokenize
 CORE = "core"
 INTEGRATION = "framework integration (module/layer/autocast)"
 HIGHER_ORDER = "higher-order autodiff and batching rules"
+TORCH_STABLE = "torch-stable"  # the PyTorch op on the LibTorch stable ABI; its column reads "torch (stable ABI)"
 
 # The one place that says which file does which job. A file under a binding folder that is
 # missing here fails tests/test_report.py, so the counts stay true as files are added.
@@ -27,6 +28,16 @@ ROLES = {
     "python/twinop/torch/_library.py": ("torch", "Python loader and API"),
     "python/twinop/torch/__init__.py": ("torch", "Python loader and API"),
     "python/twinop/torch/module.py": ("torch", INTEGRATION),
+    # The stable-ABI library shares the Python package above; its column counts its own C++ and
+    # the Python that does what its C++ cannot (typed errors, autocast, the forward-mode guard).
+    "csrc/torch_stable/bias_act_ops.cpp": (TORCH_STABLE, "op/schema registration"),
+    "csrc/torch_stable/bias_act_op.h": (TORCH_STABLE, "kernel wrapper and dtype dispatch"),
+    "csrc/torch_stable/bias_act_cpu.cpp": (TORCH_STABLE, "kernel wrapper and dtype dispatch"),
+    "csrc/torch_stable/bias_act_cuda.cpp": (TORCH_STABLE, "kernel wrapper and dtype dispatch"),
+    "python/twinop/torch/_checks.py": (TORCH_STABLE, "Python loader and API"),
+    "python/twinop/torch/_autocast.py": (TORCH_STABLE, INTEGRATION),
+    "python/twinop/torch/_dual_check.py": (TORCH_STABLE, HIGHER_ORDER),
+    "python/twinop/torch/_out_autograd.py": (TORCH_STABLE, "gradient/autograd registration"),
     "csrc/tensorflow/bias_act_ops.cc": ("tensorflow", "op/schema registration"),
     "csrc/tensorflow/bias_act_kernel.h": ("tensorflow", "kernel wrapper and dtype dispatch"),
     "csrc/tensorflow/bias_act_kernels.cc": ("tensorflow", "kernel wrapper and dtype dispatch"),
@@ -78,7 +89,7 @@ ROLES = {
 }
 
 # Where binding and core sources live: every source file under these must be in ROLES.
-BINDING_FOLDERS = ("csrc/torch", "csrc/tensorflow", "csrc/numpy", "csrc/jax", "csrc/core", "cuda",
+BINDING_FOLDERS = ("csrc/torch", "csrc/torch_stable", "csrc/tensorflow", "csrc/numpy", "csrc/jax", "csrc/core", "cuda",
                    "python/twinop/torch", "python/twinop/tf", "python/twinop/jax")
 BINDING_FILES = ("python/twinop/numpy.py",)
 SOURCE_SUFFIXES = (".h", ".hpp", ".cc", ".cpp", ".cu", ".cuh", ".py")

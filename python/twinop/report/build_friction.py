@@ -14,10 +14,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 # binding -> (CMake target, switches that build it alone, the framework the build asks for its flags)
-ALONE = {"TWINOP_TORCH": "OFF", "TWINOP_TF": "OFF", "TWINOP_JAX": "OFF"}  # no other framework asked at configure
+ALONE = {"TWINOP_TORCH": "OFF", "TWINOP_TORCH_STABLE": "OFF", "TWINOP_TF": "OFF",
+         "TWINOP_JAX": "OFF"}  # no other framework asked at configure
 BINDINGS = {
     "numpy": ("_twinop_numpy", ALONE, None),
     "torch": ("_twinop_torch", {**ALONE, "TWINOP_TORCH": "ON"}, "torch"),
+    "torch-stable": ("_twinop_torch_stable", {**ALONE, "TWINOP_TORCH_STABLE": "ON"}, "torch"),
     "tensorflow": ("_twinop_tf", {**ALONE, "TWINOP_TF": "ON"}, "tensorflow"),
     "jax": ("_twinop_jax", {**ALONE, "TWINOP_JAX": "ON"}, "jax"),
 }
@@ -247,15 +249,18 @@ def mismatch_processes(frameworks):
             except ImportError as error:
                 print(f"{{type(error).__name__}}: {{error}}")
             """)
+        # TWINOP_TORCH_ABI: the classic torch library, which has the guard (the stable-ABI one would load).
         processes[framework] = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                                                 stderr=subprocess.DEVNULL, text=True,
-                                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TWINOP_TORCH_ABI": "classic"})
     return processes
 
 
 def measure(source_dir, bindings, with_cuda, side_by_side, progress):
     """Builds `bindings` (a subset of BINDINGS), one after another or side by side (faster; the
-    CPU times hold, the wall times grow), and probes the failures of each framework among them."""
+    CPU times hold, the wall times grow), probes the failures of each framework among them, the
+    installed libraries' version portability, and the edit-rebuild loop (after the builds, alone)."""
+    from . import edit_loop, portability  # they import this module
     if not source_dir or not os.path.exists(os.path.join(source_dir, "CMakeLists.txt")):
         return {"available": False, "reason": f"sources not available (no CMakeLists.txt under {source_dir!r})"}
     frameworks = [b for b in bindings if b in SWITCH]
@@ -273,4 +278,6 @@ def measure(source_dir, bindings, with_cuda, side_by_side, progress):
                 "mismatch": {"message": mismatch[framework].communicate()[0].strip()},
             }
             progress(f"build: {framework} failure modes probed")
+    results["portability"] = portability.measure(bindings, results["failures"])
+    results["edit_loop"] = edit_loop.measure(source_dir, bindings, with_cuda, progress)
     return results

@@ -77,7 +77,7 @@ def overhead(run, out_dir):
 
 def boilerplate(data, out_dir):
     """Lines per binding, stacked by role, next to the shared core."""
-    bindings = [b for b in ("numpy", "torch", "tensorflow", "jax", "core") if b in data["by_role"]]
+    bindings = [b for b in ("numpy", "torch", "torch-stable", "tensorflow", "jax", "core") if b in data["by_role"]]
     roles = list(dict.fromkeys(role for b in bindings for role in data["by_role"][b]))
     colors = plt.get_cmap("tab10").colors
     fig, ax = plt.subplots(figsize=(9, 5))

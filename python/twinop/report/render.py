@@ -4,6 +4,13 @@ import re
 from .support import EXPECTED, PROBES, SHAPE, TOLERANCE
 
 
+LABELS = {"torch-stable": "torch (stable ABI)"}  # a binding's key in results.json -> its column title
+
+
+def _label(binding):
+    return LABELS.get(binding, binding)
+
+
 def _cell(text):
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -44,11 +51,15 @@ def boilerplate(data, plots):
            "`twinop/report/boilerplate.py` (`ROLES`).", ""]
     if not data.get("available"):
         return "\n".join(out + [f"Not measured: {data['reason']}.", ""])
-    bindings = [b for b in ("numpy", "torch", "tensorflow", "jax") if b in data["by_role"]]
+    bindings = [b for b in ("numpy", "torch", "torch-stable", "tensorflow", "jax") if b in data["by_role"]]
     roles = list(dict.fromkeys(role for b in bindings for role in data["by_role"][b]))
     rows = [[role] + [data["by_role"][b].get(role, "") for b in bindings] for role in roles]
     rows.append(["**total**"] + [f"**{data['totals'][b]}**" for b in bindings])
-    out += [_table(["role"] + bindings, rows), ""]
+    out += [_table(["role"] + [_label(b) for b in bindings], rows), ""]
+    if "torch-stable" in bindings:
+        out += ["*torch (stable ABI)* is the same ops on the LibTorch stable ABI; it shares torch's Python package, so "
+                "its column counts its own C++ and the Python that does what its C++ cannot (typed errors, autocast, "
+                "the forward-mode guard).", ""]
     core = data["by_role"].get("core", {})
     out += [f"The shared core they all wrap: {data['totals'].get('core', 0)} lines "
             f"({', '.join(f'{role} {n}' for role, n in core.items())}).", ""] + _image("boilerplate.png", "boilerplate by role", plots)
@@ -102,10 +113,10 @@ def build(data, short, plots):
     rows = []
     for binding, b in data["bindings"].items():
         if not b["ok"]:
-            rows.append([binding, f"failed at {b['stage']}: {short(b['error'].splitlines()[-1])}", "", "", "", "", ""])
+            rows.append([_label(binding), f"failed at {b['stage']}: {short(b['error'].splitlines()[-1])}", "", "", "", "", ""])
             continue
         stages = ("configure", "core", "build")
-        rows.append([binding] + [f"{b[f'{stage}_wall_s']:.1f} / {b[f'{stage}_cpu_s']:.1f}" for stage in stages]
+        rows.append([_label(binding)] + [f"{b[f'{stage}_wall_s']:.1f} / {b[f'{stage}_cpu_s']:.1f}" for stage in stages]
                     + [f"{sum(b[f'{stage}_cpu_s'] for stage in stages):.0f}", len(b["settings"]), len(b["workarounds"])])
     out += [_table(["binding", "configure s (wall / CPU)", "shared core s", "binding s", "total CPU s", "settings",
                     "workarounds"], rows), ""]
@@ -113,11 +124,11 @@ def build(data, short, plots):
     for binding, b in data["bindings"].items():
         if not b["ok"]:
             continue
-        out += [f"**{binding}**: settings beyond the core library's", "",
+        out += [f"**{_label(binding)}**: settings beyond the core library's", "",
                 _table(["kind", "value", "set at"], [[s["kind"], f"`{short(s['value'])}`", short(s["where"])] for s in b["settings"]]), ""]
         out += [f"- workaround: {w}" for w in b["workarounds"]] + [""]
         if b["framework_answer"]:
-            out += [f"What {binding} itself said when the build asked (`cmake/query_framework.py`): "
+            out += [f"What {_label(binding)} itself said when the build asked (`cmake/query_framework.py`): "
                     + "; ".join(f"`{k}` = `{short(v)}`" for k, v in b["framework_answer"].items() if v), ""]
     tools = {name: path for b in data["bindings"].values() if b["ok"] for name, path in b["tools"].items()}
     out += ["Toolchain used: " + ", ".join(f"{name} `{short(path)}`" for name, path in tools.items()), ""]
@@ -128,7 +139,52 @@ def build(data, short, plots):
         out += [_table(["framework", "missing", "under pip's build isolation", "version mismatch"],
                        [[f, short(v["missing"]["message"]), short(v["pip_isolation"]["message"]), short(v["mismatch"]["message"])]
                         for f, v in data["failures"].items()]), ""]
+    out += portability(data.get("portability", {}), short) + edit_loop(data.get("edit_loop", {}))
     return "\n".join(out)
+
+
+def _loads(entry, short):
+    return ("yes: " if entry["loads"] else "no: ") + short(entry["how"])
+
+
+def _symbols(entry):
+    shim = entry["c_shim_functions"]
+    return f"{entry['framework_cpp_symbols']}" + (f" (and {shim} C shim functions)" if shim else "")
+
+
+def portability(data, short):
+    """Does each library load under another version of its framework, and the evidence."""
+    bindings = [b for b in ("torch", "torch-stable", "tensorflow") if b in data]
+    if not bindings:
+        return []
+    rows = [["loads under another version of its framework"] + [_loads(data[b], short) for b in bindings],
+            ["C++ symbols of its framework it imports (nm)"] + [_symbols(data[b]) for b in bindings]]
+    return ["**Version portability.** Whether each library loads under another version of its framework than the one "
+            "it was built against. Any C++ symbol a library imports from its framework can change between releases; the "
+            "stable-ABI library imports only torch's C shim. Its load under a really different torch (built here, loaded "
+            "by torch 2.11 on the GPU machine) is `bench/device_stable_abi.sh`'s, not this report's. TensorFlow has no "
+            "stable ABI.", "", _table([""] + [_label(b) for b in bindings], rows), ""]
+
+
+def _loop_cell(step):
+    if step["error"]:
+        return f"failed: {step['error'].splitlines()[-1]}"
+    return (f"{step['rebuild_wall_s']:.1f} + {step['reload_wall_s']:.1f} "
+            f"(CPU {step['rebuild_cpu_s']:.1f} + {step['reload_cpu_s']:.1f})")
+
+
+def edit_loop(data):
+    """Seconds to rebuild and reload each binding after an edit, from an existing build directory."""
+    if not data.get("available"):
+        return [f"**Edit-rebuild loop**: not measured ({data['reason']}).", ""] if data else []
+    rows = [[_label(b), f"`{e['own_file']}`", _loop_cell(e["math header"]), _loop_cell(e["own file"])]
+            for b, e in data["bindings"].items()]
+    return [f"**Edit-rebuild loop.** From one existing build directory holding every binding (CUDA "
+            f"{'on' if data['with_cuda'] else 'off'}): touch a file, rebuild and install the binding "
+            "(`cmake --build DIR --target TARGET && cmake --install DIR --prefix SITE`), then load it in a fresh "
+            "process and run the op once. Seconds, wall (CPU), rebuild + reload:", "",
+            _table(["binding", "its own file", f"after touching `{data['math_header']}`", "after touching its own file"],
+                   rows), ""]
 
 
 def _shape(shape):

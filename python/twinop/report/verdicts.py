@@ -119,18 +119,21 @@ def pip_only(results):
     claim = "both compile with nothing beyond what pip installs"
     criterion = ("the PyTorch and TensorFlow bindings build from clean, and every header and library directory they "
                  "use lies in the Python environment (its site-packages, or the interpreter's own headers); the "
-                 "toolchain is listed apart, as pip never installs a C++ compiler")
+                 "toolchain is listed apart, as pip never installs a C++ compiler. The numbers add what survives an "
+                 "upgrade of the framework: whether each library loads under another version, and the framework C++ "
+                 "symbols it imports")
     data = results.get("build", {})
     builds = data.get("bindings", {})
     if not data.get("available") or not all(f in builds for f in ("torch", "tensorflow")):
         return _verdict(claim, criterion, UNSETTLED, "the PyTorch and TensorFlow builds were not run", {})
-    failed = {f: b for f, b in builds.items() if f in ("torch", "tensorflow") and not b["ok"]}
+    failed = {f: b for f, b in builds.items() if f in ("torch", "torch-stable", "tensorflow") and not b["ok"]}
     if failed:
         why = "; ".join(f"{f} failed at {b['stage']}: {b['error'].splitlines()[-1]}" for f, b in failed.items())
         return _verdict(claim, criterion, FAILS, why, {"failed": list(failed)})
     env = data["environment"]
     roots = tuple(os.path.join(os.path.realpath(p), "") for p in (env["prefix"], env["base_prefix"], env["source_dir"]))
-    outside = sorted({p for f in ("torch", "tensorflow") for p in _paths(builds[f]["settings"])
+    checked = [f for f in ("torch", "torch-stable", "tensorflow") if builds.get(f, {}).get("ok")]
+    outside = sorted({p for f in checked for p in _paths(builds[f]["settings"])
                       if not os.path.join(os.path.realpath(p), "").startswith(roots)})
     tools = {name: path for b in builds.values() if b["ok"] for name, path in b["tools"].items()}
     isolation = {f: v["pip_isolation"]["message"] for f, v in data.get("failures", {}).items() if v["pip_isolation"]["failed"]}
@@ -142,7 +145,24 @@ def pip_only(results):
     if isolation:
         summary += ("; but under pip's default build isolation the build cannot import them ("
                     + "; ".join(isolation.values()) + "), so it retries outside that isolation")
+    portable = _portability(data.get("portability", {}))
+    if portable:
+        summary += "; " + portable
+        numbers["portability"] = {b: e for b, e in data["portability"].items() if isinstance(e, dict)}
     return _verdict(claim, criterion, HOLDS, summary, numbers)
+
+
+def _portability(data):
+    """What survives a framework upgrade, as measured (report/portability.py): '' if not measured."""
+    if not all(b in data for b in ("torch", "torch-stable", "tensorflow")):
+        return ""
+    classic = [f"{name}'s {'loads' if data[b]['loads'] else 'is refused'} ({data[b]['framework_cpp_symbols']} C++ symbols "
+               f"of {name} imported)" for b, name in (("torch", "torch"), ("tensorflow", "TensorFlow"))]
+    stable = data["torch-stable"]
+    survives = "survives it" if stable["loads"] else "was meant to, but did not load here"
+    return (f"after a framework upgrade, neither classic route survives: {' and '.join(classic)} with another version; "
+            f"PyTorch's stable ABI {survives} ({stable['framework_cpp_symbols']} C++ symbols of torch imported, "
+            f"{stable['c_shim_functions']} C shim functions; {stable['how']}); TensorFlow has no stable ABI")
 
 
 def _largest(rows, impl, dtype, pass_):

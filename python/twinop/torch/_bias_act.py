@@ -2,19 +2,20 @@
 import torch
 from torch.autograd import forward_ad
 
+from ._autocast import autocast_inputs
+from ._checks import check_bias_act_args, check_out_arg
 from ._function import BiasAct
 
 
 def _autocast_inputs(x, bias):
-    """x and bias cast as the op's autocast kernel (bias_act_autocast.cpp) casts them, nn.Linear's
-    policy: floating inputs other than float64 to the autocast dtype of x's device. Done before
-    the Function, so the tensors it saves have the dtype it computed in, and the cast's own
-    backward brings the gradient back to an fp32 bias."""
+    """x and bias cast as the op's autocast kernel casts them (_autocast.py). Done before the
+    Function, so the tensors it saves have the dtype it computed in, and the cast's own backward
+    brings the gradient back to an fp32 bias; and before the checks, which then see what the op
+    will see."""
     device = x.device.type
     if not (torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)):
         return x, bias
-    dtype = torch.get_autocast_dtype(device)
-    return tuple(t.to(dtype) if t.is_floating_point() and t.dtype != torch.float64 else t for t in (x, bias))
+    return autocast_inputs(device, x, bias)
 
 
 def _differentiated(x, bias):
@@ -31,17 +32,20 @@ def bias_act(x: torch.Tensor, bias: torch.Tensor, act: str = "gelu", *, out: tor
     order, in reverse and forward mode, under torch.func transforms and vmap.
 
     out: a contiguous tensor shaped and typed like x to write y into (it may be x itself on the
-    CPU); as PyTorch's own out= functions, this form is not differentiable. Eager only: PyTorch
-    cannot functionalize a custom op that returns its out argument, and a compiler plans the
-    output's memory itself."""
+    CPU); as PyTorch's own out= functions, this form is not differentiable and not autocast.
+    Eager only: PyTorch cannot functionalize a custom op that returns its out argument, and a
+    compiler plans the output's memory itself."""
     if out is not None:
         if torch.compiler.is_compiling():
             raise NotImplementedError("twinop.bias_act: out= is not supported under torch.compile or torch.export; "
                                       "call bias_act(x, bias, act) there")
+        check_bias_act_args(x, bias, act)
+        check_out_arg(out, "out", x, "x")
         return torch.ops.twinop.bias_act.out(x, bias, act, out=out)
+    x, bias = _autocast_inputs(x, bias)
+    check_bias_act_args(x, bias, act)
     if torch.compiler.is_compiling():  # Dynamo refuses the Function's custom jvp; the op has autograd
         return torch.ops.twinop.bias_act(x, bias, act)
-    x, bias = _autocast_inputs(x, bias)
     if not _differentiated(x, bias):
         return torch.ops.twinop.bias_act(x, bias, act)
     return BiasAct.apply(x, bias, act)

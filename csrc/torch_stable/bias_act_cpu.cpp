@@ -1,0 +1,45 @@
+// The PyTorch CPU kernels on the stable ABI: the core's CPU functions behind the shared op templates.
+#include <torch/csrc/stable/library.h>
+#include <torch/csrc/stable/ops.h>
+
+#include "bias_act.h"
+#include "bias_act_op.h"
+
+namespace twinop::torch_stable {
+
+// Chunks run on PyTorch's intra-op thread pool, so torch.set_num_threads applies:
+// torch::stable::parallel_for is at::parallel_for behind the C shim (from torch 2.10; the stable
+// API also has get_num_threads, and nothing else of ATen/Parallel.h).
+inline void torch_parallel_for(std::int64_t chunks, const ChunkBody& body) {
+  torch::stable::parallel_for(0, chunks, 1, body);
+}
+
+struct CpuKernels {
+  static constexpr bool kRunsInPlace = true;  // each element is read before it is written
+  static void forward(const ForwardArgs& a, Tensor& y) {
+    bias_act_forward_cpu(a.x.const_data_ptr(), a.bias.const_data_ptr(), y.mutable_data_ptr(), a.matrix.rows,
+                         a.matrix.cols, a.dtype, a.act, torch_parallel_for);
+  }
+  static void backward(const BackwardArgs& a, Tensor& dx, Tensor& dbias) {
+    bias_act_backward_cpu(a.dy.const_data_ptr(), a.x.const_data_ptr(), a.bias.const_data_ptr(),
+                          dx.mutable_data_ptr(), dbias.mutable_data_ptr(), a.matrix.rows, a.matrix.cols, a.dtype,
+                          a.act, torch_parallel_for);
+  }
+  static void double_backward(const DoubleBackwardArgs& a, Tensor& d_dy, Tensor& d_x, Tensor& d_bias) {
+    bias_act_double_backward_cpu(a.g.const_data_ptr(), a.g_bias.const_data_ptr(), a.dy.const_data_ptr(),
+                                 a.x.const_data_ptr(), a.bias.const_data_ptr(), d_dy.mutable_data_ptr(),
+                                 d_x.mutable_data_ptr(), d_bias.mutable_data_ptr(), a.matrix.rows, a.matrix.cols,
+                                 a.dtype, a.act, torch_parallel_for);
+  }
+};
+
+}  // namespace twinop::torch_stable
+
+STABLE_TORCH_LIBRARY_IMPL(twinop, CPU, m) {
+  using namespace twinop::torch_stable;
+  m.impl("bias_act", TORCH_BOX(&bias_act<CpuKernels>));
+  m.impl("bias_act_backward", TORCH_BOX(&bias_act_backward<CpuKernels>));
+  m.impl("bias_act_double_backward", TORCH_BOX(&bias_act_double_backward<CpuKernels>));
+  m.impl("bias_act.out", TORCH_BOX(&bias_act_out<CpuKernels>));
+  m.impl("bias_act_backward.out", TORCH_BOX(&bias_act_backward_out<CpuKernels>));
+}

@@ -1,0 +1,17 @@
+// The PyTorch op schemas on the stable ABI: the same as the classic library's
+// (csrc/torch/bias_act_ops.cpp), so the Python side (fake kernels, autograd, batching rules)
+// serves both. Kernels are registered per device in bias_act_cpu.cpp and bias_act_cuda.cpp;
+// autocast, which has no stable C++ API, in python/twinop/torch/_autocast.py.
+#include <torch/csrc/stable/library.h>
+
+STABLE_TORCH_LIBRARY(twinop, m) {
+  m.def("bias_act(Tensor x, Tensor bias, str act) -> Tensor");
+  m.def("bias_act_backward(Tensor dy, Tensor x, Tensor bias, str act) -> (Tensor, Tensor)");
+  // g: the gradient arriving at dx, g_bias: at dbias. Returns (d_dy, d_x, d_bias).
+  m.def("bias_act_double_backward(Tensor g, Tensor g_bias, Tensor dy, Tensor x, Tensor bias, str act) "
+        "-> (Tensor, Tensor, Tensor)");
+  // out= overloads, as PyTorch's own: write into the caller's tensors; not differentiable.
+  m.def("bias_act.out(Tensor x, Tensor bias, str act, *, Tensor(a!) out) -> Tensor(a!)");
+  m.def("bias_act_backward.out(Tensor dy, Tensor x, Tensor bias, str act, *, Tensor(a!) dx, Tensor(b!) dbias) "
+        "-> (Tensor(a!), Tensor(b!))");
+}
