@@ -140,3 +140,40 @@ def test_numpy_refuses_an_out_it_cannot_write_as_it_is(memory):
     with pytest.raises(ValueError, match="dbias must be aligned"):
         tn.bias_act_backward(x, x, bias, out=(np.empty_like(x), ODD_MEMORY[memory](np.empty_like(bias))))
     assert out.tobytes() == before
+
+
+# Under torch.func.vmap, the batching rules add a batched bias to x and cast to the compute dtype
+# before the op sees its arguments: they check one example's arguments with the op first.
+
+
+def vmap_cases(torch):
+    ops, b = torch.ops.twinop, torch.zeros(3)
+    f64 = dict(dtype=torch.float64)
+    vmap = torch.func.vmap
+    return {
+        "x without a feature axis": (lambda: vmap(lambda x: ops.bias_act(x, b, "relu"))(torch.ones(3)),
+                                     ValueError, "x must have at least 1 dimension"),
+        "bias of another dtype": (lambda: vmap(lambda x, b: ops.bias_act(x, b, "relu"))(torch.ones(2, 3),
+                                                                                       torch.ones(2, 3, **f64)),
+                                  TypeError, "bias must have the dtype of x"),
+        "bias of another size": (lambda: vmap(lambda x, b: ops.bias_act(x, b, "relu"))(torch.ones(2, 3),
+                                                                                      torch.ones(2, 4)),
+                                 ValueError, "bias must have x.shape"),
+        "dy of another dtype": (lambda: vmap(lambda dy, x: ops.bias_act_backward(dy, x, b, "relu"))(
+            torch.ones(2, 3, **f64), torch.ones(2, 3)), TypeError, "dy must have the dtype of x"),
+        "g_bias of another size": (lambda: vmap(lambda g, g_bias: ops.bias_act_double_backward(
+            g, g_bias, torch.ones(2, 3), torch.ones(2, 3), b, "relu"))(torch.ones(2, 2, 3), torch.ones(2, 4)),
+            ValueError, "g_bias must have the shape of bias"),
+        "bad act": (lambda: vmap(lambda x: ops.bias_act(x, b, "GELU"))(torch.ones(2, 3)), ValueError,
+                    "act must be one of"),
+    }
+
+
+@pytest.mark.parametrize("case", ["x without a feature axis", "bias of another dtype", "bias of another size",
+                                  "dy of another dtype", "g_bias of another size", "bad act"])
+def test_vmap_raises_the_ops_own_errors(case):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("twinop.torch")
+    call, error, words = vmap_cases(torch)[case]
+    with pytest.raises(error, match=words):
+        call()
