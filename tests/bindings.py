@@ -114,7 +114,7 @@ class TorchBinding:
 
     def load(self):
         self.torch = pytest.importorskip("torch")
-        self.tt = pytest.importorskip("twinop.torch")
+        self.tt = pytest.importorskip("twinop.torch", exc_type=ImportError)  # not built: skip
         ops, tt, torch = self.torch.ops.twinop, self.tt, self.torch
         self.calls = {
             "ops.bias_act": Call(lambda i, act: (ops.bias_act(i.x, i.bias, act),), FORWARD),
@@ -222,7 +222,7 @@ class TensorFlowBinding:
 
     def load(self):
         self.tf = pytest.importorskip("tensorflow")
-        self.ttf = pytest.importorskip("twinop.tf")
+        self.ttf = pytest.importorskip("twinop.tf", exc_type=ImportError)
         ops = self.ttf._ops
         raw = {
             "BiasAct": (lambda i, act: (ops.twinop_bias_act(i.x, i.bias, act=act),), FORWARD, ("x", "bias")),
