@@ -13,7 +13,7 @@ else:
     _common = dict(deadline=None, database=None,  # timings vary on a shared machine; no .hypothesis/ folder
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     # Deterministic in CI (the same examples every run), so CI never flakes.
-    settings.register_profile("ci", max_examples=30, derandomize=True, **_common)
+    settings.register_profile("ci", max_examples=50, derandomize=True, **_common)
     # New random examples each run; a failure prints the blob that reproduces it.
     settings.register_profile("thorough", max_examples=1000, print_blob=True, **_common)
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
