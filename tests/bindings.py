@@ -115,7 +115,7 @@ class TorchBinding:
     def load(self):
         self.torch = pytest.importorskip("torch")
         self.tt = pytest.importorskip("twinop.torch", exc_type=ImportError)  # not built: skip
-        ops, tt, torch = self.torch.ops.twinop, self.tt, self.torch
+        ops, tt = self.torch.ops.twinop, self.tt
         self.calls = {
             "ops.bias_act": Call(lambda i, act: (ops.bias_act(i.x, i.bias, act),), FORWARD),
             "ops.bias_act_backward": Call(lambda i, act: ops.bias_act_backward(i.dy, i.x, i.bias, act), BACKWARD),

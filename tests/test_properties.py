@@ -338,3 +338,23 @@ def test_multi_chunk_shapes_match_reference(binding_name, call_name, data):
     example = examples(call, multi_chunk_shapes(min_ndim=call.min_ndim), big_tensor_values)
     dtype, act, tensors = data.draw(example, label="example")
     check_call(binding_name, call_name, dtype, act, tensors)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float64"])
+@pytest.mark.parametrize("binding_name,call_name", CALLS, ids=[f"{b}: {c}" for b, c in CALLS])
+def test_infinite_gradients_through_the_tails(binding_name, call_name, dtype):
+    """Inf and -Inf gradients times every activation's derivatives at x + bias from -100 to 100,
+    70k points (several chunks): where a derivative is tiny but not 0, the result is the signed
+    Inf (or NaN where the derivative underflows in the compute type), never the other sign.
+    Random examples meet these tails only now and then; TensorFlow flushes subnormals there."""
+    if call_name is None:
+        pytest.skip(f"the {binding_name} binding was not built")
+    shape = (4, 17_500)
+    dense = Layout("dense")
+    x = round_to(np.linspace(-100.0, 100.0, 70_000).reshape(shape), dtype)
+    values = {"x": x, "bias": np.zeros(shape[-1]), "dy": np.full(shape, np.inf), "g": np.full(shape, -np.inf),
+              "g_bias": np.zeros(shape[-1])}
+    call = bindings.load(binding_name).calls[call_name]
+    tensors = {name: (dense, values[name], values[name]) for name in needed_inputs(call)}
+    for act in ACTIVATIONS:
+        check_call(binding_name, call_name, dtype, act, tensors)

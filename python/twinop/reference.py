@@ -24,8 +24,11 @@ def _cdf(v):
 
 
 def _sigmoid(v):
-    with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-v))
+    """1 / (1 + e^-v), as e^v / (1 + e^v) for v < 0: e^-v would overflow there before the
+    result leaves float64's range (at v = -745)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = np.exp(-np.abs(v))
+        return np.where(v < 0, e / (1.0 + e), 1.0 / (1.0 + e))
 
 
 def _gelu(v):
