@@ -9,7 +9,7 @@
 #     bash bench/sanitize_cpu.sh                  # the numpy binding: its tests and the property tests
 #     TWINOP_TORCH=ON TWINOP_TF=ON bash bench/sanitize_cpu.sh tests/test_torch.py tests/test_tf.py
 #
-# The numpy run takes about 40 s on this project's 2-core machine from a clean build directory
+# The numpy run takes 40-55 s on this project's 2-core machine from a clean build directory
 # (README, Reliability); tests/test_sanitize.py runs it in CI. PYTHON (default python) and CXX
 # (default g++) pick the interpreter and compiler.
 set -euo pipefail

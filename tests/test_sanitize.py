@@ -1,7 +1,7 @@
 """The numpy binding's tests and the property tests under AddressSanitizer (with LeakSanitizer)
 and UndefinedBehaviorSanitizer: bench/sanitize_cpu.sh builds the core and the numpy module with
 TWINOP_SANITIZE=address,undefined in a build directory and prefix of their own, and runs them
-with the runtimes preloaded into Python. About 40 s on 2 cores; skipped where the compiler has
+with the runtimes preloaded into Python. 40-55 s on 2 cores; skipped where the compiler has
 no sanitizer runtimes or the source tree is not here."""
 import os
 import subprocess
