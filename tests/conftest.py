@@ -3,3 +3,17 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's start-up noise, not our concern
 sys.path.insert(0, os.path.dirname(__file__))  # the shared test helpers (cases, tolerances)
+
+try:  # hypothesis profiles for tests/test_properties.py: `ci`, unless HYPOTHESIS_PROFILE or
+    # --hypothesis-profile names another
+    from hypothesis import HealthCheck, settings
+except ImportError:
+    pass
+else:
+    _common = dict(deadline=None, database=None,  # timings vary on a shared machine; no .hypothesis/ folder
+                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    # Deterministic in CI (the same examples every run), so CI never flakes.
+    settings.register_profile("ci", max_examples=50, derandomize=True, **_common)
+    # New random examples each run; a failure prints the blob that reproduces it.
+    settings.register_profile("thorough", max_examples=1000, print_blob=True, **_common)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

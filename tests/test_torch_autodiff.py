@@ -203,13 +203,15 @@ class KernelCalls(TorchDispatchMode):
 
 
 def test_vmap_calls_each_kernel_once_for_the_whole_batch():
-    """No per-example loop: a vmapped forward and per-example gradient call each op once."""
+    """No per-example loop: a vmapped forward and per-example gradient call each op once (and
+    check one example's arguments on an empty stand-in, which computes nothing)."""
     x, bias = torch.randn(5, 4, 6), torch.randn(6)
     with KernelCalls() as mode:
         vmap(ours("silu"), in_dims=(0, None))(x, bias)
         vmap(grad(lambda a: ours("silu")(a, bias).sum()))(x)
-    assert mode.calls == [("bias_act.default", (5, 4, 6)), ("bias_act.default", (5, 4, 6)),
-                          ("bias_act_backward.default", (5, 4, 6))]
+    computing = [call for call in mode.calls if 0 not in call[1]]
+    assert computing == [("bias_act.default", (5, 4, 6)), ("bias_act.default", (5, 4, 6)),
+                         ("bias_act_backward.default", (5, 4, 6))]
 
 
 @pytest.mark.parametrize("act", ACTIVATIONS)

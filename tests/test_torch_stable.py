@@ -159,3 +159,19 @@ def test_torch_suite_passes_on_the_stable_library():
                             capture_output=True, text=True, cwd=ROOT, env={**os.environ, "TWINOP_TORCH_ABI": "stable"})
     summary = result.stdout.strip().splitlines()[-1]
     assert result.returncode == 0 and " passed" in summary, result.stdout[-5000:] + result.stderr[-2000:]
+
+
+RELIABILITY_SUITE = ["tests/test_properties.py", "tests/test_hostile_args.py", "tests/test_threads.py",
+                     "tests/test_leaks.py"]
+
+
+@needs_stable
+@pytest.mark.skipif(bool(os.environ.get("TWINOP_TORCH_ABI")), reason="this is the run on a chosen library")
+def test_reliability_checks_pass_on_the_stable_library():
+    """The property, hostile-argument, thread and leak checks of the torch binding, on the
+    stable-ABI library."""
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "torch",
+                             *RELIABILITY_SUITE],
+                            capture_output=True, text=True, cwd=ROOT, env={**os.environ, "TWINOP_TORCH_ABI": "stable"})
+    summary = result.stdout.strip().splitlines()[-1]
+    assert result.returncode == 0 and " passed" in summary, result.stdout[-5000:] + result.stderr[-2000:]

@@ -161,9 +161,12 @@ struct Gelu {
     const T pdf = T(0.39894228040143267794) * exp_(T(-0.5) * v * v);  // 1/sqrt(2 pi) e^(-v^2/2)
     return cdf + v * pdf;
   }
+  // pdf (2 - v^2) as 2 pdf - (pdf v) v: past |v| ~ 1e19 (float) v^2 overflows, but pdf is 0 long
+  // before, and (pdf v) v stays 0 where pdf (2 - v^2) would be 0 * Inf = NaN.
   template <typename T>
   static TWINOP_HOST_DEVICE T second_derivative(T v) {
-    return T(0.39894228040143267794) * exp_(T(-0.5) * v * v) * (T(2) - v * v);  // pdf (2 - v^2)
+    const T pdf = T(0.39894228040143267794) * exp_(T(-0.5) * v * v);
+    return T(2) * pdf - pdf * v * v;
   }
 #if defined(TWINOP_GPU_FLOAT_MATH)
   // float on the GPU: the cdf and the pdf from one exponential, with no erf.
@@ -172,8 +175,9 @@ struct Gelu {
     const NormalCdfPdf n = normal_cdf_pdf(v);
     return fmaf(v, n.pdf, n.cdf);
   }
-  static TWINOP_HOST_DEVICE float second_derivative(float v) {
-    return 0.39894228040143267794f * gaussian_(v) * fmaf(-v, v, 2.f);
+  static TWINOP_HOST_DEVICE float second_derivative(float v) {  // 2 pdf - (pdf v) v, as above
+    const float pdf = 0.39894228040143267794f * gaussian_(v);
+    return fmaf(-pdf * v, v, 2.f * pdf);
   }
 #endif
 };
@@ -189,22 +193,28 @@ struct GeluTanh {
   static TWINOP_HOST_DEVICE T value(T v) {
     return v * sigmoid(two_u(v));
   }
+  // t w', w' = d(2u)/dv = 2 sqrt(2/pi) (1 + 3 0.044715 v^2), with t multiplied into v's powers
+  // one at a time: where t is 0 (s (1 - s) in the tails), this stays 0 past |v| ~ 1e19 (float),
+  // where w' is Inf and t w' would be 0 * Inf = NaN. Where t is tiny, each product grows, so
+  // none falls below float's normal range (which TensorFlow flushes to 0) before the result.
+  template <typename T>
+  static TWINOP_HOST_DEVICE T times_d_two_u(T t, T v) {
+    return T(2 * 0.79788456080286535588) * (t + t * v * v * T(3 * 0.044715));
+  }
+  // s + v s(1-s) w', with w = 2u, s = sigmoid(w).
   template <typename T>
   static TWINOP_HOST_DEVICE T derivative(T v) {
     const SigmoidPair<T> p = sigmoid_pair(two_u(v));
-    const T d_two_u = T(2 * 0.79788456080286535588) * (T(1) + T(3 * 0.044715) * v * v);
-    return p.s + v * p.s * p.one_minus_s * d_two_u;
+    return p.s + times_d_two_u(p.s * p.one_minus_s * v, v);
   }
-  // s(1-s) (2 w' + v ((1-2s) w'^2 + w'')), with w = 2u, s = sigmoid(w). s(1-s), exactly 0 where
-  // the sigmoid saturates, multiplies v first: w'^2 ~ v^4 would overflow float beyond |v| ~ 1e8.
+  // s(1-s) (2 w' + v ((1-2s) w'^2 + w'')), w'' = 2 sqrt(2/pi) 6 0.044715 v.
   template <typename T>
   static TWINOP_HOST_DEVICE T second_derivative(T v) {
     const SigmoidPair<T> p = sigmoid_pair(two_u(v));
-    const T d_two_u = T(2 * 0.79788456080286535588) * (T(1) + T(3 * 0.044715) * v * v);
-    const T d2_two_u = T(2 * 0.79788456080286535588 * 6 * 0.044715) * v;
     const T ds = p.s * p.one_minus_s;
-    const T ds_v = ds * v;
-    return T(2) * ds * d_two_u + ds_v * d_two_u * ((p.one_minus_s - p.s) * d_two_u) + ds_v * d2_two_u;
+    const T ds_w1 = times_d_two_u(ds, v);  // s(1-s) w'
+    return T(2) * ds_w1 + v * ((p.one_minus_s - p.s) * times_d_two_u(ds_w1, v) +
+                               ds * v * T(2 * 0.79788456080286535588 * 6 * 0.044715));
   }
 };
 

@@ -42,12 +42,30 @@ inline std::string shape_string(const std::vector<std::int64_t>& shape) {
   return out + "]";
 }
 
+// A name the caller passed, fit to quote in a message: its first 64 bytes, those other than
+// printable ASCII as \xNN, so the message is one line of valid text whatever was passed (an
+// embedded NUL would end it where a framework copies it as a C string).
+inline std::string quoted(std::string_view name) {
+  constexpr std::size_t kMaxBytes = 64;
+  constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "'";
+  for (const char c : name.substr(0, kMaxBytes)) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte < 0x7F) {
+      out += c;
+    } else {
+      out += {'\\', 'x', kHex[byte >> 4], kHex[byte & 0xF]};
+    }
+  }
+  out += '\'';
+  return name.size() > kMaxBytes ? out + "... (" + std::to_string(name.size()) + " bytes)" : out;
+}
+
 inline std::optional<ArgError> parse_activation_arg(std::string_view name, Activation* act) {
   if (parse_activation(name, act)) return std::nullopt;
   std::string known;
   for (auto n : kActivationNames) known += (known.empty() ? "" : ", ") + std::string(n);
-  return ArgError{ArgError::Kind::kValue,
-                  "act must be one of " + known + "; got '" + std::string(name) + "'"};
+  return ArgError{ArgError::Kind::kValue, "act must be one of " + known + "; got " + quoted(name)};
 }
 
 // Rules for bias_act(x, bias): x at least 1-D of a supported float dtype; bias 1-D of

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "bias_act_targets.h"
@@ -24,7 +25,7 @@ std::optional<DType> core_dtype(const std::string& name) {
   return std::nullopt;
 }
 
-std::optional<ArgError> check(const std::vector<TensorInfo>& t, const char* act_name) {
+std::optional<ArgError> check(const std::vector<TensorInfo>& t, std::string_view act_name) {
   std::optional<ArgError> error;
   switch (t.size()) {
     case 2: error = check_forward_args(t[0], t[1]); break;
@@ -40,13 +41,13 @@ std::optional<ArgError> check(const std::vector<TensorInfo>& t, const char* act_
 }  // namespace twinop::jax_binding
 
 int TwinopCheckArgs(int count, const char* const* dtype_names, const int* ranks, const std::int64_t* const* shapes,
-                    const char* act, char* message, std::size_t message_size) {
+                    const char* act, std::size_t act_size, char* message, std::size_t message_size) {
   using namespace twinop;
   std::vector<TensorInfo> tensors;
   for (int i = 0; i < count; ++i) {
     tensors.push_back({{shapes[i], shapes[i] + ranks[i]}, jax_binding::core_dtype(dtype_names[i]), dtype_names[i]});
   }
-  const std::optional<ArgError> error = jax_binding::check(tensors, act);
+  const std::optional<ArgError> error = jax_binding::check(tensors, std::string_view(act, act_size));
   if (!error) return 0;
   const std::size_t length = std::min(error->message.size(), message_size - 1);
   std::memcpy(message, error->message.data(), length);

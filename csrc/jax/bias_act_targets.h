@@ -25,8 +25,9 @@ TWINOP_JAX_EXPORT XLA_FFI_Error* TwinopBiasActDoubleBackwardCuda(XLA_FFI_CallFra
 
 // The op's argument rules (csrc/core/validate.h) on shapes and dtype names, for `count` arrays
 // in the order of one op's arguments: 2 (forward), 3 (backward) or 5 (double backward).
-// Returns 0 when they hold; otherwise 1 for a TypeError or 2 for a ValueError, with the message
-// written to `message` (NUL-terminated, cut to `message_size`).
+// `act` is `act_size` bytes, a NUL among them included. Returns 0 when they hold; otherwise 1 for
+// a TypeError or 2 for a ValueError, with the message written to `message` (NUL-terminated, cut
+// to `message_size`).
 TWINOP_JAX_EXPORT int TwinopCheckArgs(int count, const char* const* dtype_names, const int* ranks,
-                                      const std::int64_t* const* shapes, const char* act, char* message,
-                                      std::size_t message_size);
+                                      const std::int64_t* const* shapes, const char* act, std::size_t act_size,
+                                      char* message, std::size_t message_size);

@@ -46,8 +46,18 @@ Activation parse_act(const std::string& name) {
   return act;
 }
 
-// A C-contiguous array of the same dtype: a no-op for contiguous input, a copy otherwise.
-py::array contiguous(const py::array& a) { return py::array::ensure(a, py::array::c_style); }
+// numpy's NPY_ARRAY_ALIGNED (pybind11 names only c_style, f_style and forcecast).
+constexpr int kAligned = py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+
+// An array the kernels can read as raw memory: C-contiguous, aligned and in the machine's byte
+// order ('>f4' on x86 is a float32 whose bytes would read as other numbers). A no-op for such
+// input, a copy otherwise.
+py::array contiguous(const py::array& a) {
+  const py::array native = a.dtype().attr("isnative").cast<bool>()
+                               ? a
+                               : py::array(a.attr("astype")(a.dtype().attr("newbyteorder")("=")));
+  return py::array::ensure(native, py::array::c_style | kAligned);
+}
 
 py::array empty_like(const py::array& a) {
   return py::array(a.dtype(), std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
@@ -68,6 +78,8 @@ py::array checked_out(const py::object& out, const char* name, const py::array& 
   throw_if_error(check_out_arg(name, describe(array), (array.flags() & py::array::c_style) != 0, like_name,
                                describe(like)));
   if (!array.writeable()) throw py::value_error(std::string("bias_act: ") + name + " must be writeable");
+  if (!array.dtype().attr("isnative").cast<bool>() || !(array.flags() & kAligned))
+    throw py::value_error(std::string("bias_act: ") + name + " must be aligned and in the machine's byte order");
   for (const auto& [input, input_name] : inputs) {
     bool may_be_same = false;
     for (const char* allowed : may_be) may_be_same |= std::string_view(allowed) == input_name;

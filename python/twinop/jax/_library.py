@@ -23,7 +23,7 @@ for _target, _symbol in _HANDLERS.items():
 
 library.TwinopCheckArgs.restype = ctypes.c_int
 library.TwinopCheckArgs.argtypes = (ctypes.c_int, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_int),
-                                    ctypes.POINTER(ctypes.POINTER(ctypes.c_int64)), ctypes.c_char_p,
+                                    ctypes.POINTER(ctypes.POINTER(ctypes.c_int64)), ctypes.c_char_p, ctypes.c_size_t,
                                     ctypes.c_char_p, ctypes.c_size_t)
 
 
@@ -32,10 +32,13 @@ def check_args(act, *arrays):
     tracers, ShapeDtypeStructs), the arguments of one op in order, break the op's rules."""
     count = len(arrays)
     shapes = [(ctypes.c_int64 * max(len(a.shape), 1))(*a.shape) for a in arrays]
+    # Every byte of the name, a NUL included (c_char_p alone would stop there); a lone surrogate
+    # or a value that is not a str gets the same ValueError as any other bad name.
+    name = (act if isinstance(act, str) else repr(act)).encode("utf-8", "surrogatepass")
     message = ctypes.create_string_buffer(512)
     kind = library.TwinopCheckArgs(
         count, (ctypes.c_char_p * count)(*(str(a.dtype).encode() for a in arrays)),
         (ctypes.c_int * count)(*(len(a.shape) for a in arrays)),
-        (ctypes.POINTER(ctypes.c_int64) * count)(*shapes), str(act).encode(), message, len(message))
+        (ctypes.POINTER(ctypes.c_int64) * count)(*shapes), name, len(name), message, len(message))
     if kind:
         raise (TypeError if kind == 1 else ValueError)(f"twinop.bias_act: {message.value.decode()}")

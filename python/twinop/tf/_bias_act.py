@@ -8,6 +8,8 @@ def bias_act(x, bias, act="gelu"):
     """y = act(x + bias), bias of shape (x.shape[-1],); differentiable in x and bias."""
     x = tf.convert_to_tensor(x)
     bias = tf.convert_to_tensor(bias, dtype_hint=x.dtype)
+    if act is None:  # the op's generated wrapper would silently take its default, 'gelu'
+        raise TypeError("act must be a str naming the activation; got None")
     # Checked here so eager mode names the argument, as graph mode does (TypeError either way).
     if not x.dtype.is_floating:
         raise TypeError(f"x must be float32, float64, float16 or bfloat16; got {x.dtype.name}")

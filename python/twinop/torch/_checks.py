@@ -19,6 +19,14 @@ def _shape(shape):
     return "[" + ", ".join(map(str, shape)) + "]"
 
 
+def _quoted(name, max_bytes=64):
+    """validate.h's quoted(): the name's first 64 UTF-8 bytes, those other than printable ASCII
+    as \\xNN, so the message is one line of text whatever was passed."""
+    data = name.encode("utf-8")
+    text = "".join(chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}" for b in data[:max_bytes])
+    return f"'{text}'" + (f"... ({len(data)} bytes)" if len(data) > max_bytes else "")
+
+
 def check_bias_act_args(x, bias, act):
     """TypeError (dtype) or ValueError (shape, activation) for what twinop::bias_act refuses."""
     if x.dtype not in SUPPORTED:
@@ -31,8 +39,12 @@ def check_bias_act_args(x, bias, act):
         raise ValueError(f"{PREFIX}bias must have x.shape[-1] = {x.shape[-1]} elements; got {bias.shape[0]}")
     if bias.dtype != x.dtype:
         raise TypeError(f"{PREFIX}bias must have the dtype of x ({_c10_name(x.dtype)}); got {_c10_name(bias.dtype)}")
-    if act not in ACTIVATIONS:
-        raise ValueError(f"{PREFIX}act must be one of {', '.join(ACTIVATIONS)}; got '{act}'")
+    if isinstance(act, str) and act not in ACTIVATIONS:  # other types: PyTorch's own argument parser
+        try:
+            quoted = _quoted(act)
+        except UnicodeEncodeError:  # a lone surrogate: PyTorch's parser refuses it too
+            return
+        raise ValueError(f"{PREFIX}act must be one of {', '.join(ACTIVATIONS)}; got {quoted}")
 
 
 def check_out_arg(out, name, like, like_name):

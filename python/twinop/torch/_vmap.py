@@ -30,6 +30,18 @@ def _per_row(row, dim, like):
     return row.reshape(row.shape[0], *([1] * (like.dim() - 2)), row.shape[-1])
 
 
+def _x_stand_in(x, dim):
+    """An empty CPU tensor with what the ops' argument checks read of one example of x: its rank,
+    its last size and its dtype."""
+    shape = [n for k, n in enumerate(x.shape) if k != dim]
+    return torch.empty([0] * (len(shape) - 1) + shape[-1:], dtype=x.dtype)
+
+
+def _stand_in(row, dim):
+    """One example of a bias-like argument (small), as an empty CPU tensor of its shape and dtype."""
+    return torch.empty([n for k, n in enumerate(row.shape) if k != dim], dtype=row.dtype)
+
+
 def _sum_per_example(t):
     """[B, ..., C] -> [B, C]: the column sums of each example's rows."""
     return t.sum(dim=tuple(range(1, t.dim() - 1))) if t.dim() > 2 else t
@@ -38,6 +50,7 @@ def _sum_per_example(t):
 @torch.library.register_vmap("twinop::bias_act")
 def _bias_act_vmap(info, in_dims, x, bias, act):
     x_dim, bias_dim, _ = in_dims
+    ops.bias_act(_x_stand_in(x, x_dim), _stand_in(bias, bias_dim), act)
     x = _batch_first(x, x_dim, info.batch_size)
     if bias_dim is None:
         return ops.bias_act(x, bias, act), 0
@@ -49,6 +62,8 @@ def _bias_act_vmap(info, in_dims, x, bias, act):
 @torch.library.register_vmap("twinop::bias_act_backward")
 def _bias_act_backward_vmap(info, in_dims, dy, x, bias, act):
     dy_dim, x_dim, bias_dim, _ = in_dims
+    one_x = _x_stand_in(x, x_dim)
+    ops.bias_act_backward(one_x.to(dy.dtype), one_x, _stand_in(bias, bias_dim), act)
     dtype, compute = x.dtype, _compute_dtype(x.dtype)
     dy = _batch_first(dy, dy_dim, info.batch_size).to(compute)
     x = _batch_first(x, x_dim, info.batch_size).to(compute)
@@ -63,6 +78,9 @@ def _bias_act_backward_vmap(info, in_dims, dy, x, bias, act):
 @torch.library.register_vmap("twinop::bias_act_double_backward")
 def _bias_act_double_backward_vmap(info, in_dims, g, g_bias, dy, x, bias, act):
     g_dim, g_bias_dim, dy_dim, x_dim, bias_dim, _ = in_dims
+    one_x = _x_stand_in(x, x_dim)
+    ops.bias_act_double_backward(one_x.to(g.dtype), _stand_in(g_bias, g_bias_dim), one_x.to(dy.dtype), one_x,
+                                 _stand_in(bias, bias_dim), act)
     dtype, compute = x.dtype, _compute_dtype(x.dtype)
     g, dy, x = (_batch_first(t, d, info.batch_size).to(compute) for t, d in ((g, g_dim), (dy, dy_dim), (x, x_dim)))
     if g_bias_dim is None:

@@ -1,0 +1,76 @@
+"""Calls one binding's op forms (tests/bindings.py) round after round, the error paths too, and
+prints the process's resident memory after a warm-up and after the measured rounds, as JSON.
+Run by tests/test_leaks.py in a process of its own:
+
+    python tests/leak_check.py BINDING CALLS WARMUP_ROUNDS ROUNDS
+
+CALLS picks the calls whose name contains it ("" for all). A round makes every picked call on good
+inputs, then on eager calls also with a bias of the wrong size and with a bad act name, each of
+which must raise.
+"""
+import gc
+import json
+import os
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bindings  # noqa: E402
+from cases import ACTIVATIONS  # noqa: E402
+
+SHAPE = (64, 65)  # one float32 output is 16.6 kB
+
+
+def resident_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def make_inputs(binding, bias_size):
+    rng = np.random.default_rng(0)
+    shapes = {"x": SHAPE, "dy": SHAPE, "g": SHAPE, "bias": (bias_size,), "g_bias": (bias_size,)}
+    return SimpleNamespace(**{name: binding.tensor(rng.normal(size=shape).astype(np.float32).astype(np.float64),
+                                                   "float32") for name, shape in shapes.items()})
+
+
+def error_calls(calls):
+    # A tf.function that raises grows TensorFlow's memory by ~200 B a call with TensorFlow's own
+    # ops too (tf.raw_ops.BiasAdd given a bias of the wrong size), and a bad act fails while
+    # tracing, anew on each call: the op's error path is the same kernel code run eagerly.
+    return {name: call for name, call in calls.items() if "tf.function" not in name}
+
+
+def one_round(calls, good, bad_bias, errors, k):
+    act = ACTIVATIONS[k % len(ACTIVATIONS)]
+    for call in calls.values():
+        call.fn(good, act)
+    for name, call in error_calls(calls).items():
+        for inputs, bad_act in ((bad_bias, act), (good, "no such act")):
+            try:
+                call.fn(inputs, bad_act)
+            except errors:
+                continue
+            raise AssertionError(f"{name} accepted bad arguments")
+
+
+def main(name, picked, warmup_rounds, rounds):
+    binding = bindings.load(name)
+    calls = {n: call for n, call in binding.calls.items() if picked in n}
+    errors = ((ValueError, binding.tf.errors.InvalidArgumentError) if name == "tensorflow"
+              else getattr(binding, "argument_errors", (ValueError,)))
+    good, bad_bias = make_inputs(binding, SHAPE[-1]), make_inputs(binding, SHAPE[-1] + 1)
+    for k in range(warmup_rounds):
+        one_round(calls, good, bad_bias, errors, k)
+    gc.collect()
+    before = resident_bytes()
+    for k in range(rounds):
+        one_round(calls, good, bad_bias, errors, k)
+    gc.collect()
+    calls_made = rounds * (len(calls) + 2 * len(error_calls(calls)))
+    print(json.dumps({"before": before, "after": resident_bytes(), "calls": calls_made}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
