@@ -4,21 +4,23 @@
 #
 #     bash bench/device_run.sh
 #
-# Steps, most important first, each with a time limit; the limits of the steps run add up to at
+# Steps, most important first, each with a time limit (sized from the first run on an H200,
+# bench/results/h200-2026-11-27: build 30 s, headline 25 s, checks 150 s with the stable-ABI
+# tests the longest, sizes 33 s, jax 32 s, report 85 s); the limits of the steps run add up to at
 # most the budget, DEVICE_RUN_BUDGET_S (default 560 s: with a few seconds' grace for each
 # killed step, under a 10-minute call), checked before anything runs:
 #   versions        the GPU, driver, nvcc, Python, torch and jax                          15 s
-#   build           pip install . with CUDA (TWINOP_CUDA_ARCHS, default 90), no TensorFlow  90 s
-#   bench-headline  bench/bench_gpu.py at 16384 x 8192, bfloat16 first: the targets      80 s
-#   checks          at once, each its own process (correctness, no timing):             160 s
+#   build           pip install . with CUDA (TWINOP_CUDA_ARCHS, default 90), no TensorFlow  60 s
+#   bench-headline  bench/bench_gpu.py at 16384 x 8192, bfloat16 first: the targets      50 s
+#   checks          at once, each its own process (correctness, no timing):             210 s
 #                   pytest-cuda      tests/test_cuda.py
 #                   pytest-jax-cuda  tests/test_jax_cuda.py
 #                   memcheck, racecheck, initcheck   compute-sanitizer over bench/sanitize_gpu.py
 #                   stable-abi       bench/device_stable_abi.sh, with the library carried in
 #                                    bench/stable_abi/ (its --prepare, on the CPU machine)
-#   bench-sizes     bench/bench_gpu.py at the other sizes, added to the same files         80 s
-#   bench-jax       bench/bench_gpu_jax.py                                                40 s
-#   report          twinop report --device cuda --quick --build none (the build axis,     95 s
+#   bench-sizes     bench/bench_gpu.py at the other sizes, added to the same files         60 s
+#   bench-jax       bench/bench_gpu_jax.py                                                50 s
+#   report          twinop report --device cuda --quick --build none (the build axis,    110 s
 #                   clean rebuilds, is measured by CI on the CPU machine)
 # A step is skipped, and says why, where its script is not in this checkout, where it needs a
 # GPU and nvidia-smi lists none, or where compute-sanitizer says the device is not supported;
@@ -55,7 +57,7 @@ export PYTHONUNBUFFERED=1
 failed=()
 
 # NAME:LIMIT in the order they run.
-STEPS=(versions:15 build:90 bench-headline:80 checks:160 bench-sizes:80 bench-jax:40 report:95)
+STEPS=(versions:15 build:60 bench-headline:50 checks:210 bench-sizes:60 bench-jax:50 report:110)
 HEADLINE=16384x8192
 OTHER_SIZES=1024x1024,4096x1024,4096x4096,8192x8192
 

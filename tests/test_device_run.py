@@ -89,7 +89,7 @@ def test_limits_over_the_budget_stop_before_any_step(machine):
 
 
 def test_selected_steps_only(machine):
-    status, summary, ran = machine(DEVICE_RUN_STEPS="report", DEVICE_RUN_BUDGET_S="95")
+    status, summary, ran = machine(DEVICE_RUN_STEPS="report", DEVICE_RUN_BUDGET_S="110")
     assert status == 0 and len(ran) == 1 and "report --device cuda" in ran[0]
     assert [line.split()[0] for line in summary] == ["report"]
 

@@ -26,7 +26,7 @@ inline cudaStream_t current_stream(const Tensor& t) {
   }();
   if (!get_stream) fail("got a CUDA tensor, but this torch has no CUDA library loaded (libtorch_cuda.so)");
   void* stream = nullptr;
-  STABLE_TORCH_ERROR_CODE_CHECK(get_stream(t.get_device_index(), &stream));
+  TORCH_ERROR_CODE_CHECK(get_stream(t.get_device_index(), &stream));  // as in take_string
   return static_cast<cudaStream_t>(stream);
 }
 

@@ -91,8 +91,10 @@ inline std::string take_string(StringHandle handle) {
   const std::unique_ptr<StringOpaque, AOTITorchError (*)(StringHandle)> owned(handle, torch_delete_string);
   std::size_t length = 0;
   const char* data = nullptr;
-  STABLE_TORCH_ERROR_CODE_CHECK(torch_string_length(handle, &length));
-  STABLE_TORCH_ERROR_CODE_CHECK(torch_string_c_str(handle, &data));
+  // TORCH_ERROR_CODE_CHECK, not STABLE_TORCH_ERROR_CODE_CHECK: the latter is new in torch 2.13's
+  // headers (and means the former for a 2.10 target), and the library builds against 2.10 on.
+  TORCH_ERROR_CODE_CHECK(torch_string_length(handle, &length));
+  TORCH_ERROR_CODE_CHECK(torch_string_c_str(handle, &data));
   return std::string(data, length);
 }
 

@@ -2,7 +2,7 @@
 import torch
 from torch.autograd import forward_ad
 
-from ._autocast import autocast_inputs
+from ._autocast import KEYS as AUTOCAST_DEVICE_TYPES, autocast_inputs
 from ._checks import check_bias_act_args, check_out_arg
 from ._function import BiasAct
 
@@ -13,7 +13,9 @@ def _autocast_inputs(x, bias):
     brings the gradient back to an fp32 bias; and before the checks, which then see what the op
     will see."""
     device = x.device.type
-    if not (torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)):
+    # The devices twinop has kernels for, rather than torch.amp.is_autocast_available(device),
+    # which torch.compile cannot trace before torch 2.13 (a graph break, an error with fullgraph).
+    if not (device in AUTOCAST_DEVICE_TYPES and torch.is_autocast_enabled(device)):
         return x, bias
     return autocast_inputs(device, x, bias)
 
