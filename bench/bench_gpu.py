@@ -4,7 +4,10 @@ twinop's double backward (the gradient of the backward, as in a gradient penalty
 
 Each time is the median over batches of the GPU time per call, taken with CUDA events around
 a batch of back-to-back calls (a spin kernel queued first lets the CPU enqueue the whole batch,
-so launch overhead stays out of the numbers). Calls rotate over several input sets, together
+so launch overhead stays out of the numbers). Where the CPU took longer to queue a batch than
+the spin lasted, the GPU waited for it: the spin is lengthened and the case measured again, and
+a case still paced by the CPU is marked host-bound, its time the host's, and no target is
+judged on it. Calls rotate over several input sets, together
 over 3x the L2 cache, so no call finds its inputs in L2. Effective GB/s counts the fewest bytes
 a pass must move: 2N elements for the forward (read x, write y), 5N for forward+backward
 (as in shared/notes/baselines.md), 5N for the double backward (read g, dy, x; write d_dy, d_x).
@@ -41,6 +44,7 @@ CALLS_PER_BATCH = 10
 BATCHES = 9
 WARMUP_CALLS = 3
 QUEUE_AHEAD_CYCLES = 10_000_000  # a spin kernel of ~5 ms: time for the CPU to queue a batch
+QUEUE_AHEAD_TRIES = 3  # each spin 4x the last: up to ~80 ms for a batch paced by the CPU
 ELEMENTS_MOVED = {"fwd": 2, "fwd+bwd": 5, "double-bwd": 5}  # per input element, per pass
 
 
@@ -80,8 +84,25 @@ class Rotation:
         return (*self.sets[i], self.outputs[i])
 
 
+def timed_batch(call, rotation, spin_cycles):
+    """(GPU ms per call of one batch, whether the CPU queued the whole batch before the spin
+    ahead of it ended: if not, the GPU waited for the host within the timed span)."""
+    spin, start, end = (torch.cuda.Event(enable_timing=True) for _ in range(3))
+    spin.record()
+    torch.cuda._sleep(spin_cycles)
+    start.record()
+    queuing = time.perf_counter()
+    for _ in range(CALLS_PER_BATCH):
+        call(*rotation.next())
+    end.record()
+    queued_ms = (time.perf_counter() - queuing) * 1e3
+    end.synchronize()
+    return start.elapsed_time(end) / CALLS_PER_BATCH, queued_ms < spin.elapsed_time(start)
+
+
 def ms_per_call(call, rotation):
-    """Median over batches of the GPU milliseconds per call; returns (ms, first call seconds)."""
+    """Median over batches of the GPU milliseconds per call; returns (ms, first call seconds,
+    host-bound: whether most batches, even behind the longest spin, were paced by the CPU)."""
     start_wall = time.perf_counter()
     call(*rotation.next())
     torch.cuda.synchronize()
@@ -89,17 +110,12 @@ def ms_per_call(call, rotation):
     for _ in range(WARMUP_CALLS - 1):
         call(*rotation.next())
     torch.cuda.synchronize()
-    per_call = []
-    for _ in range(BATCHES):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        torch.cuda._sleep(QUEUE_AHEAD_CYCLES)
-        start.record()
-        for _ in range(CALLS_PER_BATCH):
-            call(*rotation.next())
-        end.record()
-        end.synchronize()
-        per_call.append(start.elapsed_time(end) / CALLS_PER_BATCH)
-    return statistics.median(per_call), first_call_s
+    for attempt in range(QUEUE_AHEAD_TRIES):
+        batches = [timed_batch(call, rotation, QUEUE_AHEAD_CYCLES * 4**attempt) for _ in range(BATCHES)]
+        # The median is a GPU time when most batches are: a batch the GPU waited in only takes longer.
+        if sum(covered for _, covered in batches) > BATCHES // 2:
+            return statistics.median(ms for ms, _ in batches), first_call_s, False
+    return statistics.median(ms for ms, _ in batches), first_call_s, True
 
 
 def forward_cases():
@@ -175,23 +191,35 @@ def measure(shape, dtype_name, l2_bytes):
     rows = []
     for passes, cases in PASSES.items():
         for name, call in cases().items():
-            ms, first_call_s = ms_per_call(call, rotation)
+            ms, first_call_s, host_bound = ms_per_call(call, rotation)
             row = {"dtype": dtype_name, "shape": list(shape), "pass": passes, "case": name, "ms": ms,
                    "GBps": effective_gbps(ELEMENTS_MOVED[passes] * n, element_size, ms),
-                   "first_call_s": first_call_s, "input_sets": len(rotation.sets)}
+                   "first_call_s": first_call_s, "input_sets": len(rotation.sets), "host_bound": host_bound}
             rows.append(row)
             print(f"{dtype_name:<9} {str(shape):<14} {passes:<10} {name:<22} {ms:9.4f} ms "
-                  f"{row['GBps']:8.1f} GB/s  (first call {first_call_s:6.2f} s)", flush=True)
+                  f"{row['GBps']:8.1f} GB/s  (first call {first_call_s:6.2f} s){'  host-bound' * host_bound}",
+                  flush=True)
     del rotation
     torch.cuda.empty_cache()
     return rows, check
 
 
+HOST_BOUND = "host-bound: the CPU queued the calls slower than the GPU ran them (see Results)"
+
+
 def find(results, dtype, shape, passes, case):
+    """The case's GPU ms; None if it was not measured, HOST_BOUND if its time is the host's."""
     for row in results:
         if (row["dtype"], tuple(row["shape"]), row["pass"], row["case"]) == (dtype, tuple(shape), passes, case):
-            return row["ms"]
+            return HOST_BOUND if row.get("host_bound") else row["ms"]
     return None
+
+
+def unjudged(*times):
+    """Why no verdict can be given on these times, or None if one can."""
+    if HOST_BOUND in times:
+        return HOST_BOUND
+    return "" if None in times else None
 
 
 def target_checks(results, checks):
@@ -210,16 +238,16 @@ def target_checks(results, checks):
         copy_ms = find(results, dtype, HEADLINE, "fwd", "copy (ceiling)")
         fwd_ms = find(results, dtype, HEADLINE, "fwd", "twinop")
         target = f"{dtype} fwd at {HEADLINE} >= 90% of copy bandwidth"
-        if None in (copy_ms, fwd_ms):
-            out.append((target, "NOT MEASURED", ""))
+        if unjudged(copy_ms, fwd_ms) is not None:
+            out.append((target, "NOT MEASURED", unjudged(copy_ms, fwd_ms)))
         else:
             out.append((target, verdict(fwd_ms <= copy_ms / 0.9),
                         f"twinop {fwd_ms:.4f} ms, copy {copy_ms:.4f} ms: {100 * copy_ms / fwd_ms:.1f}% of copy"))
     copy_ms = find(results, "bfloat16", HEADLINE, "fwd", "copy (ceiling)")
     fb_ms = find(results, "bfloat16", HEADLINE, "fwd+bwd", "twinop")
     target = f"bfloat16 fwd+bwd at {HEADLINE} <= 1.3x of 5N at copy speed"
-    if None in (copy_ms, fb_ms):
-        out.append((target, "NOT MEASURED", ""))
+    if unjudged(copy_ms, fb_ms) is not None:
+        out.append((target, "NOT MEASURED", unjudged(copy_ms, fb_ms)))
     else:
         floor_ms = copy_ms * ELEMENTS_MOVED["fwd+bwd"] / ELEMENTS_MOVED["fwd"]
         out.append((target, verdict(fb_ms <= 1.3 * floor_ms),
@@ -232,9 +260,13 @@ def target_checks(results, checks):
             for passes in ("fwd", "fwd+bwd"):
                 ours = find(results, dtype, shape, passes, "twinop")
                 theirs = find(results, dtype, shape, passes, "torch.compile")
+                target = f"{dtype} {passes} at {shape} faster than torch.compile"
                 if None in (ours, theirs):
                     continue
-                out.append((f"{dtype} {passes} at {shape} faster than torch.compile", verdict(ours < theirs),
+                if unjudged(ours, theirs) is not None:
+                    out.append((target, "NOT MEASURED", unjudged(ours, theirs)))
+                    continue
+                out.append((target, verdict(ours < theirs),
                             f"twinop {ours:.4f} ms, torch.compile {theirs:.4f} ms: {theirs / ours:.2f}x"))
     return out
 
@@ -255,9 +287,13 @@ def markdown(environment, results, targets):
               f"specializes on each shape. The targets are stated for an {TARGET_DEVICE}; this run's device is "
               f"{environment['device']}.", "", "## Targets", "", "| target | verdict | numbers |", "|---|---|---|"]
     lines += [f"| {target} | {verdict} | {numbers} |" for target, verdict, numbers in targets]
-    lines += ["", "## Results", "", "| dtype | shape | pass | case | ms | GB/s | first call s |", "|---|---|---|---|---|---|---|"]
+    lines += ["", "## Results", "", "*host-bound*: the CPU could not queue the calls ahead of the GPU, even behind "
+              "the longest spin: the time is the host's per call, not the kernels'; a run from before this check "
+              "(no entry) did not look.", "",
+              "| dtype | shape | pass | case | ms | GB/s | first call s | paced by |", "|---|---|---|---|---|---|---|---|"]
+    paced_by = {True: "*host-bound*", False: "GPU", None: ""}
     lines += [f"| {r['dtype']} | {r['shape'][0]}x{r['shape'][1]} | {r['pass']} | {r['case']} | {r['ms']:.4f} "
-              f"| {r['GBps']:.1f} | {r['first_call_s']:.2f} |" for r in results]
+              f"| {r['GBps']:.1f} | {r['first_call_s']:.2f} | {paced_by[r.get('host_bound')]} |" for r in results]
     return "\n".join(lines) + "\n"
 
 

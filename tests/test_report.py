@@ -237,6 +237,19 @@ def test_allocation_finding_reports_the_share_and_its_reading():
     assert "page faults" not in quiet["summary"]
 
 
+def test_host_bound_gpu_times_are_marked_as_the_hosts():
+    row = {"impl": "twinop-torch", "dtype": "float32", "pass": "fwd+bwd", "GBps": 1.0, "copy_fraction": 0.1}
+    run = {"device": "cuda", "machine": "a GPU", "overhead": [], "skipped": [],
+           "copy": [{"framework": "torch", "dtype": "float32", "shape": [8, 64], "median_ms": 0.002, "GBps": 1.0}],
+           "rows": [{**row, "shape": [8, 64], "median_ms": 0.25, "host_bound": True},
+                    {**row, "pass": "fwd", "shape": [8, 64], "median_ms": 0.003}]}
+    text = render.runtime_run(run, plots=[])
+    assert "| twinop-torch | fwd+bwd | 0.25\\* |" in text and "| twinop-torch | fwd | 0.003 |" in text
+    assert render.HOST_BOUND_NOTE in text
+    del run["rows"][0]["host_bound"]
+    assert render.HOST_BOUND_NOTE not in render.runtime_run(run, plots=[])
+
+
 def test_report_options_are_checked():
     with pytest.raises(SystemExit):
         cli.main(["report", "--build", "cuda"])

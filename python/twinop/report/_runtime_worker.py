@@ -114,15 +114,17 @@ class CpuTimer:
         return time.perf_counter() - start, result
 
     def median(self, call, settings):
-        """Median seconds per call; one call first sizes the repetitions."""
+        """(median seconds per call, False); one call first sizes the repetitions. The second item
+        is CudaTimer's: whether the host, not the device, set the pace."""
         estimate, _ = self.once(call)
         reps = min(max(round(settings.seconds / estimate), settings.min_reps), settings.max_reps)
-        return statistics.median(self.once(call)[0] for _ in range(reps))
+        return statistics.median(self.once(call)[0] for _ in range(reps)), False
 
 
 class CudaTimer(CpuTimer):
     CALLS_PER_BATCH = 10
     QUEUE_AHEAD_CYCLES = 10_000_000  # a ~5 ms spin kernel: time for Python to queue a whole batch behind it
+    QUEUE_AHEAD_TRIES = 3  # each spin 4x the last: up to ~80 ms where Python queues a batch slower
 
     def __init__(self, torch):
         self.torch = torch
@@ -130,22 +132,34 @@ class CudaTimer(CpuTimer):
     def sync(self):
         self.torch.cuda.synchronize()
 
+    def batch(self, call, spin_cycles):
+        """(GPU seconds per call of one batch, whether Python queued the whole batch before the
+        spin ahead of it ended: if not, the GPU waited for the host within the timed span)."""
+        spin, start, end = (self.torch.cuda.Event(enable_timing=True) for _ in range(3))
+        spin.record()
+        self.torch.cuda._sleep(spin_cycles)
+        start.record()
+        queuing = time.perf_counter()
+        for _ in range(self.CALLS_PER_BATCH):
+            call()
+        end.record()
+        queued_ms = (time.perf_counter() - queuing) * 1e3
+        end.synchronize()
+        return start.elapsed_time(end) * 1e-3 / self.CALLS_PER_BATCH, queued_ms < spin.elapsed_time(start)
+
     def median(self, call, settings):
-        """Median over batches of GPU seconds per call."""
+        """(median over batches of GPU seconds per call, host-bound): a longer spin is tried where
+        most batches were paced by Python; host-bound if they still were behind the longest."""
         estimate, _ = self.once(call)
         batches = min(max(round(settings.seconds / (estimate * self.CALLS_PER_BATCH)), settings.min_reps),
                       settings.max_reps)
-        per_call = []
-        for _ in range(batches):
-            start, end = (self.torch.cuda.Event(enable_timing=True) for _ in range(2))
-            self.torch.cuda._sleep(self.QUEUE_AHEAD_CYCLES)
-            start.record()
-            for _ in range(self.CALLS_PER_BATCH):
-                call()
-            end.record()
-            end.synchronize()
-            per_call.append(start.elapsed_time(end) * 1e-3 / self.CALLS_PER_BATCH)
-        return statistics.median(per_call)
+        for attempt in range(self.QUEUE_AHEAD_TRIES):
+            timed = [self.batch(call, self.QUEUE_AHEAD_CYCLES * 4**attempt) for _ in range(batches)]
+            # The median is a GPU time when most batches are: a batch the GPU waited in only takes longer.
+            host_bound = sum(covered for _, covered in timed) <= len(timed) // 2
+            if not host_bound:
+                break
+        return statistics.median(seconds for seconds, _ in timed), host_bound
 
 
 class TorchKit:
@@ -357,6 +371,7 @@ class JaxTimer(CpuTimer):
         return time.perf_counter() - start, result
 
     def median(self, call, settings):
+        """(median seconds per call, False): see the class docstring."""
         if not self.batches:
             return super().median(call, settings)
         estimate, _ = self.once(call)
@@ -369,7 +384,7 @@ class JaxTimer(CpuTimer):
                 call()
             self.jax.block_until_ready(call())
             per_call.append((time.perf_counter() - start) / self.CALLS_PER_BATCH)
-        return statistics.median(per_call)
+        return statistics.median(per_call), False
 
 
 class JaxKit:
@@ -482,10 +497,10 @@ def sweep(kit, device, mode, progress):
                 skipped += [{"impl": impl, "reason": f"{dtype}: {first_line(error)}"} for impl in impls]
                 break
             progress(f"{label} copy")
-            copy_s = kit.timer.median(rotating(kit.copy, [s.copy for s in sets]), settings)
+            copy_s, host_bound = kit.timer.median(rotating(kit.copy, [s.copy for s in sets]), settings)
             copy_gbps = gbps("copy", shape, dtype, copy_s)
             copies.append({"framework": kit.framework, "dtype": dtype, "shape": list(shape),
-                           "median_ms": copy_s * 1e3, "GBps": copy_gbps})
+                           "median_ms": copy_s * 1e3, "GBps": copy_gbps, **({"host_bound": True} if host_bound else {})})
             for impl, (fwd, fwd_bwd, compiled, into) in list(impls.items()):
                 for passes, fn, arg_sets in (("fwd", fwd, [s.into_fwd if into else s.fwd for s in sets]),
                                              ("fwd+bwd", fwd_bwd, [s.into_fwd_bwd if into else s.fwd_bwd for s in sets])):
@@ -494,7 +509,7 @@ def sweep(kit, device, mode, progress):
                         first_s, result = kit.timer.once(lambda: fn(*arg_sets[0]))
                         if index == 0:
                             check(kit, impl, dtype, passes, arg_sets[0], result)
-                        median_s = kit.timer.median(rotating(fn, arg_sets), settings)
+                        median_s, host_bound = kit.timer.median(rotating(fn, arg_sets), settings)
                     except WrongResult:
                         raise
                     except Exception as error:  # this impl cannot run this dtype (or shape)
@@ -505,6 +520,8 @@ def sweep(kit, device, mode, progress):
                     row = {"impl": impl, "framework": kit.framework, "dtype": dtype, "shape": list(shape),
                            "pass": passes, "median_ms": median_s * 1e3, "GBps": gbps(passes, shape, dtype, median_s)}
                     row["copy_fraction"] = row["GBps"] / copy_gbps
+                    if host_bound:
+                        row["host_bound"] = True
                     if compiled:
                         row["compile_s"] = max(0.0, first_s - median_s)
                     rows.append(row)

@@ -195,6 +195,14 @@ def _image(name, alt, plots):
     return [f"![{alt}]({name})", ""] if name in plots else []
 
 
+HOST_BOUND_NOTE = ("\\* host-bound: Python queued these calls slower than the GPU ran them, even behind an "
+                   "80 ms spin: the time is the host's per call, not the kernels'.")
+
+
+def _ms(row):
+    return f"{row['median_ms']:.3g}" + ("\\*" if row.get("host_bound") else "")
+
+
 def runtime_run(run, plots):
     out = [f"### {run['device']}: {run.get('machine') or 'unknown machine'}", ""]
     for dtype in sorted({r["dtype"] for r in run["rows"]}):
@@ -204,15 +212,17 @@ def runtime_run(run, plots):
         for impl, pass_ in dict.fromkeys((r["impl"], r["pass"]) for r in rows):
             by_shape = {tuple(r["shape"]): r for r in rows if (r["impl"], r["pass"]) == (impl, pass_)}
             largest = by_shape.get(shapes[-1])
-            table.append([impl, pass_] + [f"{by_shape[s]['median_ms']:.3g}" if s in by_shape else "" for s in shapes]
+            table.append([impl, pass_] + [_ms(by_shape[s]) if s in by_shape else "" for s in shapes]
                          + [f"{largest['GBps']:.1f}" if largest else "", f"{largest['copy_fraction']:.0%}" if largest else ""])
         copy = {(c["framework"], tuple(c["shape"])): c for c in run["copy"] if c["dtype"] == dtype}
         for framework in dict.fromkeys(f for f, _ in copy):
             largest = copy.get((framework, shapes[-1]))
-            table.append([f"*{framework} copy*", "copy"] + [f"{copy[(framework, s)]['median_ms']:.3g}" if (framework, s) in copy else ""
+            table.append([f"*{framework} copy*", "copy"] + [_ms(copy[(framework, s)]) if (framework, s) in copy else ""
                                                             for s in shapes] + [f"{largest['GBps']:.1f}" if largest else "", ""])
         out += [f"**{dtype}**, median ms per call:", "",
                 _table(["impl", "pass"] + [_shape(s) for s in shapes] + [f"GB/s at {_shape(shapes[-1])}", "of copy's GB/s"], table), ""]
+        if any(r.get("host_bound") for r in rows + list(copy.values())):
+            out += [HOST_BOUND_NOTE, ""]
         out += _image(f"runtime_{run['device']}_{dtype}.png", f"{run['device']} {dtype}", plots)
     out += allocation_table(run)
     if run["overhead"]:

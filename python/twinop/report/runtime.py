@@ -62,8 +62,8 @@ def measure(device, mode, progress):
     """Times every impl on `device` ("cpu" or "cuda") in `mode` ("quick", "full" or "tiny"),
     calling progress(line) once per step. Returns {"device", "machine", "versions": {framework:
     version}, "rows": [{"impl", "framework", "dtype", "shape", "pass", "median_ms", "GBps",
-    "copy_fraction", and "compile_s" for compiled impls}], "copy": [{"framework", "dtype", "shape",
-    "median_ms", "GBps"}], "overhead": [{"impl", "dtype", "shape", "pass", "median_us"}], "skipped":
+    "copy_fraction", "compile_s" for compiled impls, "host_bound": True where CudaTimer says so}],
+    "copy": [{"framework", "dtype", "shape", "median_ms", "GBps", maybe "host_bound"}], "overhead": [{"impl", "dtype", "shape", "pass", "median_us"}], "skipped":
     [{"impl", "reason"}]}; a skipped "impl" may name a framework (all its impls) or be "all"."""
     if mode not in DTYPES or (device, mode) not in SIZES:
         raise ValueError(f"device must be cpu or cuda and mode quick, full or tiny; got {device!r}, {mode!r}")
