@@ -19,7 +19,14 @@ def torch_settings():
         "LIBRARY_DIR": os.path.join(root, "lib"),
         "CXX11_ABI": int(torch._C._GLIBCXX_USE_CXX11_ABI),
         "CUDA_VERSION": torch.version.cuda or "",
+        "PARALLEL_OPENMP": int(_defines(os.path.join(root, "include", "ATen", "Config.h"), "AT_PARALLEL_OPENMP")),
     }
+
+
+def _defines(header, name):
+    """Whether `header` has `#define name 1`."""
+    with open(header) as fh:
+        return any(line.split() == ["#define", name, "1"] for line in fh)
 
 
 def tensorflow_settings():

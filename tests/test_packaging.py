@@ -102,6 +102,30 @@ def test_no_binding_links_another_framework():
     assert "tensorflow::" in tf_symbols and "c10::" not in tf_symbols and "at::" not in tf_symbols
 
 
+@pytest.mark.skipif(shutil.which("nm") is None, reason="needs nm")
+def test_torch_library_runs_its_chunks_on_torchs_openmp_threads():
+    """at::parallel_for is inline: under torch's OpenMP backend it is an `omp parallel` region in
+    the library's own code, serial unless the library is built with OpenMP (it then calls
+    GOMP_parallel). Its OpenMP runtime must be torch's own: one libgomp in the process."""
+    torch = pytest.importorskip("torch")
+    path = os.path.join(os.path.dirname(twinop.__file__), "_twinop_torch.so")
+    if not os.path.exists(path):
+        pytest.skip("_twinop_torch.so was not built")
+    listing = subprocess.run(["nm", "-D", "--undefined-only", path], capture_output=True, text=True, check=True).stdout
+    openmp_backend = "ATen parallel backend: OpenMP" in torch.__config__.parallel_info()
+    assert ("GOMP_parallel" in listing) == openmp_backend
+    if not openmp_backend:
+        return
+    code = ("import torch, twinop.torch as tt; tt.bias_act(torch.ones(512, 512), torch.zeros(512)); "
+            "print(*sorted({line.split()[-1] for line in open('/proc/self/maps') if 'libgomp' in line}), sep='\\n')")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "TWINOP_TORCH_ABI": "classic"})
+    if run.returncode and "rebuild twinop" in run.stderr:
+        pytest.skip("the classic library was built for another torch")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == [os.path.join(os.path.dirname(torch.__file__), "lib", "libgomp.so.1")]
+
+
 @pytest.mark.skipif(shutil.which("readelf") is None or shutil.which("nm") is None, reason="needs readelf and nm")
 def test_jax_library_links_neither_jaxlib_nor_python():
     """XLA hands the handlers its FFI API in every call frame: the library needs only the C and
