@@ -20,6 +20,8 @@ def torch_settings():
         "CXX11_ABI": int(torch._C._GLIBCXX_USE_CXX11_ABI),
         "CUDA_VERSION": torch.version.cuda or "",
         "PARALLEL_OPENMP": int(_defines(os.path.join(root, "include", "ATen", "Config.h"), "AT_PARALLEL_OPENMP")),
+        "OPENMP_RUNTIME": next((os.path.join(root, "lib", name) for name in sorted(os.listdir(os.path.join(root, "lib")))
+                                if name.startswith("libgomp") and ".so" in name), ""),
     }
 
 
