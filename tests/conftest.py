@@ -1,6 +1,8 @@
 import os
 import sys
 
+import pytest
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's start-up noise, not our concern
 sys.path.insert(0, os.path.dirname(__file__))  # the shared test helpers (cases, tolerances)
 
@@ -17,3 +19,15 @@ else:
     # New random examples each run; a failure prints the blob that reproduces it.
     settings.register_profile("thorough", max_examples=1000, print_blob=True, **_common)
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="module")
+def jax_float64():
+    """float64 arrays for one test module (JAX keeps them off by default); the JAX test modules
+    use it with `pytestmark = pytest.mark.usefixtures("jax_float64")`."""
+    import jax
+
+    enabled = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", enabled)

@@ -25,13 +25,7 @@ from twinop.jax._second_order import bias_act_double_backward  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def float64():
-    """float64 arrays for this module only (JAX keeps them off by default)."""
-    enabled = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", enabled)
+pytestmark = pytest.mark.usefixtures("jax_float64")  # float64 arrays in this module (conftest.py)
 
 
 def to_jax(values, dtype_name):

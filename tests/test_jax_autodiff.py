@@ -24,13 +24,7 @@ NATIVE = {
 RTOL, ATOL = NATIVE_FLOAT64["jax"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def float64():
-    """float64 arrays for this module only (JAX keeps them off by default)."""
-    enabled = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", enabled)
+pytestmark = pytest.mark.usefixtures("jax_float64")  # float64 arrays in this module (conftest.py)
 
 
 def inputs(shape=(4, 7), seed=0):

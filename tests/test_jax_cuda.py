@@ -22,12 +22,7 @@ from twinop.jax._second_order import bias_act_double_backward  # noqa: E402
 CUDA_SHAPES = SHAPES + [(7, 1000), (64, 4096)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def float64():
-    enabled = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", enabled)
+pytestmark = pytest.mark.usefixtures("jax_float64")  # float64 arrays in this module (conftest.py)
 
 
 @pytest.fixture(autouse=True)
