@@ -2,7 +2,8 @@
 // its double backward.
 // Tensors are raw, dense, row-major buffers viewed as [rows, cols] with cols = bias length.
 // The caller owns every buffer (the core never allocates framework memory) and has
-// checked shapes and dtypes (see validate.h).
+// checked shapes and dtypes (see validate.h). An output either shares no memory with an input
+// or is that input exactly (in place: each element is read before it is written).
 #pragma once
 
 #include <cstdint>

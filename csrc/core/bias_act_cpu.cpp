@@ -100,6 +100,10 @@ TWINOP_CPU_CLONES void double_backward_rows(const S* g, const compute_t<S>* g_b,
                                             std::int64_t rows, std::int64_t cols) {
   for (std::int64_t r = 0; r < rows; ++r) {
     const std::int64_t offset = r * cols;
+    // No element is read after another iteration writes it (bias_act.h: outputs are disjoint
+    // from the inputs or are them exactly), which GCC cannot prove for eight pointers: without
+    // this it left the loop scalar (4096 x 4096 float32 gelu: 125 ms, 48 ms with it).
+#pragma GCC ivdep
     for (std::int64_t c = 0; c < cols; ++c) {
       const compute_t<S> grad = to_compute(g[offset + c]) + g_b[c];
       const compute_t<S> v = to_compute(x[offset + c]) + b[c];
