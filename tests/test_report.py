@@ -8,7 +8,7 @@ import os
 import pytest
 
 from twinop import _build_info, cli
-from twinop.report import Progress, boilerplate, build_friction, portability, render, run_report, verdicts
+from twinop.report import Progress, boilerplate, build_friction, portability, render, run_report, support, verdicts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -235,6 +235,23 @@ def test_allocation_finding_reports_the_share_and_its_reading():
     assert "its allocator keeps its memory" in finding["summary"]  # TF: no out= to compare with
     quiet = verdicts.allocation(runtime_results(1.0, 1.2, torch_allocating_ms=1.05))
     assert "page faults" not in quiet["summary"]
+
+
+def test_support_says_tensorflow_gpu_kernels_were_not_run_where_a_gpu_was_seen_without_tensorflow():
+    cell = {"api": "torch eager", "dtype": "float32", "status": "supported"}
+    tf_missing = {"framework": "tensorflow", "import_error": "ModuleNotFoundError: No module named 'tensorflow'",
+                  "cells": []}
+
+    def cells(device):
+        return [{**cell, "device": device, "dtype": dtype} for dtype in support.EXPECTED + support.PROBES]
+
+    def text(device, tensorflow):
+        return render.support({"frameworks": {"torch": {"framework": "torch", "cells": cells(device)},
+                                              "tensorflow": tensorflow}})
+
+    assert render.TF_GPU_NOT_RUN in text("cuda", tf_missing)
+    assert render.TF_GPU_NOT_RUN not in text("cpu", tf_missing)
+    assert render.TF_GPU_NOT_RUN not in text("cuda", {"framework": "tensorflow", "cells": cells("cuda")})
 
 
 def test_host_bound_gpu_times_are_marked_as_the_hosts():

@@ -72,6 +72,10 @@ def boilerplate(data, plots):
     return "\n".join(out)
 
 
+TF_GPU_NOT_RUN = ("TensorFlow could not be imported on this GPU machine: twinop's TensorFlow GPU kernels "
+                  "(`csrc/tensorflow/bias_act_kernels_gpu.cc`) are compiled with CUDA, not run here.")
+
+
 def support(data):
     out = ["## Type and device support", "",
            "Each binding called in its own process on each dtype and each device: forward and backward for every "
@@ -99,6 +103,9 @@ def support(data):
             rows.append(row)
     out += [_table(["API", "device"] + list(EXPECTED + PROBES), rows), ""]
     out += [f"[{i}] `{_cell(e)}`  " for i, e in enumerate(errors, 1)] + [""]
+    gpu_seen = any(c["device"] == "cuda" for r in data["frameworks"].values() for c in r["cells"])
+    if gpu_seen and not data["frameworks"].get("tensorflow", {}).get("cells", True):
+        out += [TF_GPU_NOT_RUN, ""]
     return "\n".join(out)
 
 
