@@ -110,7 +110,7 @@ def test_nan_and_inf_propagate_as_the_reference(act):
 
 
 def test_results_are_bit_identical_to_the_numpy_binding():
-    """XLA's thread pool runs the chunks here, the calling thread alone in the numpy binding:
+    """XLA's thread pool runs the chunks here, threads of its own in the numpy binding:
     the core's fixed chunk plan makes them agree bit for bit, dbias included."""
     rng = np.random.default_rng(3)
     x, dy = (rng.standard_normal((512, 1024)).astype(np.float32) for _ in range(2))

@@ -1,4 +1,10 @@
 """The numpy binding against the float64 reference: every activation x dtype x shape."""
+import os
+import subprocess
+import sys
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -103,3 +109,59 @@ def test_inputs_are_not_modified():
     tn.bias_act_backward(dy, x, bias, "silu")
     for original, copy in zip((x, bias, dy), copies):
         np.testing.assert_array_equal(original, copy)
+
+
+def test_the_default_thread_count_is_the_cpus_the_process_may_use():
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    code = "import twinop.numpy as tn; print(tn.get_num_threads())"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(run.stdout) == cpus
+
+
+def test_set_num_threads_refuses_less_than_one():
+    with pytest.raises(ValueError, match="threads must be at least 1; got 0"):
+        tn.set_num_threads(0)
+
+
+@pytest.fixture
+def restore_thread_count():
+    before = tn.get_num_threads()
+    yield
+    tn.set_num_threads(before)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_every_output_is_bit_identical_for_any_thread_count(dtype, restore_thread_count):
+    """(1001, 333) is cut into 10 chunks of whole rows, the last one short."""
+    x, bias, dy = (as_array(a, dtype) for a in make_inputs((1001, 333), dtype, seed=4))
+    results = []
+    for count in (1, 2, 3, 7):
+        tn.set_num_threads(count)
+        results.append([tn.bias_act(x, bias, "gelu"), *tn.bias_act_backward(dy, x, bias, "gelu"),
+                        *tn.bias_act_double_backward(dy, dy, x, bias, "gelu", g_bias=bias)])
+    for result in results[1:]:
+        for got, want in zip(result, results[0]):
+            assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in Linux's /proc")
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_a_large_call_runs_on_the_number_of_threads_set(count, restore_thread_count):
+    """While the kernel runs (GIL released), this thread counts the process's threads: the call
+    adds count - 1 helpers, none of which outlives it (a joined thread leaves Linux's task list
+    a moment after its join returns)."""
+    x = np.random.default_rng(0).normal(size=(2048, 2048)).astype(np.float32)
+    bias = np.zeros(2048, np.float32)
+    tn.set_num_threads(count)
+    before = len(os.listdir("/proc/self/task"))
+    seen = []
+    worker = threading.Thread(target=lambda: [tn.bias_act_double_backward(x, x, x, bias, "gelu") for _ in range(3)])
+    worker.start()
+    while worker.is_alive():
+        seen.append(len(os.listdir("/proc/self/task")))
+    worker.join()
+    assert max(seen) == before + 1 + (count - 1)  # the worker and its helpers
+    deadline = time.monotonic() + 5.0
+    while len(os.listdir("/proc/self/task")) > before and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert len(os.listdir("/proc/self/task")) == before

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bias_act.h"
+#include "thread_parallel_for.h"
 #include "types.h"
 #include "validate.h"
 
@@ -98,7 +99,8 @@ py::array bias_act(const py::array& x_in, const py::array& bias_in, const std::s
   const Matrix2D m = as_matrix(x_info.shape);
   {
     py::gil_scoped_release no_gil;  // the kernel touches no Python object
-    bias_act_forward_cpu(x.data(), bias.data(), y.mutable_data(), m.rows, m.cols, *x_info.dtype, act);
+    bias_act_forward_cpu(x.data(), bias.data(), y.mutable_data(), m.rows, m.cols, *x_info.dtype, act,
+                         run_on_threads);
   }
   return y;
 }
@@ -127,7 +129,7 @@ std::tuple<py::array, py::array> bias_act_backward(const py::array& dy_in, const
   {
     py::gil_scoped_release no_gil;
     bias_act_backward_cpu(dy.data(), x.data(), bias.data(), dx.mutable_data(), dbias.mutable_data(), m.rows,
-                          m.cols, *x_info.dtype, act);
+                          m.cols, *x_info.dtype, act, run_on_threads);
   }
   return {dx, dbias};
 }
@@ -150,9 +152,15 @@ std::tuple<py::array, py::array, py::array> bias_act_double_backward(const py::a
   {
     py::gil_scoped_release no_gil;
     bias_act_double_backward_cpu(g.data(), g_bias.data(), dy.data(), x.data(), bias.data(), d_dy.mutable_data(),
-                                 d_x.mutable_data(), d_bias.mutable_data(), m.rows, m.cols, *x_info.dtype, act);
+                                 d_x.mutable_data(), d_bias.mutable_data(), m.rows, m.cols, *x_info.dtype, act,
+                                 run_on_threads);
   }
   return {d_dy, d_x, d_bias};
+}
+
+void set_num_threads(int threads) {
+  if (threads < 1) throw py::value_error("set_num_threads: threads must be at least 1; got " + std::to_string(threads));
+  thread_count() = threads;
 }
 
 }  // namespace
@@ -174,6 +182,10 @@ PYBIND11_MODULE(_twinop_numpy, m) {
         "(d_dy, d_x, d_bias): the gradients of bias_act_backward's inputs, given g arriving at dx (and g_bias at "
         "dbias): d_dy = G * act'(v), d_x = G * dy * act''(v), d_bias = d_x summed over all axes but the last, "
         "with v = x + bias and G = g + g_bias.");
+  m.def("set_num_threads", &numpy_binding::set_num_threads, py::arg("threads"),
+        "Threads each call may use, the calling thread included (as torch.set_num_threads); the results are "
+        "bit-identical for any count.");
+  m.def("get_num_threads", [] { return numpy_binding::thread_count().load(); });
   py::tuple names(kNumActivations);
   for (int i = 0; i < kNumActivations; ++i) names[i] = py::str(std::string(kActivationNames[i]));
   m.attr("ACTIVATIONS") = names;

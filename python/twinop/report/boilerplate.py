@@ -66,8 +66,10 @@ ROLES = {
     "python/twinop/jax/_library.py": ("jax", "Python loader and API"),
     "python/twinop/jax/_bias_act.py": ("jax", "Python loader and API"),
     "python/twinop/jax/__init__.py": ("jax", "Python loader and API"),
-    # pybind11 defines the module, converts and dispatches in one file: all of it is wrapper.
+    # pybind11 defines the module, converts and dispatches in one file, all of it wrapper; numpy lends no
+    # thread pool, so the binding starts its own threads.
     "csrc/numpy/module.cpp": ("numpy", "kernel wrapper and dtype dispatch"),
+    "csrc/numpy/thread_parallel_for.h": ("numpy", "kernel wrapper and dtype dispatch"),
     "python/twinop/numpy.py": ("numpy", "Python loader and API"),
     "csrc/core/types.h": (CORE, "shared core (C++)"),
     "csrc/core/activation_math.h": (CORE, "shared core (C++)"),
