@@ -322,3 +322,29 @@ def test_plain_calls_skip_the_function_and_differentiated_calls_use_it():
     assert type(tt.bias_act(x.requires_grad_(), bias).grad_fn).__name__ == "BiasActBackward"
     with torch.no_grad():
         assert tt.bias_act(x, bias).grad_fn is None
+
+
+def test_a_first_order_backward_calls_the_op_and_a_differentiable_one_the_function(monkeypatch):
+    """Without create_graph nothing differentiates the backward: the op alone serves it, without
+    BiasActBackward.apply's cost; with create_graph, or a forward-mode level open
+    (forward-over-reverse), the Function records it for the next order."""
+    from twinop.torch import _function
+    applied = []
+    real_apply = _function.BiasActBackward.apply
+    monkeypatch.setattr(_function.BiasActBackward, "apply", lambda *args: applied.append(args) or real_apply(*args))
+    x, bias, dy = inputs(seed=23)
+    x.requires_grad_(), bias.requires_grad_()
+    y = tt.bias_act(x, bias, "gelu")
+    want = torch.autograd.grad(F.gelu(x + bias), (x, bias), dy)
+    assert_same(torch.autograd.grad(y, (x, bias), dy, retain_graph=True), want)
+    assert not applied
+    assert_same(torch.autograd.grad(y, (x, bias), dy, create_graph=True), want)
+    assert len(applied) == 1
+    tangent = torch.randn_like(x)
+    with forward_ad.dual_level():
+        tangents = []
+        for fn in (lambda a: tt.bias_act(a, bias, "gelu"), lambda a: F.gelu(a + bias)):
+            dual = forward_ad.make_dual(x.detach().requires_grad_(), tangent)
+            grad_x, = torch.autograd.grad(fn(dual), dual, dy)
+            tangents.append(forward_ad.unpack_dual(grad_x).tangent)
+    assert_same(tangents[0], tangents[1])

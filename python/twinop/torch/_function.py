@@ -6,7 +6,8 @@ jvp, so under torch.compile and torch.export bias_act() calls the op, whose auto
 registered on it (_autograd.py, _second_order.py). Both routes run the same three ops.
 
 Three Functions, one per op, each differentiated by the next, in both modes:
-  BiasAct:               y = act(v), v = x + bias.  backward: BiasActBackward.
+  BiasAct:               y = act(v), v = x + bias.  backward: BiasActBackward (the op alone
+                         where nothing will differentiate the backward).
                          jvp: act'(v) (t_x + t_bias), the backward's dx with dy = t_v.
   BiasActBackward:       (dx, dbias).  backward: BiasActDoubleBackward.
                          jvp: t_dy act'(v) + dy act''(v) t_v, and its column sums.
@@ -15,6 +16,7 @@ Their forwards call the ops, so vmap (generate_vmap_rule) reaches the ops' batch
 (_vmap.py).
 """
 import torch
+from torch.autograd import forward_ad
 
 from ._second_order import THIRD_ORDER_ERROR
 
@@ -26,6 +28,15 @@ def _row_tangent(t_x, t_bias, x):
     if t_x is None:
         return (torch.zeros_like(x) if t_bias is None else t_bias).expand_as(x)
     return t_x if t_bias is None else t_x + t_bias
+
+
+def _backward():
+    """BiasActBackward.apply where the backward may itself be differentiated (create_graph, or a
+    forward-mode level open: forward-over-reverse), else the op alone: the same result without
+    Function.apply's cost."""
+    if torch.is_grad_enabled() or forward_ad._current_level >= 0:
+        return BiasActBackward.apply
+    return ops.bias_act_backward
 
 
 class BiasAct(torch.autograd.Function):
@@ -45,7 +56,7 @@ class BiasAct(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dy):
         x, bias = ctx.saved_tensors
-        dx, dbias = BiasActBackward.apply(dy, x, bias, ctx.act)
+        dx, dbias = _backward()(dy, x, bias, ctx.act)
         return dx, dbias, None
 
     @staticmethod
