@@ -185,7 +185,8 @@ PYBIND11_MODULE(_twinop_numpy, m) {
   m.def("set_num_threads", &numpy_binding::set_num_threads, py::arg("threads"),
         "Threads each call may use, the calling thread included (as torch.set_num_threads); the results are "
         "bit-identical for any count.");
-  m.def("get_num_threads", [] { return numpy_binding::thread_count().load(); });
+  m.def("get_num_threads", [] { return numpy_binding::thread_count().load(); },
+        "Threads each call may use, the calling thread included (set_num_threads).");
   py::tuple names(kNumActivations);
   for (int i = 0; i < kNumActivations; ++i) names[i] = py::str(std::string(kActivationNames[i]));
   m.attr("ACTIVATIONS") = names;
