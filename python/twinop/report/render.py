@@ -104,7 +104,7 @@ def support(data):
     out += [_table(["API", "device"] + list(EXPECTED + PROBES), rows), ""]
     out += [f"[{i}] `{_cell(e)}`  " for i, e in enumerate(errors, 1)] + [""]
     gpu_seen = any(c["device"] == "cuda" for r in data["frameworks"].values() for c in r["cells"])
-    if gpu_seen and not data["frameworks"].get("tensorflow", {}).get("cells", True):
+    if gpu_seen and "import_error" in data["frameworks"].get("tensorflow", {}):
         out += [TF_GPU_NOT_RUN, ""]
     return "\n".join(out)
 

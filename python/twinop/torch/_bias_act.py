@@ -1,9 +1,9 @@
 """bias_act: the differentiable entry point, through the autograd.Function or the op itself."""
 import torch
-from torch.autograd import forward_ad
 
 from ._autocast import KEYS as AUTOCAST_DEVICE_TYPES, autocast_inputs
 from ._checks import check_bias_act_args, check_out_arg
+from ._dual_check import in_dual_level
 from ._function import BiasAct
 
 
@@ -23,10 +23,8 @@ def _autocast_inputs(x, bias):
 def _differentiated(x, bias):
     """Whether this call needs the Function: a gradient may be asked for, or a forward-mode level
     (torch.autograd.forward_ad, torch.func.jvp and jacfwd) is open. Otherwise the op alone gives the
-    same result and skips Function.apply's ~13 us. PyTorch has no public test for an open dual
-    level; forward_ad's own module state is what make_dual reads."""
-    return ((torch.is_grad_enabled() and (x.requires_grad or bias.requires_grad))
-            or forward_ad._current_level >= 0)
+    same result and skips Function.apply's ~13 us."""
+    return (torch.is_grad_enabled() and (x.requires_grad or bias.requires_grad)) or in_dual_level()
 
 
 def bias_act(x: torch.Tensor, bias: torch.Tensor, act: str = "gelu", *, out: torch.Tensor | None = None) -> torch.Tensor:

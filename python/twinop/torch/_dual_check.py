@@ -15,9 +15,9 @@ OPS = (("bias_act", "default"), ("bias_act_backward", "default"), ("bias_act_dou
 BELOW = torch._C._after_ADInplaceOrView_keyset
 
 
-def _in_dual_level():
+def in_dual_level():
     """Whether a forward-mode level is open (tangents live only inside one). A private global of
-    torch's forward_ad; where a torch lacks it, every call is checked."""
+    torch's forward_ad (PyTorch has no public test); where a torch lacks it, the answer is yes."""
     return getattr(forward_ad, "_current_level", 0) >= 0
 
 
@@ -25,7 +25,7 @@ def _kernel(op):
     names = [argument.name for argument in op._schema.arguments]
 
     def refuse_dual(keyset, *args, **outs):
-        if _in_dual_level():
+        if in_dual_level():
             for name, arg in (*zip(names, args), *outs.items()):
                 if isinstance(arg, torch.Tensor) and forward_ad.unpack_dual(arg, level=0).tangent is not None:
                     raise RuntimeError(f"twinop.bias_act: {name} carries a forward-mode tangent, which the raw ops "

@@ -16,8 +16,8 @@ Their forwards call the ops, so vmap (generate_vmap_rule) reaches the ops' batch
 (_vmap.py).
 """
 import torch
-from torch.autograd import forward_ad
 
+from ._dual_check import in_dual_level
 from ._second_order import THIRD_ORDER_ERROR
 
 ops = torch.ops.twinop
@@ -34,7 +34,7 @@ def _backward():
     """BiasActBackward.apply where the backward may itself be differentiated (create_graph, or a
     forward-mode level open: forward-over-reverse), else the op alone: the same result without
     Function.apply's cost."""
-    if torch.is_grad_enabled() or forward_ad._current_level >= 0:
+    if torch.is_grad_enabled() or in_dual_level():
         return BiasActBackward.apply
     return ops.bias_act_backward
 
