@@ -226,6 +226,26 @@ def test_speed_verdict_judges_the_kernel_into_preallocated_outputs():
     assert verdicts.speed({"runtime": {"available": False, "reason": "the runtime module is missing"}})["verdict"] == "not settled"
 
 
+def with_rounds(results, *ratios):
+    """results whose run also timed the pair in rounds: PyTorch 1 ms and TensorFlow `ratio` ms each."""
+    run = results["runtime"]["runs"][0]
+    run["rounds"] = [[{"impl": impl, "dtype": "float32", "shape": [4096, 4096], "pass": pass_, "median_ms": ms}
+                      for impl, ms in (("twinop-torch-out", 1.0), ("twinop-tf-function", ratio))
+                      for pass_ in ("fwd", "fwd+bwd")] for ratio in ratios]
+    return results
+
+
+def test_speed_verdict_judges_the_median_of_the_rounds_where_a_run_has_them():
+    verdict = verdicts.speed(with_rounds(runtime_results(1.0, 1.5), 1.1, 1.4, 0.9))  # one run alone: 1.5x
+    pair = verdict["numbers"]["pairs"][0]
+    assert verdict["verdict"] == "holds" and (pair["tf_over_torch"], pair["rounds"]) == (1.1, 3)
+    assert pair["round_ratios"] == [1.1, 1.4, 0.9] and "1.10x [1.10, 1.40, 0.90]" in verdict["summary"]
+    assert verdicts.speed(with_rounds(runtime_results(1.0, 1.0), 1.3, 1.4, 0.9))["verdict"] == "does not hold"
+    table = "\n".join(render.rounds_table(with_rounds(runtime_results(1.0, 1.0), 1.3, 1.4, 0.9)["runtime"]["runs"][0]))
+    assert "| twinop-tf-function | float32 | fwd | 1.3, 1.4, 0.9 | 1.3 | 1.30x |" in table
+    assert "| twinop-torch-out | float32 | fwd | 1, 1, 1 | 1 | 1.00x |" in table
+
+
 def test_allocation_finding_reports_the_share_and_its_reading():
     finding = verdicts.allocation(runtime_results(1.0, 1.2, torch_allocating_ms=4.0))
     torch_fwd = next(i for i in finding["numbers"]["items"] if (i["binding"], i["pass"]) == ("twinop-torch", "fwd"))

@@ -61,6 +61,16 @@ def test_overhead_has_both_passes_of_every_timed_impl(tiny):
     assert all(o["median_us"] > 0 and o["shape"] == list(runtime.OVERHEAD_SHAPE) for o in result["overhead"])
 
 
+def test_rounds_time_the_speed_verdicts_impls_again_at_the_largest_size(tiny):
+    result, _ = tiny
+    largest = list(runtime.SIZES[("cpu", "tiny")][-1])
+    timed = {row["impl"] for row in result["rows"]} & set(runtime.HEAD_TO_HEAD.values())
+    assert timed and len(result["rounds"]) == runtime.ROUNDS["tiny"]
+    for rows in result["rounds"]:
+        assert {(r["impl"], r["pass"]) for r in rows} == {(impl, p) for impl in timed for p in ("fwd", "fwd+bwd")}
+        assert all(r["shape"] == largest and r["median_ms"] > 0 for r in rows)
+
+
 def kit_with(fwd, fwd_bwd):
     """A numpy kit whose one impl is (fwd, fwd_bwd)."""
     kit = worker.NumpyKit("cpu")

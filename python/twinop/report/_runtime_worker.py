@@ -1,6 +1,6 @@
 """One framework's runtime measurements for `twinop report`, in a process of its own:
 
-    python -m twinop.report._runtime_worker --framework torch|tensorflow|numpy|jax --device cpu|cuda --mode quick|full|tiny [--thp]
+    python -m twinop.report._runtime_worker --framework torch|tensorflow|numpy|jax --device cpu|cuda --mode quick|full|tiny [--thp | --head-to-head]
 
 prints one JSON object on stdout ({"framework", "version", "machine", "rows", "copy", "overhead",
 "skipped"}, the parts of runtime.measure's result) and progress lines on stderr.
@@ -20,7 +20,8 @@ each temporary), and writing into outputs allocated once and paged in ("-out" im
 numpy's out=), so the two differ by what the allocation costs. TensorFlow's allocator keeps its
 memory, and its kernels compute in an input's buffer when nobody else holds it: there is no out=
 to time. --thp sets PyTorch's THP_MEM_ALLOC_ENABLE=1 (huge pages for large CPU allocations) before
-torch is imported, and times the allocating impls under it ("-thp").
+torch is imported, and times the allocating impls under it ("-thp"). --head-to-head times only the
+framework's impl in runtime.HEAD_TO_HEAD, at the largest size (a round of the speed verdict's comparison).
 """
 import argparse
 import collections
@@ -36,7 +37,7 @@ import time
 import numpy as np
 
 from twinop import reference
-from twinop.report.runtime import DTYPES, ELEMENTS_MOVED, OVERHEAD_SHAPE, PROGRESS_PREFIX, SIZES
+from twinop.report.runtime import DTYPES, ELEMENTS_MOVED, HEAD_TO_HEAD, OVERHEAD_SHAPE, PROGRESS_PREFIX, SIZES
 
 ACT = "gelu"
 ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
@@ -484,12 +485,14 @@ def gbps(passes, shape, dtype, seconds):
     return ELEMENTS_MOVED[passes] * math.prod(shape) * ITEMSIZE[dtype] / seconds / 1e9
 
 
-def sweep(kit, device, mode, progress):
-    """(rows, copy rows, skipped) over every dtype and shape of the mode."""
+def sweep(kit, device, mode, progress, largest_only=False):
+    """(rows, copy rows, skipped) over every dtype and shape of the mode (its largest shape alone if
+    largest_only: results are checked at the first shape, so not there)."""
     settings, rows, copies, skipped = SETTINGS[mode], [], [], []
+    shapes = list(enumerate(SIZES[(device, mode)]))
     for dtype in DTYPES[mode]:
         impls = dict(kit.impls)  # an impl that fails on this dtype leaves it for its remaining shapes
-        for index, shape in enumerate(SIZES[(device, mode)]):
+        for index, shape in shapes[-1:] if largest_only else shapes:
             label = f"{kit.framework} {dtype} {shape[0]}x{shape[1]}"
             try:
                 sets = input_sets(kit, shape, dtype, seed=index)
@@ -547,7 +550,7 @@ def overhead(kit, ran, mode, progress):
     return out
 
 
-def measure(framework, device, mode, progress, thp=False):
+def measure(framework, device, mode, progress, thp=False, head_to_head=False):
     """This worker's part of runtime.measure's result, with the framework's "version"."""
     result = {"framework": framework, "version": None, "machine": None, "rows": [], "copy": [], "overhead": [],
               "skipped": []}
@@ -557,8 +560,10 @@ def measure(framework, device, mode, progress, thp=False):
         result["machine"] = cpu_description() if device == "cpu" else "unknown GPU"
         result["skipped"].append({"impl": framework, "reason": first_line(error)})
         return result
-    rows, copies, skipped = sweep(kit, device, mode, progress)
-    ran = {(row["impl"], row["pass"]) for row in rows
+    if head_to_head:
+        kit.impls = {impl: fns for impl, fns in kit.impls.items() if impl == HEAD_TO_HEAD[framework]}
+    rows, copies, skipped = sweep(kit, device, mode, progress, largest_only=head_to_head)
+    ran = {(row["impl"], row["pass"]) for row in rows  # none at the largest size alone
            if row["dtype"] == "float32" and tuple(row["shape"]) == OVERHEAD_SHAPE}
     result.update(version=kit.version, machine=kit.machine, rows=rows, copy=copies,
                   overhead=overhead(kit, ran, mode, progress), skipped=kit.skipped + skipped)
@@ -571,6 +576,8 @@ def main():
     parser.add_argument("--device", choices=("cpu", "cuda"), required=True)
     parser.add_argument("--mode", choices=sorted(DTYPES), required=True)
     parser.add_argument("--thp", action="store_true", help="torch only: time its allocating impls under THP_MEM_ALLOC_ENABLE=1")
+    parser.add_argument("--head-to-head", action="store_true", help="time only the framework's impl in runtime.HEAD_TO_HEAD, "
+                                                                    "at the largest size")
     args = parser.parse_args()
     json_out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # whatever a framework prints goes to stderr: stdout carries the JSON alone
@@ -578,7 +585,8 @@ def main():
     def progress(line):
         print(PROGRESS_PREFIX + line, file=sys.stderr, flush=True)
 
-    json.dump(measure(args.framework, args.device, args.mode, progress, thp=args.thp), json_out)
+    json.dump(measure(args.framework, args.device, args.mode, progress, thp=args.thp, head_to_head=args.head_to_head),
+              json_out)
     json_out.close()
     os._exit(0)  # skips interpreter teardown: after a torch.compile it takes seconds and saves nothing we need
 

@@ -1,5 +1,7 @@
 """Writes REPORT.md from the results dict: one section per measured axis, the verdicts last."""
+import collections
 import re
+import statistics
 
 from .support import EXPECTED, PROBES, SHAPE, TOLERANCE
 
@@ -232,6 +234,7 @@ def runtime_run(run, plots):
             out += [HOST_BOUND_NOTE, ""]
         out += _image(f"runtime_{run['device']}_{dtype}.png", f"{run['device']} {dtype}", plots)
     out += allocation_table(run)
+    out += rounds_table(run)
     if run["overhead"]:
         out += [f"Call overhead at {_shape(run['overhead'][0]['shape'])} {run['overhead'][0]['dtype']}, median microseconds per call:", "",
                 _table(["impl", "pass", "µs"], [[r["impl"], r["pass"], f"{r['median_us']:.1f}"] for r in run["overhead"]]), ""]
@@ -268,6 +271,28 @@ def allocation_table(run):
             "THP_MEM_ALLOC_ENABLE=1 (its huge-page switch, in a process of its own):", "",
             _table(["binding", "dtype", "pass", "as called", "into preallocated outputs", "share that is allocation",
                     "THP_MEM_ALLOC_ENABLE=1"], table), ""]
+
+
+def rounds_table(run):
+    """The speed verdict's comparison, round by round (runtime.HEAD_TO_HEAD)."""
+    times = collections.defaultdict(list)  # (impl, dtype, pass) -> median ms in each round
+    for rows in run.get("rounds", []):
+        for r in rows:
+            times[(r["impl"], r["dtype"], r["pass"])].append(r["median_ms"])
+    if not times:
+        return []
+    table = []
+    for dtype in sorted({dtype for _, dtype, _ in times}):
+        for pass_ in ("fwd", "fwd+bwd"):
+            medians = {impl: statistics.median(ms) for (impl, d, p), ms in times.items() if (d, p) == (dtype, pass_)}
+            fastest = min(medians.values(), default=0)
+            table += [[impl, dtype, pass_, ", ".join(f"{ms:.3g}" for ms in times[(impl, dtype, pass_)]),
+                       f"{median:.3g}", f"{median / fastest:.2f}x"] for impl, median in medians.items()]
+    shape = _shape(next(r["shape"] for rows in run["rounds"] for r in rows))
+    return [f"The same kernel into outputs it need not allocate, at {shape}, in {len(run['rounds'])} rounds: a fresh "
+            "process per framework per round, the frameworks taking turns, so that a slow spell of the machine "
+            "falls on each in turn (the speed verdict's numbers); median ms per call:", "",
+            _table(["binding", "dtype", "pass", "each round", "median of the rounds", "of the fastest"], table), ""]
 
 
 def runtime(data, plots):

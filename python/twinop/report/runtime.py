@@ -33,6 +33,11 @@ IMPLS = {
 # None: the framework keeps its memory (TensorFlow's allocator), there is no allocation to remove.
 PREALLOCATED = {"twinop-torch": "twinop-torch-out", "twinop-tf-function": None, "twinop-numpy": "twinop-numpy-out"}
 THP = {"twinop-torch": "twinop-torch-thp", "torch-eager": "torch-eager-thp"}  # PyTorch's huge-page switch
+# The speed verdict's comparison, timed again in rounds on the CPU: each binding into outputs it need
+# not allocate, at the largest size, in a fresh process per framework per round, the frameworks
+# taking turns, so that a slow spell of a shared machine falls on each in turn rather than on one.
+HEAD_TO_HEAD = {"torch": "twinop-torch-out", "tensorflow": "twinop-tf-function", "numpy": "twinop-numpy-out"}
+ROUNDS = {"tiny": 1, "quick": 3, "full": 5}
 FRAMEWORKS = ("torch", "tensorflow", "numpy", "jax")
 GPU_FRAMEWORKS = ("torch", "jax")  # the machines this was written for have no CUDA build of TensorFlow
 
@@ -64,7 +69,8 @@ def measure(device, mode, progress):
     version}, "rows": [{"impl", "framework", "dtype", "shape", "pass", "median_ms", "GBps",
     "copy_fraction", "compile_s" for compiled impls, "host_bound": True where CudaTimer says so}],
     "copy": [{"framework", "dtype", "shape", "median_ms", "GBps", maybe "host_bound"}], "overhead": [{"impl", "dtype", "shape", "pass", "median_us"}], "skipped":
-    [{"impl", "reason"}]}; a skipped "impl" may name a framework (all its impls) or be "all"."""
+    [{"impl", "reason"}], "rounds" (CPU only): one list per round of the rows of HEAD_TO_HEAD's impls
+    at the largest size}; a skipped "impl" may name a framework (all its impls) or be "all"."""
     if mode not in DTYPES or (device, mode) not in SIZES:
         raise ValueError(f"device must be cpu or cuda and mode quick, full or tiny; got {device!r}, {mode!r}")
     result = {"device": device, "machine": None, "versions": {}, "rows": [], "copy": [], "overhead": [],
@@ -91,6 +97,9 @@ def measure(device, mode, progress):
             row["copy_fraction"] = row["GBps"] / copy["GBps"] if copy else row["copy_fraction"]
         for key in ("rows", "overhead", "skipped"):
             result[key] += part[key]
+        timed = [f for f in HEAD_TO_HEAD if result["versions"].get(f)]
+        result["rounds"] = [sum((_run_worker(f, device, mode, progress, "--head-to-head")["rows"] for f in timed), [])
+                            for _ in range(ROUNDS[mode])]
     return result
 
 

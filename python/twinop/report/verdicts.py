@@ -3,6 +3,7 @@ criterion on one run's results. Pure functions: results dict in, verdict and its
 import math
 import os
 import re
+import statistics
 
 HOLDS, FAILS, UNSETTLED = "holds", "does not hold", "not settled"
 MEASURED = "measured"  # a finding: numbers with their reading, no claim to judge
@@ -175,28 +176,49 @@ def speed(results):
     criterion = (f"the same kernel through each framework, into outputs it need not allocate (twinop's PyTorch op "
                  "with out= vs its TensorFlow op in a tf.function, whose allocator keeps its memory): median times "
                  f"within {SIMILAR_SPEED}x of each other at the largest size measured, for every device, dtype and "
-                 "pass (fwd, fwd+bwd); what allocating adds is the next finding")
+                 "pass (fwd, fwd+bwd); on the CPU the median over rounds that time each in a fresh process, the "
+                 "frameworks taking turns, so that a slow spell of the machine does not fall on one alone; what "
+                 "allocating adds is the next finding")
     runs = results.get("runtime", {}).get("runs", [])
     pairs = []
     for run in runs:
         for dtype in sorted({r["dtype"] for r in run["rows"]}):
             for pass_ in ("fwd", "fwd+bwd"):
                 torch, tf = (_largest(run["rows"], impl, dtype, pass_) for impl in ("twinop-torch-out", "twinop-tf-function"))
-                if torch and tf and torch["shape"] == tf["shape"]:
-                    pairs.append({"device": run["device"], "dtype": dtype, "pass": pass_, "shape": torch["shape"],
-                                  "torch_ms": torch["median_ms"], "tf_ms": tf["median_ms"],
-                                  "tf_over_torch": round(tf["median_ms"] / torch["median_ms"], 3)})
+                if not (torch and tf and torch["shape"] == tf["shape"]):
+                    continue
+                pair = {"device": run["device"], "dtype": dtype, "pass": pass_, "shape": torch["shape"],
+                        "torch_ms": torch["median_ms"], "tf_ms": tf["median_ms"]}
+                rounds = [_over_rounds(run, impl, dtype, pass_) for impl in ("twinop-torch-out", "twinop-tf-function")]
+                if rounds[0] and len(rounds[0]) == len(rounds[1]):
+                    pair.update(torch_ms=statistics.median(rounds[0]), tf_ms=statistics.median(rounds[1]),
+                                rounds=len(rounds[0]), round_ratios=[round(t / p, 3) for p, t in zip(*rounds)])
+                pair["tf_over_torch"] = round(pair["tf_ms"] / pair["torch_ms"], 3)
+                pairs.append(pair)
     if not pairs:
         reason = results.get("runtime", {}).get("reason", "no size was measured for both ops")
         return _verdict(claim, criterion, UNSETTLED, f"{reason}", {"pairs": []})
     apart = [p for p in pairs if not 1 / SIMILAR_SPEED <= p["tf_over_torch"] <= SIMILAR_SPEED]
     worst = max(pairs, key=lambda p: max(p["tf_over_torch"], 1 / p["tf_over_torch"]))
-    ratios = ", ".join(f"{p['device']} {p['dtype']} {p['pass']} {p['tf_over_torch']:.2f}x" for p in pairs)
-    summary = f"TensorFlow/PyTorch time of the kernel at the largest size: {ratios}"
+    ratios = ", ".join(f"{p['device']} {p['dtype']} {p['pass']} {p['tf_over_torch']:.2f}x" + _spread(p) for p in pairs)
+    rounds = max((p.get("rounds", 1) for p in pairs), default=1)
+    summary = "TensorFlow/PyTorch time of the kernel at the largest size" + (
+        f", median of {rounds} rounds (each round's ratio in brackets)" if rounds > 1 else "") + f": {ratios}"
     if apart:
         faster = "PyTorch" if worst["tf_over_torch"] > 1 else "TensorFlow"
         summary += f"; {len(apart)} of {len(pairs)} outside {SIMILAR_SPEED}x, {faster} faster at worst"
     return _verdict(claim, criterion, FAILS if apart else HOLDS, summary, {"pairs": pairs})
+
+
+def _over_rounds(run, impl, dtype, pass_):
+    """impl's median ms in each of the run's rounds (runtime.HEAD_TO_HEAD); [] where it has none."""
+    return [r["median_ms"] for rows in run.get("rounds", []) for r in rows
+            if (r["impl"], r["dtype"], r["pass"]) == (impl, dtype, pass_)]
+
+
+def _spread(pair):
+    ratios = pair.get("round_ratios", [])
+    return f" [{', '.join(f'{r:.2f}' for r in ratios)}]" if len(ratios) > 1 else ""
 
 
 def allocation(results):
