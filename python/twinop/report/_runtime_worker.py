@@ -21,7 +21,7 @@ numpy's out=), so the two differ by what the allocation costs. TensorFlow's allo
 memory, and its kernels compute in an input's buffer when nobody else holds it: there is no out=
 to time. --thp sets PyTorch's THP_MEM_ALLOC_ENABLE=1 (huge pages for large CPU allocations) before
 torch is imported, and times the allocating impls under it ("-thp"). --head-to-head times only the
-framework's impl in runtime.HEAD_TO_HEAD, at the largest size (a round of the speed verdict's comparison).
+framework's impls in runtime.HEAD_TO_HEAD, at the largest size (a round of the speed verdict's comparison).
 """
 import argparse
 import collections
@@ -561,7 +561,7 @@ def measure(framework, device, mode, progress, thp=False, head_to_head=False):
         result["skipped"].append({"impl": framework, "reason": first_line(error)})
         return result
     if head_to_head:
-        kit.impls = {impl: fns for impl, fns in kit.impls.items() if impl == HEAD_TO_HEAD[framework]}
+        kit.impls = {impl: fns for impl, fns in kit.impls.items() if impl in HEAD_TO_HEAD[framework]}
     rows, copies, skipped = sweep(kit, device, mode, progress, largest_only=head_to_head)
     ran = {(row["impl"], row["pass"]) for row in rows  # none at the largest size alone
            if row["dtype"] == "float32" and tuple(row["shape"]) == OVERHEAD_SHAPE}
@@ -576,7 +576,7 @@ def main():
     parser.add_argument("--device", choices=("cpu", "cuda"), required=True)
     parser.add_argument("--mode", choices=sorted(DTYPES), required=True)
     parser.add_argument("--thp", action="store_true", help="torch only: time its allocating impls under THP_MEM_ALLOC_ENABLE=1")
-    parser.add_argument("--head-to-head", action="store_true", help="time only the framework's impl in runtime.HEAD_TO_HEAD, "
+    parser.add_argument("--head-to-head", action="store_true", help="time only the framework's impls in runtime.HEAD_TO_HEAD, "
                                                                     "at the largest size")
     args = parser.parse_args()
     json_out = os.fdopen(os.dup(1), "w")

@@ -36,7 +36,9 @@ THP = {"twinop-torch": "twinop-torch-thp", "torch-eager": "torch-eager-thp"}  # 
 # The speed verdict's comparison, timed again in rounds on the CPU: each binding into outputs it need
 # not allocate, at the largest size, in a fresh process per framework per round, the frameworks
 # taking turns, so that a slow spell of a shared machine falls on each in turn rather than on one.
-HEAD_TO_HEAD = {"torch": "twinop-torch-out", "tensorflow": "twinop-tf-function", "numpy": "twinop-numpy-out"}
+# TF's eager call rides along: it shows what a tf.function adds to the same kernel.
+HEAD_TO_HEAD = {"torch": ("twinop-torch-out",), "tensorflow": ("twinop-tf-function", "twinop-tf-eager"),
+                "numpy": ("twinop-numpy-out",)}
 ROUNDS = {"tiny": 1, "quick": 3, "full": 5}
 FRAMEWORKS = ("torch", "tensorflow", "numpy", "jax")
 GPU_FRAMEWORKS = ("torch", "jax")  # the machines this was written for have no CUDA build of TensorFlow
