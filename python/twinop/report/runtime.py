@@ -2,7 +2,8 @@
 
 Each framework is timed in its own process (python -m twinop.report._runtime_worker), so no
 framework's threads, allocator or compiled code disturbs another's; this module spawns them
-one after another (two would share the cores) and merges their JSON.
+one after another (two would share the cores) and merges their JSON; on the CPU it then times the
+speed verdict's impls again, in rounds of such processes (HEAD_TO_HEAD).
 """
 import collections
 import json
