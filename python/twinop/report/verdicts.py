@@ -192,7 +192,7 @@ def speed(results):
                 rounds = [_over_rounds(run, impl, dtype, pass_) for impl in ("twinop-torch-out", "twinop-tf-function")]
                 if rounds[0] and len(rounds[0]) == len(rounds[1]):
                     pair.update(torch_ms=statistics.median(rounds[0]), tf_ms=statistics.median(rounds[1]),
-                                rounds=len(rounds[0]), round_ratios=[round(t / p, 3) for p, t in zip(*rounds)])
+                                rounds=len(rounds[0]), round_ratios=[round(tf_ms / torch_ms, 3) for torch_ms, tf_ms in zip(*rounds)])
                 pair["tf_over_torch"] = round(pair["tf_ms"] / pair["torch_ms"], 3)
                 pairs.append(pair)
     if not pairs:
