@@ -22,21 +22,26 @@
 #   bench-jax       bench/bench_gpu_jax.py                                                50 s
 #   report          twinop report --device cuda --quick --build none (the build axis,    110 s
 #                   clean rebuilds, is measured by CI on the CPU machine)
+# and one step that runs only when DEVICE_RUN_STEPS names it (a second call's work):
+#   profile         Nsight Compute (ncu) over bench/profile_gpu.py: twinop's kernels and   90 s
+#                   torch.compile's at the headline shape, for what limits a missed target
 # A step is skipped, and says why, where its script is not in this checkout, where it needs a
 # GPU and nvidia-smi lists none, or where compute-sanitizer says the device is not supported;
 # any other non-zero exit, or a timeout, is a failure. The script goes on after a failure and
 # exits 1 at the end if any step failed (2 if the limits exceed the budget).
 #
-# Results, written as they come to $OUT (else bench/results/device-run), 7 files:
+# Results, written as they come to $OUT (else bench/results/device-run), 7 files (9 with the profile):
 #   summary.txt           the versions, then one line per step: status, seconds, why
 #   device_log.txt        every step's output
 #   bench_gpu.json, bench_gpu.md   rewritten after each shape and dtype measured
 #   jax_gpu.json          bench/bench_gpu_jax.py's results
 #   report.tar.gz         the report's REPORT.md, results.json and plots
 #   stable_abi_log.txt    bench/device_stable_abi.sh's log
+#   ncu_profile.txt, ncu_profile.ncu-rep   the profile step's details page and its report
 #
 # A second call on the still-warm machine can rerun some steps (the build stays installed):
 #     DEVICE_RUN_STEPS="bench-sizes report" bash bench/device_run.sh
+#     DEVICE_RUN_STEPS="profile" bash bench/device_run.sh
 # On a machine without a GPU the same script runs the control flow: GPU-only steps are skipped
 # and the GPU tests skip themselves. DEVICE_RUN_PYTHON (default python3) picks the Python, and
 # DEVICE_RUN_PIP_ARGS is added to the build's pip install (e.g. --prefix DIR).
@@ -56,12 +61,15 @@ work=$(mktemp -d /tmp/device-run-XXXXXX)
 export PYTHONUNBUFFERED=1
 failed=()
 
-# NAME:LIMIT in the order they run.
-STEPS=(versions:15 build:60 bench-headline:50 checks:210 bench-sizes:60 bench-jax:50 report:110)
+# NAME:LIMIT in the order they run; OPT_IN steps run only where DEVICE_RUN_STEPS names them.
+STEPS=(versions:15 build:60 bench-headline:50 checks:210 bench-sizes:60 bench-jax:50 report:110 profile:90)
+OPT_IN=" profile "
 HEADLINE=16384x8192
 OTHER_SIZES=1024x1024,4096x1024,4096x4096,8192x8192
 
-wanted() { [ "$selected" = all ] || [[ " $selected " == *" $1 "* ]]; }
+wanted() {
+  if [ "$selected" = all ]; then [[ "$OPT_IN" != *" $1 "* ]]; else [[ " $selected " == *" $1 "* ]]; fi
+}
 
 total=0
 for step in "${STEPS[@]}"; do
@@ -75,6 +83,7 @@ deadline=$((SECONDS + budget))
 
 has_gpu() { nvidia-smi -L 2>/dev/null | grep -q '^GPU'; }
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+ncu=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
 
 # record NAME STATUS SECONDS WHY: one line of summary.txt; a failed step makes the exit status 1.
 record() {
@@ -228,6 +237,15 @@ step_report() {
   if ! has_gpu; then skip report "no GPU"; return; fi
   run report "$1" "$python" -m twinop.cli report --device cuda --quick --build none --out "$work/report"
   if [ -d "$work/report" ]; then tar -czf "$out_dir/report.tar.gz" -C "$work" report; fi
+}
+
+step_profile() {
+  if ! has_gpu; then skip profile "no GPU"; return; fi
+  if [ ! -x "$ncu" ]; then skip profile "ncu not found"; return; fi
+  run profile "$1" "$ncu" --kernel-name "regex:bias_act|sum_partial|triton" --section SpeedOfLight \
+    --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats --section WarpStateStats \
+    --export "$out_dir/ncu_profile" --force-overwrite "$python" bench/profile_gpu.py
+  cp "$work/profile.log" "$out_dir/ncu_profile.txt"
 }
 
 for step in "${STEPS[@]}"; do

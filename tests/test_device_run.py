@@ -40,6 +40,13 @@ def machine(tmp_path):
           *) echo "========= 1 error"; exit 3 ;;
         esac
     """)
+    executable(bin_dir / "ncu", f"""
+        echo "ncu $*" >>{calls}
+        while [ "$1" != --force-overwrite ]; do shift; done
+        shift
+        echo "==PROF== Disconnected"
+        exec "$@"
+    """)
     python = executable(tmp_path / "python", f"""
         echo "$*" >>{calls}
         case "$*" in *test_cuda.py*) exit "${{PYTEST_CUDA_EXIT:-0}}" ;; esac
@@ -77,6 +84,8 @@ def test_every_step_in_order_with_skips_and_failures(machine):
     order = [next(i for i, call in enumerate(ran) if marker in call)
              for marker in ("pip install", "--shapes 16384x8192", "tests/test_cuda.py", "--append", "report --device cuda")]
     assert order == sorted(order), ran
+    assert not any(line.split()[:1] == ["profile"] for line in summary)  # opt-in: only where named
+    assert not any("profile_gpu.py" in call for call in ran)
     for optional, step in (("tests/test_jax_cuda.py", "pytest-jax-cuda"), ("bench/bench_gpu_jax.py", "bench-jax"),
                            ("bench/device_stable_abi.sh", "stable-abi")):
         if not os.path.exists(os.path.join(ROOT, optional)):
@@ -92,6 +101,14 @@ def test_selected_steps_only(machine):
     status, summary, ran = machine(DEVICE_RUN_STEPS="report", DEVICE_RUN_BUDGET_S="110")
     assert status == 0 and len(ran) == 1 and "report --device cuda" in ran[0]
     assert [line.split()[0] for line in summary] == ["report"]
+
+
+def test_the_profile_runs_where_named_with_ncu_around_the_kernels_driver(machine, tmp_path):
+    status, summary, ran = machine(DEVICE_RUN_STEPS="profile", DEVICE_RUN_BUDGET_S="90")
+    assert status == 0 and [line.split()[0] for line in summary] == ["profile"]
+    assert ran[0].startswith("ncu --kernel-name regex:bias_act|sum_partial|triton") and "--section SpeedOfLight" in ran[0]
+    assert ran[1].endswith("bench/profile_gpu.py")  # the driver, run by ncu
+    assert "==PROF== Disconnected" in (tmp_path / "out" / "ncu_profile.txt").read_text()
 
 
 def test_a_failed_test_run_fails_the_script_and_the_rest_goes_on(machine):
