@@ -30,8 +30,21 @@ std::optional<DType> core_dtype(const std::string& name) {
   return std::nullopt;
 }
 
+constexpr int kNpyHalf = 23;  // numpy's NPY_HALF, which pybind11 does not name
+
+// numpy's name of a dtype. numpy computes dtype.name in Python on every access (2 us for
+// float32, most of a small call's cost), so the builtin float types go by their type number.
+std::string dtype_name(const py::dtype& dtype) {
+  switch (dtype.num()) {
+    case py::detail::npy_api::NPY_FLOAT_: return "float32";
+    case py::detail::npy_api::NPY_DOUBLE_: return "float64";
+    case kNpyHalf: return "float16";
+    default: return py::str(dtype.attr("name"));  // ml_dtypes' bfloat16, and the types refused
+  }
+}
+
 TensorInfo describe(const py::array& a) {
-  const std::string name = py::str(a.dtype().attr("name"));
+  const std::string name = dtype_name(a.dtype());
   return {std::vector<std::int64_t>(a.shape(), a.shape() + a.ndim()), core_dtype(name), name};
 }
 
