@@ -4,10 +4,15 @@ import tensorflow as tf
 from ._library import ops
 
 
+def _as_tensor(value, **hint):
+    """value as a tf.Tensor: a tensor as it is, without tf.convert_to_tensor's dispatch (~3 us a call)."""
+    return value if isinstance(value, tf.Tensor) else tf.convert_to_tensor(value, **hint)
+
+
 def bias_act(x, bias, act="gelu"):
     """y = act(x + bias), bias of shape (x.shape[-1],); differentiable in x and bias."""
-    x = tf.convert_to_tensor(x)
-    bias = tf.convert_to_tensor(bias, dtype_hint=x.dtype)
+    x = _as_tensor(x)
+    bias = _as_tensor(bias, dtype_hint=x.dtype)
     if act is None:  # the op's generated wrapper would silently take its default, 'gelu'
         raise TypeError("act must be a str naming the activation; got None")
     # Checked here so eager mode names the argument, as graph mode does (TypeError either way).
