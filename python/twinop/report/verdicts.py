@@ -189,10 +189,12 @@ def speed(results):
                     continue
                 pair = {"device": run["device"], "dtype": dtype, "pass": pass_, "shape": torch["shape"],
                         "torch_ms": torch["median_ms"], "tf_ms": tf["median_ms"]}
-                rounds = [_over_rounds(run, impl, dtype, pass_) for impl in ("twinop-torch-out", "twinop-tf-function")]
-                if rounds[0] and len(rounds[0]) == len(rounds[1]):
-                    pair.update(torch_ms=statistics.median(rounds[0]), tf_ms=statistics.median(rounds[1]),
-                                rounds=len(rounds[0]), round_ratios=[round(tf_ms / torch_ms, 3) for torch_ms, tf_ms in zip(*rounds)])
+                torch_rounds, tf_rounds = (_over_rounds(run, impl, dtype, pass_)
+                                           for impl in ("twinop-torch-out", "twinop-tf-function"))
+                if torch_rounds and len(torch_rounds) == len(tf_rounds):
+                    pair.update(torch_ms=statistics.median(torch_rounds), tf_ms=statistics.median(tf_rounds),
+                                rounds=len(torch_rounds),
+                                round_ratios=[round(tf_ms / torch_ms, 3) for torch_ms, tf_ms in zip(torch_rounds, tf_rounds)])
                 pair["tf_over_torch"] = round(pair["tf_ms"] / pair["torch_ms"], 3)
                 pairs.append(pair)
     if not pairs:
