@@ -252,9 +252,39 @@ def test_allocation_finding_reports_the_share_and_its_reading():
     assert finding["verdict"] == "measured" and torch_fwd["allocation_share"] == 0.75
     assert "75% / 75% of the call is allocation" in finding["summary"]
     assert "page faults on fresh memory" in finding["summary"]  # 4096 x 4096 float32: 64 MiB blocks
-    assert "its allocator keeps its memory" in finding["summary"]  # TF: no out= to compare with
+    assert "twinop-tf-function 4.8 / 4.8 as called (no out=)" in finding["summary"]  # its page faults not counted
     quiet = verdicts.allocation(runtime_results(1.0, 1.2, torch_allocating_ms=1.05))
     assert "page faults" not in quiet["summary"]
+
+
+def with_page_faults(results, jax_fwd_ms):
+    """results with page faults counted at the largest size (PyTorch as called: fresh memory; the
+    rest reused) and twinop's JAX op, fresh memory too, at jax_fwd_ms forward."""
+    rows = results["runtime"]["runs"][0]["rows"]
+    for row in rows:
+        if row["shape"] == [4096, 4096]:
+            row["page_faults"] = 16385 if row["impl"] == "twinop-torch" else 2
+    rows += [{"impl": "twinop-jax-jit", "dtype": "float32", "shape": [4096, 4096], "pass": pass_, "median_ms": ms,
+              "page_faults": 16385} for pass_, ms in (("fwd", jax_fwd_ms), ("fwd+bwd", 3 * jax_fwd_ms))]
+    return results
+
+
+def test_allocation_finding_reads_the_page_faults_of_a_binding_without_out():
+    finding = verdicts.allocation(with_page_faults(runtime_results(1.0, 1.2, torch_allocating_ms=4.0), 20.0))
+    assert "twinop-tf-function 4.8 / 4.8 as called (no out=; its allocator keeps its memory: 2 / 2 page faults a call)" \
+        in finding["summary"]
+    assert ("twinop-jax-jit 20 / 60 as called (no out=; 16385 / 16385 page faults a call: its outputs are fresh "
+            "memory on every call)") in finding["summary"]
+    assert ("twinop-jax-jit has no out= and its framework gives each output fresh memory (16385 page faults a "
+            "call): 20 ms forward, against 4 ms for the same kernel into reused memory; most of its time") \
+        in finding["summary"]
+    close = verdicts.allocation(with_page_faults(runtime_results(1.0, 1.2, torch_allocating_ms=4.0), 6.0))
+    assert "6 ms forward, against 4 ms" in close["summary"] and "most of its time" not in close["summary"]
+    run = with_page_faults(runtime_results(1.0, 1.2, torch_allocating_ms=4.0), 20.0)["runtime"]["runs"][0]
+    table = "\n".join(render.allocation_table(run))
+    assert "| twinop-jax-jit | float32 | fwd | 20 | 16385 | no out=; fresh memory every call |  |  |" in table
+    assert "| twinop-tf-function | float32 | fwd | 4.8 | 2 | no out=; its allocator keeps its memory |  |  |" in table
+    assert "| twinop-torch | float32 | fwd | 16 | 16385 | 4 | 75% |  |" in table
 
 
 def test_support_says_tensorflow_gpu_kernels_were_not_run_where_a_gpu_was_seen_without_tensorflow():
@@ -332,7 +362,9 @@ def test_jax_lines_sit_beside_the_verdicts():
     results["build"]["bindings"]["jax"] = {"ok": True, "tools": {}, **seconds, "settings": [
         {"kind": "system include", "value": "/env/lib/site-packages/jaxlib/include", "where": "CMakeLists.txt:2"}]}
     items = verdicts.all_verdicts(results)
-    assert [v["verdict"] for v in items] == ["holds", "holds", "not settled", "not settled"]  # JAX changes none
+    # JAX changes no verdict; the allocation finding lists every binding, JAX's too.
+    assert [v["verdict"] for v in items] == ["holds", "holds", "not settled", "measured"]
+    assert items[3]["summary"].endswith("cpu twinop-jax-jit 1 / 1 as called (no out=)")
     assert items[0]["jax"].startswith("150 lines (1.50x PyTorch's), of which second order and batching rules 30")
     assert items[1]["jax"] == ("3 s of CPU to configure and build the binding (vs torch 3 s, tensorflow 3 s), 1 settings beyond the "
                                "core: jaxlib's FFI headers, nothing of jaxlib linked")

@@ -50,7 +50,17 @@ def test_rows_cover_the_sweep_with_consistent_units(tiny):
         assert ("compile_s" in row) == (row["impl"] in ("torch-compile", "twinop-tf-function", "tf-function",
                                                         "tf-xla", "twinop-jax-jit", "jax-jit"))
         assert row.get("compile_s", 0) >= 0
+        assert ("page_faults" in row) == (row["shape"] == list(sizes[-1])) and row.get("page_faults", 0) >= 0
     assert len(progress) >= len(result["rows"])
+
+
+def test_page_faults_per_call_tell_fresh_memory_from_reused():
+    size = 64 * 2**20
+    pages, reused = size // 4096, np.ones(size // 8)  # reused: paged in
+    # bytearray rather than numpy, which asks for huge pages for a large array (512x fewer faults).
+    fresh = worker.page_faults_per_call(worker.CpuTimer(), lambda: bytearray(size))
+    assert fresh >= 0.9 * pages  # glibc maps a block this large afresh for each call, and unmaps it on free
+    assert worker.page_faults_per_call(worker.CpuTimer(), lambda: reused.fill(2.0)) < 0.01 * pages
 
 
 def test_overhead_has_both_passes_of_every_timed_impl(tiny):

@@ -20,8 +20,11 @@ each temporary), and writing into outputs allocated once and paged in ("-out" im
 numpy's out=), so the two differ by what the allocation costs. TensorFlow's allocator keeps its
 memory, and its kernels compute in an input's buffer when nobody else holds it: there is no out=
 to time. --thp sets PyTorch's THP_MEM_ALLOC_ENABLE=1 (huge pages for large CPU allocations) before
-torch is imported, and times the allocating impls under it ("-thp"). --head-to-head times only the
-framework's impls in runtime.HEAD_TO_HEAD, at the largest size (a round of the speed verdict's comparison).
+torch is imported, and times the allocating impls under it ("-thp"). On the CPU, at the largest
+size, each row also counts the process's minor page faults per call: what shows an allocator
+handing out fresh memory, whatever the framework (JAX's CPU client has no out= either).
+--head-to-head times only the framework's impls in runtime.HEAD_TO_HEAD, at the largest size (a
+round of the speed verdict's comparison).
 """
 import argparse
 import collections
@@ -30,6 +33,7 @@ import json
 import math
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -42,6 +46,7 @@ from twinop.report.runtime import DTYPES, ELEMENTS_MOVED, HEAD_TO_HEAD, OVERHEAD
 ACT = "gelu"
 ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
 MAX_INPUT_SETS = 64  # below this many, the smallest shapes stay in cache: their cost is the call, not the data
+PAGE_FAULT_CALLS = 3  # calls counted for the page faults per call, after the timing (a fault is paid once)
 
 # Per row: as many calls as fit `seconds`, within [min_reps, max_reps] (CUDA: batches of calls).
 # Overhead: the median of `overhead_calls` single calls (a median shrugs off a busy machine's stalls).
@@ -481,6 +486,15 @@ def check(kit, impl, dtype, passes, args, got):
                               f"{error.max():.3g} (tolerance {tol:.3g}, relative and absolute)")
 
 
+def page_faults_per_call(timer, call):
+    """Minor page faults per call, every thread of the process counted: a call whose outputs are
+    fresh memory faults in each of their 4 KiB pages, one that reuses memory next to none."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(PAGE_FAULT_CALLS):
+        timer.once(call)
+    return round((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / PAGE_FAULT_CALLS)
+
+
 def gbps(passes, shape, dtype, seconds):
     return ELEMENTS_MOVED[passes] * math.prod(shape) * ITEMSIZE[dtype] / seconds / 1e9
 
@@ -527,6 +541,8 @@ def sweep(kit, device, mode, progress, largest_only=False):
                         row["host_bound"] = True
                     if compiled:
                         row["compile_s"] = max(0.0, first_s - median_s)
+                    if device == "cpu" and shape == shapes[-1][1]:  # what the allocation finding reads
+                        row["page_faults"] = page_faults_per_call(kit.timer, rotating(fn, arg_sets))
                     rows.append(row)
             del sets
     return rows, copies, skipped

@@ -246,6 +246,7 @@ def runtime_run(run, plots):
 def allocation_table(run):
     """Each binding as a user calls it next to the same kernel into preallocated outputs."""
     from .runtime import PREALLOCATED, THP
+    from .verdicts import fresh_memory
 
     shapes = sorted({tuple(r["shape"]) for r in run["rows"]}, key=lambda s: s[0] * s[1])
     if not shapes:
@@ -260,17 +261,24 @@ def allocation_table(run):
                     continue
                 pre = by_key.get((into, dtype, pass_))
                 thp = by_key.get((THP.get(binding), dtype, pass_))
-                table.append([binding, dtype, pass_, f"{called['median_ms']:.3g}",
-                              f"{pre['median_ms']:.3g}" if pre else "its allocator keeps its memory",
+                table.append([binding, dtype, pass_, f"{called['median_ms']:.3g}", called.get("page_faults", ""),
+                              f"{pre['median_ms']:.3g}" if pre else _no_out(fresh_memory(called)),
                               f"{1 - pre['median_ms'] / called['median_ms']:.0%}" if pre else "",
                               f"{thp['median_ms']:.3g}" if thp else ""])
     if not table:
         return []
-    return [f"What allocating the outputs costs, at {_shape(shapes[-1])}: median ms as a user calls each binding, and "
-            "the same kernel writing into outputs allocated once and paged in (out=); PyTorch also with "
+    return [f"What allocating the outputs costs, at {_shape(shapes[-1])}: median ms as a user calls each binding "
+            "(with the process's page faults per call: each 4 KiB page of fresh memory faults once), and the same "
+            "kernel writing into outputs allocated once and paged in (out=); PyTorch also with "
             "THP_MEM_ALLOC_ENABLE=1 (its huge-page switch, in a process of its own):", "",
-            _table(["binding", "dtype", "pass", "as called", "into preallocated outputs", "share that is allocation",
-                    "THP_MEM_ALLOC_ENABLE=1"], table), ""]
+            _table(["binding", "dtype", "pass", "as called", "page faults a call", "into preallocated outputs",
+                    "share that is allocation", "THP_MEM_ALLOC_ENABLE=1"], table), ""]
+
+
+def _no_out(fresh):
+    """The preallocated column of a binding with no out=, by what its page faults showed (None: not counted)."""
+    return {True: "no out=; fresh memory every call", False: "no out=; its allocator keeps its memory",
+            None: "no out="}[fresh]
 
 
 def rounds_table(run):

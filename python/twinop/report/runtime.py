@@ -31,8 +31,10 @@ IMPLS = {
     "jax-jit": "jax",
 }
 # Each binding as a user calls it -> the same kernel writing into outputs allocated once (out=).
-# None: the framework keeps its memory (TensorFlow's allocator), there is no allocation to remove.
-PREALLOCATED = {"twinop-torch": "twinop-torch-out", "twinop-tf-function": None, "twinop-numpy": "twinop-numpy-out"}
+# None: the framework has no out=; the page faults per call say whether its allocator keeps its
+# memory (TensorFlow's) or gives each output fresh memory (JAX's CPU client).
+PREALLOCATED = {"twinop-torch": "twinop-torch-out", "twinop-tf-function": None, "twinop-numpy": "twinop-numpy-out",
+                "twinop-jax-jit": None}
 THP = {"twinop-torch": "twinop-torch-thp", "torch-eager": "torch-eager-thp"}  # PyTorch's huge-page switch
 # The speed verdict's comparison, timed again in rounds on the CPU: each binding into outputs it need
 # not allocate, at the largest size, in a fresh process per framework per round, the frameworks
@@ -70,7 +72,8 @@ def measure(device, mode, progress):
     """Times every impl on `device` ("cpu" or "cuda") in `mode` ("quick", "full" or "tiny"),
     calling progress(line) once per step. Returns {"device", "machine", "versions": {framework:
     version}, "rows": [{"impl", "framework", "dtype", "shape", "pass", "median_ms", "GBps",
-    "copy_fraction", "compile_s" for compiled impls, "host_bound": True where CudaTimer says so}],
+    "copy_fraction", "compile_s" for compiled impls, "host_bound": True where CudaTimer says so,
+    "page_faults" per call on the CPU at the largest size}],
     "copy": [{"framework", "dtype", "shape", "median_ms", "GBps", maybe "host_bound"}], "overhead": [{"impl", "dtype", "shape", "pass", "median_us"}], "skipped":
     [{"impl", "reason"}], "rounds" (CPU only): one list per round of the rows of HEAD_TO_HEAD's impls
     at the largest size}; a skipped "impl" may name a framework (all its impls) or be "all"."""

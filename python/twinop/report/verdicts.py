@@ -231,7 +231,8 @@ def allocation(results):
     claim = "what allocating its outputs adds to a call"
     criterion = ("each binding's median time as a user calls it, against the same kernel writing into outputs "
                  "allocated once and paged in (out=), at the largest size measured; PyTorch also with "
-                 "THP_MEM_ALLOC_ENABLE=1 (huge pages), in a process of its own")
+                 "THP_MEM_ALLOC_ENABLE=1 (huge pages), in a process of its own; where a binding has no out= "
+                 "(TensorFlow, JAX), the process's page faults per call say whether its outputs were fresh memory")
     items, parts = [], []
     for run in results.get("runtime", {}).get("runs", []):
         dtypes = sorted({r["dtype"] for r in run["rows"]})
@@ -247,7 +248,8 @@ def allocation(results):
                 item = {"device": run["device"], "binding": binding, "dtype": dtype, "pass": pass_,
                         "shape": called["shape"], "called_ms": called["median_ms"],
                         "preallocated_ms": pre["median_ms"] if pre else None,
-                        "thp_ms": thp["median_ms"] if thp else None}
+                        "thp_ms": thp["median_ms"] if thp else None,
+                        "page_faults": called.get("page_faults"), "fresh_memory": fresh_memory(called)}
                 if pre:
                     item["allocation_share"] = round(1 - pre["median_ms"] / called["median_ms"], 3)
                 items.append(item)
@@ -264,7 +266,43 @@ def allocation(results):
         summary += (". PyTorch's CPU allocator hands blocks of 32 MiB and more back to the OS, so every call pays "
                     "page faults on fresh memory; TensorFlow's allocator keeps its memory. The kernel is the same: "
                     "out= (or THP_MEM_ALLOC_ENABLE=1) removes that cost where buffers can be reused")
+    summary += _fresh_without_out(items)
     return _verdict(claim, criterion, MEASURED, summary, {"items": items})
+
+
+def fresh_memory(row):
+    """Whether a call's outputs were fresh memory: page faults for a tenth or more of the pages of
+    x's size. None where the faults were not counted (the GPU, or results from before they were)."""
+    if row.get("page_faults") is None:
+        return None
+    return row["page_faults"] >= 0.1 * math.prod(row["shape"]) * ITEMSIZE.get(row["dtype"], 4) / 4096
+
+
+def _fresh_without_out(items):
+    """The sentence for a binding with no out= whose outputs are fresh memory (JAX's), beside the
+    same kernel's time into reused memory; '' where there is none."""
+    fresh = [i for i in items if i["fresh_memory"] and not i["preallocated_ms"] and i["pass"] == "fwd"]
+    reused = [i["preallocated_ms"] for i in items if i["preallocated_ms"] and i["pass"] == "fwd"]
+    if not (fresh and reused):
+        return ""
+    item, kernel_ms = fresh[0], min(reused)
+    text = (f". {item['binding']} has no out= and its framework gives each output fresh memory "
+            f"({item['page_faults']} page faults a call): {item['called_ms']:.3g} ms forward, against "
+            f"{kernel_ms:.3g} ms for the same kernel into reused memory")
+    if item["called_ms"] > 2 * kernel_ms:
+        text += "; most of its time at this size is the operating system paging in its output"
+    return text
+
+
+def _no_out_text(times):
+    """What a binding with no out= does with its outputs' memory, from its page faults where counted."""
+    counted = [times[p] for p in ("fwd", "fwd+bwd") if times.get(p, {}).get("page_faults") is not None]
+    if not counted:
+        return " (no out=)"
+    faults = " / ".join(str(t["page_faults"]) for t in counted)
+    if any(t["fresh_memory"] for t in counted):
+        return f" (no out=; {faults} page faults a call: its outputs are fresh memory on every call)"
+    return f" (no out=; its allocator keeps its memory: {faults} page faults a call)"
 
 
 def _allocation_text(device, binding, times):
@@ -277,7 +315,7 @@ def _allocation_text(device, binding, times):
         shares = " / ".join(f"{max(times[p]['allocation_share'], 0):.0%}" for p in ("fwd", "fwd+bwd") if p in times)
         text += f", {both('preallocated_ms')} into preallocated outputs ({shares} of the call is allocation)"
     else:
-        text += " (its allocator keeps its memory: nothing to preallocate)"
+        text += _no_out_text(times)
     if any(t.get("thp_ms") for t in times.values()):
         text += f", {both('thp_ms')} with THP_MEM_ALLOC_ENABLE=1"
     return text
