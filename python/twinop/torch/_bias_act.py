@@ -27,6 +27,13 @@ def _differentiated(x, bias):
     return (torch.is_grad_enabled() and (x.requires_grad or bias.requires_grad)) or in_dual_level()
 
 
+def _op_below_autograd(x, bias, act):
+    """The op past its Autograd key: what its autograd kernel (torch.library.register_autograd's,
+    in Python) does itself when nothing needs a gradient, without that kernel's ~6 us a call."""
+    with torch._C._AutoDispatchBelowAutograd():
+        return torch.ops.twinop.bias_act(x, bias, act)
+
+
 def bias_act(x: torch.Tensor, bias: torch.Tensor, act: str = "gelu", *, out: torch.Tensor | None = None) -> torch.Tensor:
     """y = act(x + bias), bias of shape (x.shape[-1],); differentiable in x and bias to second
     order, in reverse and forward mode, under torch.func transforms and vmap.
@@ -47,5 +54,5 @@ def bias_act(x: torch.Tensor, bias: torch.Tensor, act: str = "gelu", *, out: tor
     if torch.compiler.is_compiling():  # Dynamo refuses the Function's custom jvp; the op has autograd
         return torch.ops.twinop.bias_act(x, bias, act)
     if not _differentiated(x, bias):
-        return torch.ops.twinop.bias_act(x, bias, act)
+        return _op_below_autograd(x, bias, act)
     return BiasAct.apply(x, bias, act)
