@@ -281,6 +281,10 @@ def test_allocation_finding_reads_the_page_faults_of_a_binding_without_out():
     row = {"shape": [4096, 4096], "dtype": "float32"}  # 64 MiB: 16384 small pages, 32 huge ones
     assert [verdicts.fresh_memory({**row, "page_faults": n}) for n in (2, 32, 16385)] == [False, True, True]
     assert verdicts.fresh_memory(row) is None
+    on_gpu_too = with_page_faults(runtime_results(1.0, 1.2, torch_allocating_ms=4.0), 20.0)
+    gpu_rows = [{**r, "median_ms": r["median_ms"] / 100} for r in runtime_results(1.0, 1.2)["runtime"]["runs"][0]["rows"]]
+    on_gpu_too["runtime"]["runs"].append({"device": "cuda", "rows": gpu_rows})
+    assert "20 ms forward, against 4 ms for the same kernel" in verdicts.allocation(on_gpu_too)["summary"]  # not the GPU's
     close = verdicts.allocation(with_page_faults(runtime_results(1.0, 1.2, torch_allocating_ms=4.0), 6.0))
     assert "6 ms forward, against 4 ms" in close["summary"] and "most of its time" not in close["summary"]
     run = with_page_faults(runtime_results(1.0, 1.2, torch_allocating_ms=4.0), 20.0)["runtime"]["runs"][0]

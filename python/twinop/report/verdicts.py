@@ -281,12 +281,16 @@ def fresh_memory(row):
 
 def _fresh_without_out(items):
     """The sentence for a binding with no out= whose outputs are fresh memory (JAX's), beside the
-    same kernel's time into reused memory; '' where there is none."""
+    same kernel's time into reused memory on the same device; '' where there is none."""
     fresh = [i for i in items if i["fresh_memory"] and not i["preallocated_ms"] and i["pass"] == "fwd"]
-    reused = [i["preallocated_ms"] for i in items if i["preallocated_ms"] and i["pass"] == "fwd"]
-    if not (fresh and reused):
+    if not fresh:
         return ""
-    item, kernel_ms = fresh[0], min(reused)
+    item = fresh[0]
+    reused = [i["preallocated_ms"] for i in items
+              if i["preallocated_ms"] and i["pass"] == "fwd" and i["device"] == item["device"]]
+    if not reused:
+        return ""
+    kernel_ms = min(reused)
     text = (f". {item['binding']} has no out= and its framework gives each output fresh memory "
             f"({item['page_faults']} page faults a call): {item['called_ms']:.3g} ms forward, against "
             f"{kernel_ms:.3g} ms for the same kernel into reused memory")
