@@ -1,6 +1,9 @@
 """The runtime axis of `twinop report`: the shape of runtime.measure's result (tiny mode, a few
 seconds per framework), and the worker's refusal to time a wrong result."""
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -79,6 +82,33 @@ def test_rounds_time_the_speed_verdicts_impls_again_at_the_largest_size(tiny):
     for rows in result["rounds"]:
         assert {(r["impl"], r["pass"]) for r in rows} == {(impl, p) for impl in timed for p in ("fwd", "fwd+bwd")}
         assert all(r["shape"] == largest and r["median_ms"] > 0 for r in rows)
+
+
+HUGE_PAGES_OF_A_NUMPY_AND_A_TORCH_BUFFER = """
+import re, numpy, torch
+def huge_kib():
+    with open("/proc/self/smaps_rollup") as smaps:
+        return int(re.search(r"AnonHugePages:\\s+(\\d+) kB", smaps.read()).group(1))
+before = huge_kib(); a = numpy.ones(2**24, numpy.float32); numpy_kib = huge_kib() - before
+before = huge_kib(); t = torch.ones(2**24); print(numpy_kib, huge_kib() - before)
+"""
+
+
+def test_rounds_put_every_bindings_memory_on_one_kind_of_page(monkeypatch):
+    calls = []
+
+    def fake_worker(framework, device, mode, progress, *options, env=None):
+        calls.append((options, env))
+        return {"machine": "m", "version": "1", "rows": [], "copy": [], "overhead": [], "skipped": []}
+
+    monkeypatch.setattr(runtime, "_run_worker", fake_worker)
+    runtime.measure("cpu", "tiny", lambda line: None)
+    envs = [env for options, env in calls if "--head-to-head" in options]
+    assert envs and all(env == envs[0] for env in envs)
+    # numpy asks for huge pages for a 64 MiB array where the kernel gives them on request; torch does not.
+    kib = subprocess.run([sys.executable, "-c", HUGE_PAGES_OF_A_NUMPY_AND_A_TORCH_BUFFER], env={**os.environ, **envs[0]},
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert kib[0] == kib[1]
 
 
 def kit_with(fwd, fwd_bwd):

@@ -299,7 +299,9 @@ def rounds_table(run):
     shape = _shape(next(r["shape"] for rows in run["rounds"] for r in rows))
     return [f"The same kernel into outputs it need not allocate, at {shape}, in {len(run['rounds'])} rounds: a fresh "
             "process per framework per round, the frameworks taking turns, so that a slow spell of the machine "
-            "falls on each in turn (the speed verdict's numbers; TF's eager call beside its tf.function); median ms per call:", "",
+            "falls on each in turn, every binding's memory on the same kind of page (NUMPY_MADVISE_HUGEPAGE=0: "
+            "numpy's large arrays otherwise ask for huge pages, which PyTorch's and TensorFlow's allocators do not) "
+            "(the speed verdict's numbers; TF's eager call beside its tf.function); median ms per call:", "",
             _table(["binding", "dtype", "pass", "each round", "median of the rounds", "of the fastest"], table), ""]
 
 

@@ -7,6 +7,7 @@ speed verdict's impls again, in rounds of such processes (HEAD_TO_HEAD).
 """
 import collections
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,10 @@ THP = {"twinop-torch": "twinop-torch-thp", "torch-eager": "torch-eager-thp"}  # 
 # TF's eager call rides along: it shows what a tf.function adds to the same kernel.
 HEAD_TO_HEAD = {"torch": ("twinop-torch-out",), "tensorflow": ("twinop-tf-function", "twinop-tf-eager"),
                 "numpy": ("twinop-numpy-out",)}
+# ...and on pages of one size: numpy asks the kernel for 2 MiB pages for its large arrays (and TF tensors
+# made from them), PyTorch's and TensorFlow's allocators do not, and the same kernel took 9-14% longer on
+# 4 KiB pages. With numpy's request off, every binding's inputs and outputs get the same kind of page.
+HEAD_TO_HEAD_ENV = {"NUMPY_MADVISE_HUGEPAGE": "0"}
 ROUNDS = {"tiny": 1, "quick": 3, "full": 5}
 FRAMEWORKS = ("torch", "tensorflow", "numpy", "jax")
 GPU_FRAMEWORKS = ("torch", "jax")  # the machines this was written for have no CUDA build of TensorFlow
@@ -104,18 +109,21 @@ def measure(device, mode, progress):
         for key in ("rows", "overhead", "skipped"):
             result[key] += part[key]
         timed = [f for f in HEAD_TO_HEAD if result["versions"].get(f)]
-        result["rounds"] = [sum((_run_worker(f, device, mode, progress, "--head-to-head")["rows"] for f in timed), [])
+        result["rounds"] = [sum((_run_worker(f, device, mode, progress, "--head-to-head", env=HEAD_TO_HEAD_ENV)["rows"]
+                                 for f in timed), [])
                             for _ in range(ROUNDS[mode])]
     return result
 
 
-def _run_worker(framework, device, mode, progress, *options):
-    """One worker's JSON; raises RuntimeError with its last lines of stderr if it fails
-    (a wrong result is among the failures: a benchmark of it would be worthless)."""
+def _run_worker(framework, device, mode, progress, *options, env=None):
+    """One worker's JSON, the worker run with `env` added to this process's environment; raises
+    RuntimeError with its last lines of stderr if it fails (a wrong result is among the failures: a
+    benchmark of it would be worthless)."""
     command = [sys.executable, "-m", "twinop.report._runtime_worker",
                "--framework", framework, "--device", device, "--mode", mode, *options]
     with tempfile.TemporaryFile("w+") as stdout:  # a file, not a pipe: the JSON may exceed a pipe's buffer
-        worker = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True)
+        worker = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True,
+                                  env={**os.environ, **(env or {})})
         tail = collections.deque(maxlen=25)
         for line in worker.stderr:
             if line.startswith(PROGRESS_PREFIX):

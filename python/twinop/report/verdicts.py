@@ -177,8 +177,8 @@ def speed(results):
                  "with out= vs its TensorFlow op in a tf.function, whose allocator keeps its memory): median times "
                  f"within {SIMILAR_SPEED}x of each other at the largest size measured, for every device, dtype and "
                  "pass (fwd, fwd+bwd); on the CPU the median over rounds that time each in a fresh process, the "
-                 "frameworks taking turns, so that a slow spell of the machine does not fall on one alone; what "
-                 "allocating adds is the next finding")
+                 "frameworks taking turns, so that a slow spell of the machine does not fall on one alone, with "
+                 "memory on the same kind of page for both; what allocating adds is the next finding")
     runs = results.get("runtime", {}).get("runs", [])
     pairs = []
     for run in runs:
