@@ -241,6 +241,8 @@ def test_speed_verdict_judges_the_median_of_the_rounds_where_a_run_has_them():
     assert verdict["verdict"] == "holds" and (pair["tf_over_torch"], pair["rounds"]) == (1.1, 3)
     assert pair["round_ratios"] == [1.1, 1.4, 0.9] and "1.10x [1.10, 1.40, 0.90]" in verdict["summary"]
     assert verdicts.speed(with_rounds(runtime_results(1.0, 1.0), 1.3, 1.4, 0.9))["verdict"] == "does not hold"
+    just_outside = verdicts.speed(with_rounds(runtime_results(1.0, 1.0), 1.254, 1.254, 1.254))  # not "1.25x" outside 1.25x
+    assert just_outside["verdict"] == "does not hold" and "fwd 1.254x [1.25, 1.25, 1.25]" in just_outside["summary"]
     table = "\n".join(render.rounds_table(with_rounds(runtime_results(1.0, 1.0), 1.3, 1.4, 0.9)["runtime"]["runs"][0]))
     assert "| twinop-tf-function | float32 | fwd | 1.3, 1.4, 0.9 | 1.3 | 1.30x |" in table
     assert "| twinop-torch-out | float32 | fwd | 1, 1, 1 | 1 | 1.00x |" in table

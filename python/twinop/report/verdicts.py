@@ -202,7 +202,8 @@ def speed(results):
         return _verdict(claim, criterion, UNSETTLED, f"{reason}", {"pairs": []})
     apart = [p for p in pairs if not 1 / SIMILAR_SPEED <= p["tf_over_torch"] <= SIMILAR_SPEED]
     worst = max(pairs, key=lambda p: max(p["tf_over_torch"], 1 / p["tf_over_torch"]))
-    ratios = ", ".join(f"{p['device']} {p['dtype']} {p['pass']} {p['tf_over_torch']:.2f}x" + _spread(p) for p in pairs)
+    ratios = ", ".join(f"{p['device']} {p['dtype']} {p['pass']} {_ratio_text(p['tf_over_torch'])}x" + _spread(p)
+                       for p in pairs)
     rounds = max((p.get("rounds", 1) for p in pairs), default=1)
     summary = "TensorFlow/PyTorch time of the kernel at the largest size" + (
         f", median of {rounds} rounds (each round's ratio in brackets)" if rounds > 1 else "") + f": {ratios}"
@@ -210,6 +211,14 @@ def speed(results):
         faster = "PyTorch" if worst["tf_over_torch"] > 1 else "TensorFlow"
         summary += f"; {len(apart)} of {len(pairs)} outside {SIMILAR_SPEED}x, {faster} faster at worst"
     return _verdict(claim, criterion, FAILS if apart else HOLDS, summary, {"pairs": pairs})
+
+
+def _ratio_text(ratio):
+    """Two decimals, or three where two would print a ratio outside the limit as the limit itself."""
+    text = f"{ratio:.2f}"
+    if float(text) in (SIMILAR_SPEED, round(1 / SIMILAR_SPEED, 2)) and not 1 / SIMILAR_SPEED <= ratio <= SIMILAR_SPEED:
+        text = f"{ratio:.3f}"
+    return text
 
 
 def _over_rounds(run, impl, dtype, pass_):
