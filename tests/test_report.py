@@ -255,6 +255,7 @@ def test_allocation_finding_reports_the_share_and_its_reading():
     assert "75% / 75% of the call is allocation" in finding["summary"]
     assert "page faults on fresh memory" in finding["summary"]  # 4096 x 4096 float32: 64 MiB blocks
     assert "twinop-tf-function 4.8 / 4.8 as called (no out=)" in finding["summary"]  # its page faults not counted
+    assert "TensorFlow's allocator keeps its memory" not in finding["summary"]  # said only where measured
     quiet = verdicts.allocation(runtime_results(1.0, 1.2, torch_allocating_ms=1.05))
     assert "page faults" not in quiet["summary"]
 
@@ -274,7 +275,14 @@ def with_page_faults(results, jax_fwd_ms):
 def test_allocation_finding_reads_the_page_faults_of_a_binding_without_out():
     finding = verdicts.allocation(with_page_faults(runtime_results(1.0, 1.2, torch_allocating_ms=4.0), 20.0))
     assert "twinop-tf-function 4.8 / 4.8 as called (no out=; its allocator keeps its memory: 2 / 2 page faults a call)" \
-        in finding["summary"]
+        in finding["summary"] and "TensorFlow's allocator keeps its memory" in finding["summary"]
+    onednn_off = with_page_faults(runtime_results(1.0, 1.2, torch_allocating_ms=4.0), 20.0)
+    for row in onednn_off["runtime"]["runs"][0]["rows"]:  # TF_ENABLE_ONEDNN_OPTS=0: TF's outputs are fresh memory too
+        if row["impl"] == "twinop-tf-function" and "page_faults" in row:
+            row["page_faults"] = 16385
+    fresh_tf = verdicts.allocation(onednn_off)["summary"]
+    assert "TensorFlow's allocator keeps its memory" not in fresh_tf
+    assert "twinop-tf-function 4.8 / 4.8 as called (no out=; 16385 / 16385 page faults a call: its outputs are fresh" in fresh_tf
     assert ("twinop-jax-jit 20 / 60 as called (no out=; 16385 / 16385 page faults a call: its outputs are fresh "
             "memory on every call)") in finding["summary"]
     assert ("twinop-jax-jit has no out= and its framework gives each output fresh memory (16385 page faults a "

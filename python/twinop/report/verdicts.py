@@ -174,7 +174,8 @@ def _largest(rows, impl, dtype, pass_):
 def speed(results):
     claim = "the two run at similar speed"
     criterion = (f"the same kernel through each framework, into outputs it need not allocate (twinop's PyTorch op "
-                 "with out= vs its TensorFlow op in a tf.function, whose allocator keeps its memory): median times "
+                 "with out= vs its TensorFlow op in a tf.function, whose allocator keeps its memory with its oneDNN options "
+                 "on, TF's default on x86): median times "
                  f"within {SIMILAR_SPEED}x of each other at the largest size measured, for every device, dtype and "
                  "pass (fwd, fwd+bwd); on the CPU the median over rounds that time each in a fresh process, the "
                  "frameworks taking turns, so that a slow spell of the machine does not fall on one alone, with "
@@ -272,9 +273,13 @@ def allocation(results):
     torch_share = max((i.get("allocation_share", 0) for i in items if i["binding"] == "twinop-torch"), default=0)
     large = math.prod(items[0]["shape"]) * ITEMSIZE.get(items[0]["dtype"], 4) >= 32 * 2**20
     if torch_share > 0.2 and large:
+        # TF's keeps it with its oneDNN options on (its default on x86), not with TF_ENABLE_ONEDNN_OPTS=0: said where measured.
+        tf_kept = [i["fresh_memory"] is False for i in items if i["binding"] == "twinop-tf-function"]
         summary += (". PyTorch's CPU allocator hands blocks of 32 MiB and more back to the OS, so every call pays "
-                    "page faults on fresh memory; TensorFlow's allocator keeps its memory. The kernel is the same: "
-                    "out= (or THP_MEM_ALLOC_ENABLE=1) removes that cost where buffers can be reused")
+                    "page faults on fresh memory" + ("; TensorFlow's allocator keeps its memory" if tf_kept and all(tf_kept)
+                                                     else "") +
+                    ". The kernel is the same: out= (or THP_MEM_ALLOC_ENABLE=1) removes that cost where buffers can be "
+                    "reused")
     summary += _fresh_without_out(items)
     return _verdict(claim, criterion, MEASURED, summary, {"items": items})
 
