@@ -106,9 +106,10 @@ def test_rounds_put_every_bindings_memory_on_one_kind_of_page(monkeypatch):
     envs = [env for options, env in calls if "--head-to-head" in options]
     assert envs and all(env == envs[0] for env in envs)
     # numpy asks for huge pages for a 64 MiB array where the kernel gives them on request; torch does not.
-    kib = subprocess.run([sys.executable, "-c", HUGE_PAGES_OF_A_NUMPY_AND_A_TORCH_BUFFER], env={**os.environ, **envs[0]},
-                         capture_output=True, text=True, check=True).stdout.split()
-    assert kib[0] == kib[1]
+    numpy_kib, torch_kib = map(int, subprocess.run(
+        [sys.executable, "-c", HUGE_PAGES_OF_A_NUMPY_AND_A_TORCH_BUFFER], env={**os.environ, **envs[0]},
+        capture_output=True, text=True, check=True).stdout.split())
+    assert abs(numpy_kib - torch_kib) <= 4096  # up to a 2 MiB page at either end where every page may be huge
 
 
 def kit_with(fwd, fwd_bwd):

@@ -273,13 +273,12 @@ def allocation(results):
     torch_share = max((i.get("allocation_share", 0) for i in items if i["binding"] == "twinop-torch"), default=0)
     large = math.prod(items[0]["shape"]) * ITEMSIZE.get(items[0]["dtype"], 4) >= 32 * 2**20
     if torch_share > 0.2 and large:
-        # TF's keeps it with its oneDNN options on (its default on x86), not with TF_ENABLE_ONEDNN_OPTS=0: said where measured.
+        # TF keeps its memory with its oneDNN options on (x86's default), not with TF_ENABLE_ONEDNN_OPTS=0.
         tf_kept = [i["fresh_memory"] is False for i in items if i["binding"] == "twinop-tf-function"]
+        kept = "; TensorFlow's allocator keeps its memory" if tf_kept and all(tf_kept) else ""
         summary += (". PyTorch's CPU allocator hands blocks of 32 MiB and more back to the OS, so every call pays "
-                    "page faults on fresh memory" + ("; TensorFlow's allocator keeps its memory" if tf_kept and all(tf_kept)
-                                                     else "") +
-                    ". The kernel is the same: out= (or THP_MEM_ALLOC_ENABLE=1) removes that cost where buffers can be "
-                    "reused")
+                    f"page faults on fresh memory{kept}. The kernel is the same: out= (or THP_MEM_ALLOC_ENABLE=1) "
+                    "removes that cost where buffers can be reused")
     summary += _fresh_without_out(items)
     return _verdict(claim, criterion, MEASURED, summary, {"items": items})
 
