@@ -33,7 +33,7 @@ IMPLS = {
 }
 # Each binding as a user calls it -> the same kernel writing into outputs allocated once (out=).
 # None: the framework has no out=; the page faults per call say whether its allocator keeps its
-# memory (TensorFlow's) or gives each output fresh memory (JAX's CPU client).
+# memory (TensorFlow's, with its oneDNN options on) or gives each output fresh memory (JAX's CPU client).
 PREALLOCATED = {"twinop-torch": "twinop-torch-out", "twinop-tf-function": None, "twinop-numpy": "twinop-numpy-out",
                 "twinop-jax-jit": None}
 THP = {"twinop-torch": "twinop-torch-thp", "torch-eager": "torch-eager-thp"}  # PyTorch's huge-page switch
