@@ -112,6 +112,25 @@ def test_rounds_put_every_bindings_memory_on_one_kind_of_page(monkeypatch):
     assert abs(numpy_kib - torch_kib) <= 4096  # up to a 2 MiB page at either end where every page may be huge
 
 
+def page_offsets(kit, dtype):
+    """Where in its 4 KiB page each array of the into-outputs calls starts."""
+    x = np.zeros(runtime.SIZES[("cpu", "quick")][-1], np.float32)  # 64 MiB: a mapping of its own
+    inputs = kit.inputs(x, x[0], x, dtype)
+    arrays = [a for a in inputs.into_fwd_bwd if a.ndim == 2]  # x, dy, and the outputs y, dx
+    return {(a.data_ptr() if hasattr(a, "data_ptr") else a.ctypes.data) % 4096 for a in arrays}
+
+
+@pytest.mark.parametrize("dtype", runtime.DTYPES["quick"])
+@pytest.mark.parametrize("kit", ["numpy", "torch"])
+def test_inputs_and_outputs_start_alike_in_their_pages(kit, dtype):
+    # A load whose address matches a recent store's in its low 12 bits waits for it (4K aliasing):
+    # a binding whose inputs and outputs start at different offsets would be timed slower.
+    if kit == "torch":
+        pytest.importorskip("torch")
+    kit = worker.NumpyKit("cpu") if kit == "numpy" else worker.TorchKit("cpu")
+    assert len(page_offsets(kit, dtype)) == 1
+
+
 def kit_with(fwd, fwd_bwd):
     """A numpy kit whose one impl is (fwd, fwd_bwd)."""
     kit = worker.NumpyKit("cpu")
