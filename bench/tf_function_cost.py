@@ -23,9 +23,10 @@ import time
 
 from twinop.report.runtime import HEAD_TO_HEAD_ENV
 
-PAGES_SET = "numpy" not in sys.modules  # numpy reads NUMPY_MADVISE_HUGEPAGE when it is imported
-os.environ.update(HEAD_TO_HEAD_ENV)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if __name__ == "__main__":  # as a script, not when a test imports it
+    assert "numpy" not in sys.modules, "numpy reads NUMPY_MADVISE_HUGEPAGE when it is imported"
+    os.environ.update(HEAD_TO_HEAD_ENV)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import ml_dtypes  # noqa: E402
 import numpy as np  # noqa: E402
@@ -50,7 +51,7 @@ def one_after_another(xs, bias):
 
 
 def impls(dtype, ops):
-    """{name: (call, ops it runs)}; every call reads its own `ops` inputs, none in cache."""
+    """{name: call}; each call runs the op `ops` times, each time on an input of its own (none in cache)."""
     rng = np.random.default_rng(0)
     xs = [rng.standard_normal(SHAPE, np.float32).astype(NUMPY_DTYPES[dtype]) for _ in range(ops)]
     bias = rng.standard_normal(SHAPE[1], np.float32).astype(NUMPY_DTYPES[dtype])
@@ -59,27 +60,27 @@ def impls(dtype, ops):
     single = tf.function(lambda x, b: twinop.tf.bias_act(x, b, ACT), autograph=False)
     several = tf.function(one_after_another, autograph=False)
     return {
-        "numpy out=": (lambda: [twinop.numpy.bias_act(x, bias, ACT, out=y) for x, y in zip(xs, outs)], ops),
-        "TF eager": (lambda: [twinop.tf.bias_act(x, tf_bias, ACT) for x in tf_xs], ops),
-        "tf.function x1": (lambda: [single(x, tf_bias) for x in tf_xs], ops),
-        f"tf.function x{ops}": (lambda: several(tf_xs, tf_bias), ops),
+        "numpy out=": lambda: [twinop.numpy.bias_act(x, bias, ACT, out=y) for x, y in zip(xs, outs)],
+        "TF eager": lambda: [twinop.tf.bias_act(x, tf_bias, ACT) for x in tf_xs],
+        "tf.function x1": lambda: [single(x, tf_bias) for x in tf_xs],
+        f"tf.function x{ops}": lambda: several(tf_xs, tf_bias),
     }
 
 
 def measure(dtype, ops, rounds):
     """{name: [median ms per op, one per round]}."""
     calls = impls(dtype, ops)
-    for call, _ in calls.values():  # traces the tf.functions, pages the outputs in
+    for call in calls.values():  # traces the tf.functions, pages the outputs in
         call()
         call()
     per_op = {name: [] for name in calls}
     for _ in range(rounds):
-        for name, (call, n) in calls.items():
+        for name, call in calls.items():
             times = []
             for _ in range(CALLS_PER_ROUND):
                 start = time.perf_counter()
                 call()
-                times.append((time.perf_counter() - start) / n)
+                times.append((time.perf_counter() - start) / ops)
             per_op[name].append(statistics.median(times) * 1e3)
     return per_op
 
@@ -89,7 +90,6 @@ def main():
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--ops-per-function", type=int, default=4)
     args = parser.parse_args()
-    assert PAGES_SET, "numpy was imported before this script could set its page size"
     print(f"{SHAPE[0]}x{SHAPE[1]} {ACT} forward, {args.rounds} rounds, {os.cpu_count()} CPUs, "
           f"TensorFlow {tf.__version__}, numpy {np.__version__}")
     print("| dtype | impl | ms per op (median of rounds) | / numpy out= (median, range of rounds) |")
