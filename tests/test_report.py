@@ -304,6 +304,13 @@ def test_allocation_finding_reads_the_page_faults_of_a_binding_without_out():
     assert "| twinop-torch | float32 | fwd | 16 | 16385 | 4 | 75% |  |" in table
 
 
+def test_an_out_call_measured_slower_than_the_allocating_one_shows_no_allocation_share():
+    results = runtime_results(1.0, 1.2, torch_allocating_ms=0.95)  # out= 5% slower: noise
+    table = "\n".join(render.allocation_table(results["runtime"]["runs"][0]))
+    assert "| twinop-torch | float32 | fwd | 3.8 |  | 4 | 0% |  |" in table
+    assert "(0% / 0% of the call is allocation)" in verdicts.allocation(results)["summary"]
+
+
 def test_support_says_tensorflow_gpu_kernels_were_not_run_where_a_gpu_was_seen_without_tensorflow():
     cell = {"api": "torch eager", "dtype": "float32", "status": "supported"}
     tf_missing = {"framework": "tensorflow", "import_error": "ModuleNotFoundError: No module named 'tensorflow'",

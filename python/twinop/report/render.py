@@ -246,7 +246,7 @@ def runtime_run(run, plots):
 def allocation_table(run):
     """Each binding as a user calls it next to the same kernel into preallocated outputs."""
     from .runtime import PREALLOCATED, THP
-    from .verdicts import fresh_memory
+    from .verdicts import allocation_share, fresh_memory
 
     shapes = sorted({tuple(r["shape"]) for r in run["rows"]}, key=lambda s: s[0] * s[1])
     if not shapes:
@@ -263,7 +263,7 @@ def allocation_table(run):
                 thp = by_key.get((THP.get(binding), dtype, pass_))
                 table.append([binding, dtype, pass_, f"{called['median_ms']:.3g}", called.get("page_faults", ""),
                               f"{pre['median_ms']:.3g}" if pre else _no_out(fresh_memory(called)),
-                              f"{1 - pre['median_ms'] / called['median_ms']:.0%}" if pre else "",
+                              f"{allocation_share(called, pre):.0%}" if pre else "",
                               f"{thp['median_ms']:.3g}" if thp else ""])
     if not table:
         return []

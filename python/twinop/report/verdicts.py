@@ -261,7 +261,7 @@ def allocation(results):
                         "thp_ms": thp["median_ms"] if thp else None,
                         "page_faults": called.get("page_faults"), "fresh_memory": fresh_memory(called)}
                 if pre:
-                    item["allocation_share"] = round(1 - pre["median_ms"] / called["median_ms"], 3)
+                    item["allocation_share"] = allocation_share(called, pre)
                 items.append(item)
                 times[pass_] = item
             if times:
@@ -281,6 +281,12 @@ def allocation(results):
                     "removes that cost where buffers can be reused")
     summary += _fresh_without_out(items)
     return _verdict(claim, criterion, MEASURED, summary, {"items": items})
+
+
+def allocation_share(called, preallocated):
+    """The share of a call as a user makes it that the same kernel into preallocated outputs does
+    not take. Below zero the preallocated call measured slower, which is noise: 0."""
+    return max(0.0, round(1 - preallocated["median_ms"] / called["median_ms"], 3))
 
 
 def fresh_memory(row):
@@ -329,8 +335,7 @@ def _allocation_text(device, binding, times):
 
     text = f"{device} {binding} {both('called_ms')} as called"
     if any(t.get("preallocated_ms") for t in times.values()):
-        # A negative share is noise (the preallocated call measured slower): shown as 0%.
-        shares = " / ".join(f"{max(times[p]['allocation_share'], 0):.0%}" for p in ("fwd", "fwd+bwd") if p in times)
+        shares = " / ".join(f"{times[p]['allocation_share']:.0%}" for p in ("fwd", "fwd+bwd") if p in times)
         text += f", {both('preallocated_ms')} into preallocated outputs ({shares} of the call is allocation)"
     else:
         text += _no_out_text(times)
