@@ -21,14 +21,14 @@ import statistics
 import sys
 import time
 
-from twinop.report.runtime import HEAD_TO_HEAD_ENV
+from twinop.report import runtime
 
 if __name__ == "__main__":  # as a script, not when a test imports it
     assert "numpy" not in sys.modules, "numpy reads NUMPY_MADVISE_HUGEPAGE when it is imported"
-    os.environ.update(HEAD_TO_HEAD_ENV)
+    os.environ.update(runtime.HEAD_TO_HEAD_ENV)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import ml_dtypes  # noqa: E402
+import ml_dtypes  # noqa: E402, F401  (names bfloat16 for numpy)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -38,7 +38,7 @@ import twinop.tf  # noqa: E402
 SHAPE = (4096, 4096)
 ACT = "gelu"
 CALLS_PER_ROUND = 9  # per impl and round; the round keeps their median
-NUMPY_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16}
+DTYPES = runtime.DTYPES["quick"]  # the report's: float32 and bfloat16
 
 
 def one_after_another(xs, bias):
@@ -53,8 +53,8 @@ def one_after_another(xs, bias):
 def impls(dtype, ops):
     """{name: call}; each call runs the op `ops` times, each time on an input of its own (none in cache)."""
     rng = np.random.default_rng(0)
-    xs = [rng.standard_normal(SHAPE, np.float32).astype(NUMPY_DTYPES[dtype]) for _ in range(ops)]
-    bias = rng.standard_normal(SHAPE[1], np.float32).astype(NUMPY_DTYPES[dtype])
+    xs = [rng.standard_normal(SHAPE, np.float32).astype(dtype) for _ in range(ops)]
+    bias = rng.standard_normal(SHAPE[1], np.float32).astype(dtype)
     outs = [np.empty_like(x) for x in xs]
     tf_xs, tf_bias = [tf.constant(x) for x in xs], tf.constant(bias)
     single = tf.function(lambda x, b: twinop.tf.bias_act(x, b, ACT), autograph=False)
@@ -94,7 +94,7 @@ def main():
           f"TensorFlow {tf.__version__}, numpy {np.__version__}")
     print("| dtype | impl | ms per op (median of rounds) | / numpy out= (median, range of rounds) |")
     print("|---|---|---|---|")
-    for dtype in NUMPY_DTYPES:
+    for dtype in DTYPES:
         per_op = measure(dtype, args.ops_per_function, args.rounds)
         yardstick = per_op["numpy out="]
         for name, times in per_op.items():

@@ -18,7 +18,7 @@ def bits(array):
     return array.view(f"u{array.itemsize}")
 
 
-@pytest.mark.parametrize("dtype", list(tf_function_cost.NUMPY_DTYPES))
+@pytest.mark.parametrize("dtype", tf_function_cost.DTYPES)
 def test_every_impl_computes_numpys_outputs_bit_for_bit(monkeypatch, dtype):
     monkeypatch.setattr(tf_function_cost, "SHAPE", (5, 67))
     calls = tf_function_cost.impls(dtype, ops=3)

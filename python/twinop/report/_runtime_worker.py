@@ -19,8 +19,9 @@ OS when it is freed, so the next call pays page faults on fresh memory; an unfus
 each temporary), and writing into outputs allocated once and paged in ("-out" impls: PyTorch's and
 numpy's out=), so the two differ by what the allocation costs. TensorFlow's allocator keeps its
 memory (with its oneDNN options on, x86's default), and its kernels compute in an input's buffer
-when nobody else holds it: there is no out= to time. --thp sets PyTorch's THP_MEM_ALLOC_ENABLE=1 (huge pages for large CPU allocations) before
-torch is imported, and times the allocating impls under it ("-thp"). On the CPU, at the largest
+when nobody else holds it: there is no out= to time. --thp sets PyTorch's THP_MEM_ALLOC_ENABLE=1
+(huge pages for large CPU allocations) before torch is imported, and times the allocating impls
+under it ("-thp"). On the CPU, at the largest
 size, each row also counts the process's minor page faults per call: what shows an allocator
 handing out fresh memory, whatever the framework (JAX's CPU client has no out= either).
 --head-to-head times only the framework's impls in runtime.HEAD_TO_HEAD, at the largest size (a
