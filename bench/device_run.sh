@@ -242,8 +242,11 @@ step_report() {
 step_profile() {
   if ! has_gpu; then skip profile "no GPU"; return; fi
   if [ ! -x "$ncu" ]; then skip profile "ncu not found"; return; fi
+  # Both suspects for a forward short of copy: too few bytes in flight (memory, occupancy, waves,
+  # stalls) and too many instructions for bfloat16 (compute workload, scheduler issue rate).
   run profile "$1" "$ncu" --kernel-name "regex:bias_act|sum_partial|triton" --section SpeedOfLight \
     --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats --section WarpStateStats \
+    --section ComputeWorkloadAnalysis --section SchedulerStats \
     --export "$out_dir/ncu_profile" --force-overwrite "$python" bench/profile_gpu.py
   cp "$work/profile.log" "$out_dir/ncu_profile.txt"
 }
