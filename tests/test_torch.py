@@ -136,7 +136,7 @@ def test_bad_input_raises_and_leaves_inputs_unchanged(x, bias, act, error, words
 
 @pytest.mark.parametrize("x,bias,act,error,words", BAD_INPUTS)
 def test_entry_point_and_raw_op_give_the_same_message(x, bias, act, error, words):
-    """twinop.torch.bias_act checks in Python (_checks.py), the op in C++ (validate.h): one text."""
+    """twinop.torch.bias_act checks in Python (_checks.py), the op in C++ (bias_act_args.h): one text."""
     with pytest.raises(error) as checked:
         tt.bias_act(x, bias, act)
     with pytest.raises(raw_op_error(error)) as raw:

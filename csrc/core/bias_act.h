@@ -2,22 +2,16 @@
 // its double backward.
 // Tensors are raw, dense, row-major buffers viewed as [rows, cols] with cols = bias length.
 // The caller owns every buffer (the core never allocates framework memory) and has
-// checked shapes and dtypes (see validate.h). An output either shares no memory with an input
+// checked shapes and dtypes (see bias_act_args.h). An output either shares no memory with an input
 // or is that input exactly (in place: each element is read before it is written).
 #pragma once
 
 #include <cstdint>
-#include <functional>
 
+#include "parallel_for.h"
 #include "types.h"
 
 namespace twinop {
-
-// Runs body(begin, end) over the chunks [0, chunks), in any split and order, on the caller's
-// threads: bindings pass their framework's thread pool, so the op follows its thread settings.
-// An empty ParallelFor runs everything on the calling thread.
-using ChunkBody = std::function<void(std::int64_t begin, std::int64_t end)>;
-using ParallelFor = std::function<void(std::int64_t chunks, const ChunkBody& body)>;
 
 // y[r, c] = act(x[r, c] + bias[c])
 void bias_act_forward_cpu(const void* x, const void* bias, void* y, std::int64_t rows,

@@ -1,4 +1,4 @@
-// The argument rules (validate.h) asked by twinop.jax at trace time, where JAX knows every shape
+// The argument rules (bias_act_args.h) asked by twinop.jax at trace time, where JAX knows every shape
 // and dtype: a bad call raises TypeError / ValueError before anything is compiled or run, as
 // JAX's own ops do, with the words of every other binding. The handlers check again when they
 // run, for callers of the raw FFI targets.
@@ -11,7 +11,7 @@
 
 #include "bias_act_targets.h"
 #include "types.h"
-#include "validate.h"
+#include "bias_act_args.h"
 
 namespace twinop::jax_binding {
 namespace {
@@ -28,9 +28,9 @@ std::optional<DType> core_dtype(const std::string& name) {
 std::optional<ArgError> check(const std::vector<TensorInfo>& t, std::string_view act_name) {
   std::optional<ArgError> error;
   switch (t.size()) {
-    case 2: error = check_forward_args(t[0], t[1]); break;
-    case 3: error = check_backward_args(t[0], t[1], t[2]); break;
-    case 5: error = check_double_backward_args(t[0], t[1], t[2], t[3], t[4]); break;
+    case 2: error = check_bias_act_args(t[0], t[1]); break;
+    case 3: error = check_bias_act_backward_args(t[0], t[1], t[2]); break;
+    case 5: error = check_bias_act_double_backward_args(t[0], t[1], t[2], t[3], t[4]); break;
     default: return ArgError{ArgError::Kind::kValue, "TwinopCheckArgs takes 2, 3 or 5 arrays"};
   }
   Activation act{};

@@ -12,7 +12,7 @@
 #include <string_view>
 
 #include "types.h"
-#include "validate.h"
+#include "bias_act_args.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace twinop::jax_binding {
@@ -58,7 +58,7 @@ ffi::Error bias_act(Launch launch, std::string_view act_name, ffi::AnyBuffer x, 
                     ffi::Result<ffi::AnyBuffer> y) {
   const TensorInfo x_info = describe(x);
   Activation act{};
-  std::optional<ArgError> error = check_forward_args(x_info, describe(bias));
+  std::optional<ArgError> error = check_bias_act_args(x_info, describe(bias));
   if (!error) error = parse_activation_arg(act_name, &act);
   if (!error) error = check_same_as("y", describe(*y), "x", x_info);
   if (error) return to_error(*error);
@@ -74,7 +74,7 @@ ffi::Error bias_act_backward(Launch launch, std::string_view act_name, ffi::AnyB
                              ffi::AnyBuffer bias, ffi::Result<ffi::AnyBuffer> dx, ffi::Result<ffi::AnyBuffer> dbias) {
   const TensorInfo x_info = describe(x), bias_info = describe(bias);
   Activation act{};
-  std::optional<ArgError> error = check_backward_args(describe(dy), x_info, bias_info);
+  std::optional<ArgError> error = check_bias_act_backward_args(describe(dy), x_info, bias_info);
   if (!error) error = parse_activation_arg(act_name, &act);
   if (!error) error = check_same_as("dx", describe(*dx), "x", x_info);
   if (!error) error = check_same_as("dbias", describe(*dbias), "bias", bias_info);
@@ -94,7 +94,7 @@ ffi::Error bias_act_double_backward(Launch launch, std::string_view act_name, ff
   const TensorInfo x_info = describe(x), bias_info = describe(bias);
   Activation act{};
   std::optional<ArgError> error =
-      check_double_backward_args(describe(g), describe(g_bias), describe(dy), x_info, bias_info);
+      check_bias_act_double_backward_args(describe(g), describe(g_bias), describe(dy), x_info, bias_info);
   if (!error) error = parse_activation_arg(act_name, &act);
   if (!error) error = check_same_as("d_dy", describe(*d_dy), "x", x_info);
   if (!error) error = check_same_as("d_x", describe(*d_x), "x", x_info);

@@ -23,7 +23,7 @@ TWINOP_JAX_EXPORT XLA_FFI_Error* TwinopBiasActBackwardCuda(XLA_FFI_CallFrame* ca
 TWINOP_JAX_EXPORT XLA_FFI_Error* TwinopBiasActDoubleBackwardCpu(XLA_FFI_CallFrame* call_frame);
 TWINOP_JAX_EXPORT XLA_FFI_Error* TwinopBiasActDoubleBackwardCuda(XLA_FFI_CallFrame* call_frame);
 
-// The op's argument rules (csrc/core/validate.h) on shapes and dtype names, for `count` arrays
+// The op's argument rules (csrc/core/bias_act_args.h) on shapes and dtype names, for `count` arrays
 // in the order of one op's arguments: 2 (forward), 3 (backward) or 5 (double backward).
 // `act` is `act_size` bytes, a NUL among them included. Returns 0 when they hold; otherwise 1 for
 // a TypeError or 2 for a ValueError, with the message written to `message` (NUL-terminated, cut

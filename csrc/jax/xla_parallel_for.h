@@ -14,7 +14,7 @@
 #include <memory>
 #include <mutex>
 
-#include "bias_act.h"
+#include "parallel_for.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace twinop::jax_binding {

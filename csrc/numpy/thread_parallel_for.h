@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "bias_act.h"
+#include "parallel_for.h"
 
 namespace twinop::numpy_binding {
 

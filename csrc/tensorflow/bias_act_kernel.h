@@ -9,7 +9,7 @@
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "types.h"
-#include "validate.h"
+#include "bias_act_args.h"
 
 namespace twinop::tf_binding {
 
@@ -72,7 +72,7 @@ class BiasActOp : public tensorflow::OpKernel {
     const tensorflow::Tensor& x = ctx->input(0);
     const tensorflow::Tensor& bias = ctx->input(1);
     const TensorInfo x_info = describe(x);
-    OP_REQUIRES_OK(ctx, to_status(check_forward_args(x_info, describe(bias))));
+    OP_REQUIRES_OK(ctx, to_status(check_bias_act_args(x_info, describe(bias))));
     tensorflow::Tensor* y = nullptr;
     OP_REQUIRES_OK(ctx, allocate_output_in_place<Launch>(ctx, /*input=x*/ 0, /*output=y*/ 0, x.shape(), &y));
     const Matrix2D m = as_matrix(x_info.shape);
@@ -95,7 +95,7 @@ class BiasActGradOp : public tensorflow::OpKernel {
     const tensorflow::Tensor& x = ctx->input(1);
     const tensorflow::Tensor& bias = ctx->input(2);
     const TensorInfo x_info = describe(x);
-    OP_REQUIRES_OK(ctx, to_status(check_backward_args(describe(dy), x_info, describe(bias))));
+    OP_REQUIRES_OK(ctx, to_status(check_bias_act_backward_args(describe(dy), x_info, describe(bias))));
     tensorflow::Tensor *dx = nullptr, *dbias = nullptr;
     OP_REQUIRES_OK(ctx, allocate_output_in_place<Launch>(ctx, /*input=dy*/ 0, /*output=dx*/ 0, x.shape(), &dx));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, bias.shape(), &dbias));
@@ -122,7 +122,7 @@ class BiasActGradGradOp : public tensorflow::OpKernel {
     const tensorflow::Tensor& x = ctx->input(3);
     const tensorflow::Tensor& bias = ctx->input(4);
     const TensorInfo x_info = describe(x);
-    OP_REQUIRES_OK(ctx, to_status(check_double_backward_args(describe(g), describe(g_bias), describe(dy), x_info,
+    OP_REQUIRES_OK(ctx, to_status(check_bias_act_double_backward_args(describe(g), describe(g_bias), describe(dy), x_info,
                                                              describe(bias))));
     tensorflow::Tensor *d_dy = nullptr, *d_x = nullptr, *d_bias = nullptr;
     OP_REQUIRES_OK(ctx, allocate_output_in_place<Launch>(ctx, /*input=g*/ 0, /*output=d_dy*/ 0, x.shape(), &d_dy));

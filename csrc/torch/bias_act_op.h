@@ -16,7 +16,7 @@
 #include <utility>
 
 #include "types.h"
-#include "validate.h"
+#include "bias_act_args.h"
 
 namespace twinop::torch_binding {
 
@@ -83,7 +83,7 @@ inline Activation parse_act(std::string_view act) {
 }
 
 inline ForwardArgs forward_args(const at::Tensor& x, const at::Tensor& bias, std::string_view act) {
-  throw_if_error(check_forward_args(describe(x), describe(bias)));
+  throw_if_error(check_bias_act_args(describe(x), describe(bias)));
   check_same_device(x, bias, "bias");
   check_not_dual(x, "x");
   check_not_dual(bias, "bias");
@@ -93,7 +93,7 @@ inline ForwardArgs forward_args(const at::Tensor& x, const at::Tensor& bias, std
 
 inline BackwardArgs backward_args(const at::Tensor& dy, const at::Tensor& x, const at::Tensor& bias,
                                   std::string_view act) {
-  throw_if_error(check_backward_args(describe(dy), describe(x), describe(bias)));
+  throw_if_error(check_bias_act_backward_args(describe(dy), describe(x), describe(bias)));
   check_same_device(x, bias, "bias");
   check_same_device(x, dy, "dy");
   for (const auto& [t, name] : {std::pair{&dy, "dy"}, {&x, "x"}, {&bias, "bias"}}) check_not_dual(*t, name);
@@ -103,7 +103,7 @@ inline BackwardArgs backward_args(const at::Tensor& dy, const at::Tensor& x, con
 
 inline DoubleBackwardArgs double_backward_args(const at::Tensor& g, const at::Tensor& g_bias, const at::Tensor& dy,
                                               const at::Tensor& x, const at::Tensor& bias, std::string_view act) {
-  throw_if_error(check_double_backward_args(describe(g), describe(g_bias), describe(dy), describe(x), describe(bias)));
+  throw_if_error(check_bias_act_double_backward_args(describe(g), describe(g_bias), describe(dy), describe(x), describe(bias)));
   check_same_device(x, bias, "bias");
   check_same_device(x, dy, "dy");
   check_same_device(x, g, "g");

@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "types.h"
-#include "validate.h"
+#include "bias_act_args.h"
 
 namespace twinop::torch_stable {
 
@@ -133,14 +133,14 @@ inline Activation parse_act(std::string_view act) {
 }
 
 inline ForwardArgs forward_args(const Tensor& x, const Tensor& bias, std::string_view act) {
-  throw_if_error(check_forward_args(describe(x), describe(bias)));
+  throw_if_error(check_bias_act_args(describe(x), describe(bias)));
   check_same_device(x, bias, "bias");
   return {as_contiguous(x), as_contiguous(bias), as_matrix(shape_of(x)), *core_dtype(x.scalar_type()),
           parse_act(act)};
 }
 
 inline BackwardArgs backward_args(const Tensor& dy, const Tensor& x, const Tensor& bias, std::string_view act) {
-  throw_if_error(check_backward_args(describe(dy), describe(x), describe(bias)));
+  throw_if_error(check_bias_act_backward_args(describe(dy), describe(x), describe(bias)));
   check_same_device(x, bias, "bias");
   check_same_device(x, dy, "dy");
   return {as_contiguous(dy), as_contiguous(x), as_contiguous(bias), as_matrix(shape_of(x)),
@@ -149,7 +149,7 @@ inline BackwardArgs backward_args(const Tensor& dy, const Tensor& x, const Tenso
 
 inline DoubleBackwardArgs double_backward_args(const Tensor& g, const Tensor& g_bias, const Tensor& dy,
                                               const Tensor& x, const Tensor& bias, std::string_view act) {
-  throw_if_error(check_double_backward_args(describe(g), describe(g_bias), describe(dy), describe(x), describe(bias)));
+  throw_if_error(check_bias_act_double_backward_args(describe(g), describe(g_bias), describe(dy), describe(x), describe(bias)));
   check_same_device(x, bias, "bias");
   check_same_device(x, dy, "dy");
   check_same_device(x, g, "g");

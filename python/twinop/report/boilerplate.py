@@ -58,7 +58,7 @@ ROLES = {
     "csrc/jax/bias_act_cpu.cpp": ("jax", "kernel wrapper and dtype dispatch"),
     "csrc/jax/xla_parallel_for.h": ("jax", "kernel wrapper and dtype dispatch"),
     "csrc/jax/bias_act_cuda.cpp": ("jax", "kernel wrapper and dtype dispatch"),
-    # JAX knows every shape at trace time: the validate.h rules asked there, as shape functions are.
+    # JAX knows every shape at trace time: the bias_act_args.h rules asked there, as shape functions are.
     "csrc/jax/bias_act_check.cpp": ("jax", "shape inference or fake kernel"),
     "python/twinop/jax/_gradient.py": ("jax", "gradient/autograd registration"),
     "python/twinop/jax/_second_order.py": ("jax", HIGHER_ORDER),

@@ -1,5 +1,5 @@
 """The argument rules of twinop.torch.bias_act, checked before the op is called, with the
-messages of csrc/core/validate.h: the classic library raises them from C++ as TypeError and
+messages of csrc/core/bias_act_args.h: the classic library raises them from C++ as TypeError and
 ValueError, the stable-ABI library only as RuntimeError (the stable API has no other). Checked
 here, the entry points raise the same exception, with the same message, whichever is loaded."""
 import torch
@@ -20,7 +20,7 @@ def _shape(shape):
 
 
 def _quoted(name, max_bytes=64):
-    """validate.h's quoted(): the name's first 64 UTF-8 bytes, those other than printable ASCII
+    """bias_act_args.h's quoted(): the name's first 64 UTF-8 bytes, those other than printable ASCII
     as \\xNN, so the message is one line of text whatever was passed."""
     data = name.encode("utf-8")
     text = "".join(chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}" for b in data[:max_bytes])
@@ -48,7 +48,7 @@ def check_bias_act_args(x, bias, act):
 
 
 def check_out_arg(out, name, like, like_name):
-    """The rules of an out= tensor that need no memory addresses (validate.h's check_out_arg and
+    """The rules of an out= tensor that need no memory addresses (bias_act_args.h's check_out_arg and
     the device rule); whether it overlaps an input is checked by the op itself."""
     if out.dtype != like.dtype:
         raise TypeError(f"{PREFIX}{name} must have the dtype of {like_name} ({_c10_name(like.dtype)}); "

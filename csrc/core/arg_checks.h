@@ -1,8 +1,11 @@
-// The argument rules of the op, written once. Each binding describes its tensors with
-// TensorInfo, calls these, and raises any returned ArgError in its framework's own
-// exception type (TypeError / ValueError / InvalidArgument).
+// The argument checks every op shares, on framework-free descriptions of tensors: each binding
+// describes its tensors with TensorInfo, calls an op's rules (bias_act_args.h, rms_norm_args.h),
+// and raises any returned ArgError in its framework's own exception type (TypeError /
+// ValueError / InvalidArgument).
 #pragma once
 
+#include <cmath>
+#include <cstdio>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -61,28 +64,12 @@ inline std::string quoted(std::string_view name) {
   return name.size() > kMaxBytes ? out + "... (" + std::to_string(name.size()) + " bytes)" : out;
 }
 
-inline std::optional<ArgError> parse_activation_arg(std::string_view name, Activation* act) {
-  if (parse_activation(name, act)) return std::nullopt;
-  std::string known;
-  for (auto n : kActivationNames) known += (known.empty() ? "" : ", ") + std::string(n);
-  return ArgError{ArgError::Kind::kValue, "act must be one of " + known + "; got " + quoted(name)};
-}
-
-// Rules for bias_act(x, bias): x at least 1-D of a supported float dtype; bias 1-D of
-// x.shape[-1] elements and of x's dtype.
-inline std::optional<ArgError> check_forward_args(const TensorInfo& x, const TensorInfo& bias) {
-  using K = ArgError::Kind;
+// The input every op normalizes or maps along its last axis: a supported float dtype, at least 1-D.
+inline std::optional<ArgError> check_x_arg(const TensorInfo& x, const std::string& name = "x") {
   if (!x.dtype)
-    return ArgError{K::kType, "x must be float32, float64, float16 or bfloat16; got " + x.dtype_name};
+    return ArgError{ArgError::Kind::kType, name + " must be float32, float64, float16 or bfloat16; got " + x.dtype_name};
   if (x.shape.empty())
-    return ArgError{K::kValue, "x must have at least 1 dimension (features last); got a 0-d tensor"};
-  if (bias.shape.size() != 1)
-    return ArgError{K::kValue, "bias must be 1-D; got shape " + shape_string(bias.shape)};
-  if (bias.shape[0] != x.shape.back())
-    return ArgError{K::kValue, "bias must have x.shape[-1] = " + std::to_string(x.shape.back()) +
-                                   " elements; got " + std::to_string(bias.shape[0])};
-  if (bias.dtype != x.dtype)
-    return ArgError{K::kType, "bias must have the dtype of x (" + x.dtype_name + "); got " + bias.dtype_name};
+    return ArgError{ArgError::Kind::kValue, name + " must have at least 1 dimension (features last); got a 0-d tensor"};
   return std::nullopt;
 }
 
@@ -98,21 +85,18 @@ inline std::optional<ArgError> check_same_as(const char* name, const TensorInfo&
   return std::nullopt;
 }
 
-// Rules for bias_act_backward(dy, x, bias): the forward's rules, and dy shaped and typed like x.
-inline std::optional<ArgError> check_backward_args(const TensorInfo& dy, const TensorInfo& x,
-                                                   const TensorInfo& bias) {
-  if (auto error = check_forward_args(x, bias)) return error;
-  return check_same_as("dy", dy, "x", x);
+// A float attribute as a message quotes it: "1e-06", "-2", "nan", "inf".
+inline std::string number_string(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", value);
+  return text;
 }
 
-// Rules for bias_act_double_backward(g, g_bias, dy, x, bias): the backward's rules, g shaped and
-// typed like x, g_bias like bias.
-inline std::optional<ArgError> check_double_backward_args(const TensorInfo& g, const TensorInfo& g_bias,
-                                                          const TensorInfo& dy, const TensorInfo& x,
-                                                          const TensorInfo& bias) {
-  if (auto error = check_backward_args(dy, x, bias)) return error;
-  if (auto error = check_same_as("g", g, "x", x)) return error;
-  return check_same_as("g_bias", g_bias, "bias", bias);
+// A float attribute (eps, offset): finite, and >= 0 where `non_negative`.
+inline std::optional<ArgError> check_float_attr(const char* name, double value, bool non_negative) {
+  if (std::isfinite(value) && !(non_negative && value < 0)) return std::nullopt;
+  const std::string rule = non_negative ? " must be finite and >= 0" : " must be finite";
+  return ArgError{ArgError::Kind::kValue, name + rule + "; got " + number_string(value)};
 }
 
 // A dense buffer's bytes [begin, end), for the overlap rule of outputs the caller passes in.

@@ -1,0 +1,9 @@
+// TWINOP_CPU_CLONES: one binary for every x86-64. GCC also compiles the marked loops for AVX2 and
+// AVX-512 and picks the best the processor has when the library loads.
+#pragma once
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define TWINOP_CPU_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+#else
+#define TWINOP_CPU_CLONES
+#endif
