@@ -9,10 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "cuda_stream.h"
 #include "types.h"
-
-// The same declaration as CUDA's driver_types.h: an opaque stream handle.
-typedef struct CUstream_st* cudaStream_t;
 
 namespace twinop {
 

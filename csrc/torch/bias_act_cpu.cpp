@@ -1,14 +1,10 @@
 // The PyTorch CPU kernels: the core's CPU functions behind the shared op templates.
-#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include "bias_act.h"
 #include "bias_act_op.h"
 
 namespace twinop::torch_binding {
-
-// Chunks run on PyTorch's intra-op thread pool, so torch.set_num_threads applies.
-inline void torch_parallel_for(std::int64_t chunks, const ChunkBody& body) { at::parallel_for(0, chunks, 1, body); }
 
 struct CpuKernels {
   static constexpr bool kRunsInPlace = true;  // each element is read before it is written

@@ -1,8 +1,6 @@
 // The PyTorch CUDA kernels: the CUDA launchers behind the shared op templates. Plain C++
 // over c10's device-generic API (current stream), so it compiles against any torch build,
 // the CPU-only wheel included.
-#include <ATen/ops/empty.h>
-#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/library.h>
 
 #include "bias_act_cuda.h"
@@ -10,17 +8,9 @@
 
 namespace twinop::torch_binding {
 
-// The stream PyTorch is using on the tensor's device: launching there keeps the op ordered
-// with the rest of the program, and capturable by CUDA graphs.
-inline cudaStream_t current_stream(const at::Tensor& t) {
-  const auto* impl = c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA);
-  return static_cast<cudaStream_t>(impl->getStream(t.device()).native_handle());
-}
-
 // Scratch for the deterministic column sums, from PyTorch's caching allocator.
 inline at::Tensor workspace_for(const at::Tensor& like, const Matrix2D& m, DType dtype) {
-  const auto bytes = static_cast<int64_t>(bias_act_cuda_workspace_bytes(m.rows, m.cols, dtype));
-  return at::empty({bytes}, like.options().dtype(at::kByte));
+  return workspace_like(like, bias_act_cuda_workspace_bytes(m.rows, m.cols, dtype));
 }
 
 struct CudaKernels {

@@ -1,13 +1,18 @@
-"""twinop's PyTorch binding: the ops torch.ops.twinop.bias_act / bias_act_backward /
-bias_act_double_backward, their fake kernels (for torch.compile and export), autograd,
-batching rules and autocast, the differentiable bias_act and the BiasAct module.
+"""twinop's PyTorch binding, two ops and their gradients:
+- bias_act: the ops torch.ops.twinop.bias_act / bias_act_backward / bias_act_double_backward,
+  the differentiable bias_act and the BiasAct module;
+- rms_norm: the ops torch.ops.twinop.rms_norm / add_rms_norm / rms_norm_backward /
+  add_rms_norm_backward, the differentiable rms_norm and add_rms_norm and the RMSNorm module;
+each with fake kernels (for torch.compile and export), autograd, batching rules and autocast.
 
 The ops come from one of two compiled libraries (see _library.py); ABI says which:
 "classic" or "stable"."""
 from . import _library  # noqa: F401  (registers the ops; must come first)
 from . import _autocast, _autograd, _dual_check, _fake, _out_autograd, _second_order, _vmap  # noqa: F401  (register on import)
+from . import _rms_norm_ops  # noqa: F401  (registers on import)
 from ._bias_act import bias_act
 from ._library import ABI
-from .module import BiasAct
+from ._rms_norm import add_rms_norm, rms_norm
+from .module import BiasAct, RMSNorm
 
-__all__ = ["ABI", "BiasAct", "bias_act"]
+__all__ = ["ABI", "BiasAct", "RMSNorm", "add_rms_norm", "bias_act", "rms_norm"]

@@ -1,7 +1,10 @@
-"""The argument rules of twinop.torch.bias_act, checked before the op is called, with the
-messages of csrc/core/bias_act_args.h: the classic library raises them from C++ as TypeError and
-ValueError, the stable-ABI library only as RuntimeError (the stable API has no other). Checked
-here, the entry points raise the same exception, with the same message, whichever is loaded."""
+"""The argument rules of twinop.torch.bias_act and rms_norm, checked before the op is called,
+with the messages of csrc/core/bias_act_args.h and rms_norm_args.h: the classic library raises them
+from C++ as TypeError and ValueError, the stable-ABI library only as RuntimeError (the stable API
+has no other). Checked here, the entry points raise the same exception, with the same message,
+whichever is loaded."""
+import math
+
 import torch
 
 from .. import ACTIVATIONS
@@ -27,12 +30,16 @@ def _quoted(name, max_bytes=64):
     return f"'{text}'" + (f"... ({len(data)} bytes)" if len(data) > max_bytes else "")
 
 
+def _check_x(prefix, x):
+    if x.dtype not in SUPPORTED:
+        raise TypeError(f"{prefix}x must be float32, float64, float16 or bfloat16; got {_c10_name(x.dtype)}")
+    if x.dim() == 0:
+        raise ValueError(f"{prefix}x must have at least 1 dimension (features last); got a 0-d tensor")
+
+
 def check_bias_act_args(x, bias, act):
     """TypeError (dtype) or ValueError (shape, activation) for what twinop::bias_act refuses."""
-    if x.dtype not in SUPPORTED:
-        raise TypeError(f"{PREFIX}x must be float32, float64, float16 or bfloat16; got {_c10_name(x.dtype)}")
-    if x.dim() == 0:
-        raise ValueError(f"{PREFIX}x must have at least 1 dimension (features last); got a 0-d tensor")
+    _check_x(PREFIX, x)
     if bias.dim() != 1:
         raise ValueError(f"{PREFIX}bias must be 1-D; got shape {_shape(bias.shape)}")
     if bias.shape[0] != x.shape[-1]:
@@ -60,3 +67,37 @@ def check_out_arg(out, name, like, like_name):
         raise ValueError(f"{PREFIX}{name} must be contiguous")
     if out.device != like.device:
         raise RuntimeError(f"{PREFIX}{name} must be on the device of {like_name} ({like.device}); got {out.device}")
+
+
+RMS_NORM = "twinop.rms_norm: "
+HALF = (torch.float16, torch.bfloat16)
+
+
+def _number(value):
+    """arg_checks.h's number_string: C's %g."""
+    return "%g" % value
+
+
+def check_rms_norm_args(x, weight, eps, offset, residual=None):
+    """TypeError (dtype) or ValueError (shape, eps, offset) for what twinop::rms_norm (and
+    add_rms_norm, given a residual) refuses."""
+    _check_x(RMS_NORM, x)
+    if weight.dim() != 1:
+        raise ValueError(f"{RMS_NORM}weight must be 1-D; got shape {_shape(weight.shape)}")
+    if weight.shape[0] != x.shape[-1]:
+        raise ValueError(f"{RMS_NORM}weight must have x.shape[-1] = {x.shape[-1]} elements; got {weight.shape[0]}")
+    if weight.dtype != x.dtype and not (x.dtype in HALF and weight.dtype == torch.float32):
+        allowed = " or float32" if x.dtype in HALF else ""
+        raise TypeError(f"{RMS_NORM}weight must have the dtype of x ({_c10_name(x.dtype)}){allowed}; "
+                        f"got {_c10_name(weight.dtype)}")
+    if not (math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"{RMS_NORM}eps must be finite and >= 0; got {_number(eps)}")
+    if not math.isfinite(offset):
+        raise ValueError(f"{RMS_NORM}offset must be finite; got {_number(offset)}")
+    if residual is not None:
+        if residual.dtype != x.dtype:
+            raise TypeError(f"{RMS_NORM}residual must have the dtype of x ({_c10_name(x.dtype)}); "
+                            f"got {_c10_name(residual.dtype)}")
+        if residual.shape != x.shape:
+            raise ValueError(f"{RMS_NORM}residual must have the shape of x {_shape(x.shape)}; "
+                             f"got {_shape(residual.shape)}")
