@@ -45,3 +45,22 @@ def rows_of(shape):
 
 # x with NaN and +-Inf, and the activations' finite inputs, for the propagation tests.
 SPECIAL_X = np.array([[np.nan, np.inf, -np.inf, 0.0, -0.0, 1.5]])
+
+
+# RMSNorm: weight of x's dtype, or float32 with float16 and bfloat16 x (mixed precision).
+WEIGHT_DTYPES = {"float32": ("float32",), "float64": ("float64",), "float16": ("float16", "float32"),
+                 "bfloat16": ("bfloat16", "float32")}
+DTYPE_PAIRS = [(dtype, weight_dtype) for dtype in DTYPES for weight_dtype in WEIGHT_DTYPES[dtype]]
+# (eps, offset) pairs: the usual epsilons, Gemma's offset of 1, and a large eps that dominates.
+RMS_NORM_ATTRS = [(1e-6, 0.0), (1e-5, 1.0), (0.25, -0.5)]
+
+
+def make_rms_norm_inputs(shape, dtype_name, weight_dtype_name, seed=0):
+    """(x, weight, dy, residual, ds) for one RMSNorm case, exactly representable in their dtypes;
+    rows of different scales, so rstd differs from row to row."""
+    rng = np.random.default_rng(seed)
+    scale = np.exp(rng.uniform(-3.0, 3.0, size=shape[:-1] + (1,)))
+    x = round_to(rng.normal(0.0, 1.0, size=shape) * scale, dtype_name)
+    weight = round_to(rng.normal(1.0, 0.5, size=shape[-1:]), weight_dtype_name)
+    dy, residual, ds = (round_to(rng.normal(0.0, 1.0, size=shape), dtype_name) for _ in range(3))
+    return x, weight, dy, residual, ds

@@ -1,6 +1,7 @@
-"""Float64 reference of y = act(x + bias), its backward and double backward, written from the textbook
-formulas with Python's math module, independently of the kernels and of any framework.
-Used by the tests, `twinop info` and the report to check every binding."""
+"""Float64 reference of y = act(x + bias), its backward and double backward, and of RMSNorm and its
+backward, written from the textbook formulas with Python's math module and numpy, independently of
+the kernels and of any framework. Used by the tests, `twinop info` and the report to check every
+binding."""
 import math
 
 import numpy as np
@@ -134,3 +135,27 @@ def bias_act_double_backward(g, dy, x, bias, act, g_bias=None):
         d_dy = grad * DERIVATIVE[act](v)
         d_x = grad * np.asarray(dy, np.float64) * SECOND_DERIVATIVE[act](v)
         return d_dy, d_x, _sum_rows(d_x)
+
+
+def rms_norm_rstd(x, eps):
+    """1 / sqrt(mean(x^2 over the last axis) + eps), shaped x.shape[:-1]."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return 1.0 / np.sqrt(np.sum(np.square(x), axis=-1) / x.shape[-1] + eps)
+
+
+def rms_norm(x, weight, eps, offset=0.0):
+    """(y, rstd): y = x * rstd * (weight + offset)."""
+    rstd = rms_norm_rstd(x, eps)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return x * rstd[..., None] * (weight + offset), rstd
+
+
+def rms_norm_backward(dy, x, weight, eps, offset=0.0):
+    """(dx, dweight): dx = rstd (g - x_hat mean(g x_hat)), g = dy (weight + offset), x_hat = x rstd;
+    dweight = dy x_hat summed over every axis but the last."""
+    rstd = rms_norm_rstd(x, eps)[..., None]
+    with np.errstate(over="ignore", invalid="ignore"):
+        x_hat = x * rstd
+        g = dy * (weight + offset)
+        dx = rstd * (g - x_hat * (np.sum(g * x_hat, axis=-1, keepdims=True) / x.shape[-1]))
+        return dx, (dy * x_hat).reshape(-1, x.shape[-1]).sum(axis=0)
