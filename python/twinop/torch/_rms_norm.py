@@ -1,17 +1,42 @@
-"""rms_norm and add_rms_norm: the differentiable entry points, through an autograd.Function or
-the op itself, as bias_act (_bias_act.py, _function.py says why there are two routes).
+"""rms_norm and add_rms_norm: the differentiable entry points, through autograd.Functions or the
+ops themselves, as bias_act (_function.py says why there are two routes).
 
-The Functions' forwards call the ops, so vmap (generate_vmap_rule) reaches the ops' batching rules;
-their backward and jvp are _rms_norm_ops.py's: the fused backward kernel where nothing will
-differentiate the backward, the math as torch ops where something will (any order, either mode).
+Two Functions per entry point, each differentiated by the next, in both modes:
+  RmsNorm / AddRmsNorm:  y (and s) from the forward op; rstd kept for the backward.
+                         backward: the backward op, or RmsNormBackward where the backward may
+                         itself be differentiated (create_graph, a forward-mode level);
+                         jvp: the tangent of y as torch ops.
+  RmsNormBackward:       (dx, dweight) from the backward op (the same kernel, the same bits).
+                         backward and jvp: _rms_norm_ops.backward_vjp / backward_jvp, as torch
+                         ops, with rstd recomputed from x so that every order is exact.
+Their forwards call the ops, so vmap (generate_vmap_rule) reaches the ops' batching rules.
 """
+import functools
+
 import torch
 
 from ._checks import check_rms_norm_args
 from ._dual_check import in_dual_level
-from ._rms_norm_ops import gradients, tangent
+from ._rms_norm_ops import differentiable_backward, tangent
 
 ops = torch.ops.twinop
+
+
+THIRD_ORDER_ERROR = ("twinop.rms_norm: third-order derivatives are not supported through twinop.torch.rms_norm "
+                     "(torch.func would not differentiate its Functions' rules again); torch.autograd.grad of the raw "
+                     "op torch.ops.twinop.rms_norm serves any order")
+
+
+def _backward(dy, ds, x, weight, rstd, eps, offset):
+    """(dx, dweight): RmsNormBackward where the backward may be differentiated (create_graph, a
+    forward-mode level), else the op alone: the same kernel, without Function.apply's cost."""
+    if dy is None:  # nothing arrived at y (an add_rms_norm whose s alone is used)
+        return (torch.zeros_like(x) if ds is None else ds), torch.zeros_like(weight)
+    if torch.is_grad_enabled() or in_dual_level():
+        return RmsNormBackward.apply(dy, ds, x, weight, rstd, eps, offset)
+    if ds is None:
+        return ops.rms_norm_backward(dy, x, rstd, weight, offset)
+    return ops.add_rms_norm_backward(dy, ds, x, rstd, weight, offset)
 
 
 class RmsNorm(torch.autograd.Function):
@@ -24,21 +49,22 @@ class RmsNorm(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         x, weight, eps, offset = inputs
-        ctx.mark_non_differentiable(output[1])  # rstd, kept for the backward
+        ctx.mark_non_differentiable(output[1])  # rstd, kept for the backward, not returned to the user
+        # The same tensors for both: torch.func's vmap of a Function keeps one record of them.
         ctx.save_for_backward(x, weight, output[1])
-        ctx.save_for_forward(x, weight)
+        ctx.save_for_forward(x, weight, output[1])
         ctx.eps, ctx.offset = eps, offset
         ctx.set_materialize_grads(False)
 
     @staticmethod
     def backward(ctx, dy, _):
         x, weight, rstd = ctx.saved_tensors
-        return (*gradients(dy, None, None, x, weight, rstd, ctx.eps, ctx.offset), None, None)
+        return (*_backward(dy, None, x, weight, rstd, ctx.eps, ctx.offset), None, None)
 
     @staticmethod
     def jvp(ctx, t_x, t_weight, _eps, _offset):
-        x, weight = ctx.saved_tensors
-        return tangent(x, t_x, weight, t_weight, ctx.eps, ctx.offset), None
+        x, weight, _ = ctx.saved_tensors
+        return RmsNormTangent.apply(x, t_x, weight, t_weight, ctx.eps, ctx.offset), None
 
 
 class AddRmsNorm(torch.autograd.Function):
@@ -54,21 +80,123 @@ class AddRmsNorm(torch.autograd.Function):
         _, s, rstd = output
         ctx.mark_non_differentiable(rstd)
         ctx.save_for_backward(s, weight, rstd)
-        ctx.save_for_forward(s, weight)
+        ctx.save_for_forward(s, weight, rstd)
         ctx.eps, ctx.offset = eps, offset
         ctx.set_materialize_grads(False)
 
     @staticmethod
     def backward(ctx, dy, ds, _):
         s, weight, rstd = ctx.saved_tensors
-        dx, dweight = gradients(dy, ds, None, s, weight, rstd, ctx.eps, ctx.offset)
+        dx, dweight = _backward(dy, ds, s, weight, rstd, ctx.eps, ctx.offset)
         return dx, dx, dweight, None, None  # s = x + residual: both get dx
 
     @staticmethod
     def jvp(ctx, t_x, t_residual, t_weight, _eps, _offset):
-        s, weight = ctx.saved_tensors
+        s, weight, _ = ctx.saved_tensors
         t_s = t_x if t_residual is None else (t_residual if t_x is None else t_x + t_residual)
-        return tangent(s, t_s, weight, t_weight, ctx.eps, ctx.offset), t_s, None
+        return RmsNormTangent.apply(s, t_s, weight, t_weight, ctx.eps, ctx.offset), t_s, None
+
+
+def _or_zeros(tensors, likes):
+    return tuple(torch.zeros_like(like) if t is None else t for t, like in zip(tensors, likes))
+
+
+class RmsNormBackward(torch.autograd.Function):
+    """(dx, dweight) from the backward op; its derivatives (second order) from the formula as torch
+    ops, through SecondOrder."""
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(dy, ds, x, weight, rstd, eps, offset):
+        if ds is None:
+            return ops.rms_norm_backward(dy, x, rstd, weight, offset)
+        return ops.add_rms_norm_backward(dy, ds, x, rstd, weight, offset)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        dy, ds, x, weight, _, eps, offset = inputs
+        ctx.save_for_backward(dy, x, weight)
+        ctx.save_for_forward(dy, x, weight)
+        ctx.has_ds, ctx.eps, ctx.offset = ds is not None, eps, offset
+
+    @staticmethod
+    def backward(ctx, a, b):
+        dy, x, weight = ctx.saved_tensors
+        formula = functools.partial(differentiable_backward, eps=ctx.eps, offset=ctx.offset)
+        d_dy, d_x, d_weight = SecondOrder.apply("vjp", formula, 3, dy, x, weight, *_or_zeros((a, b), (x, weight)))
+        d_ds = (a if a is not None else torch.zeros_like(x)) if ctx.has_ds else None  # dx = ... + ds
+        return d_dy, d_ds, d_x, d_weight, None, None, None
+
+    @staticmethod
+    def jvp(ctx, t_dy, t_ds, t_x, t_weight, _rstd, _eps, _offset):
+        dy, x, weight = ctx.saved_tensors
+        formula = functools.partial(differentiable_backward, eps=ctx.eps, offset=ctx.offset)
+        t_dx, t_dweight = SecondOrder.apply("jvp", formula, 3, dy, x, weight,
+                                            *_or_zeros((t_dy, t_x, t_weight), (dy, x, weight)))
+        return (t_dx if t_ds is None else t_dx + t_ds), t_dweight
+
+
+class RmsNormTangent(torch.autograd.Function):
+    """The tangent of y (RmsNorm's jvp) as torch ops; its derivatives (second order in forward
+    mode) through SecondOrder."""
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, t_x, weight, t_weight, eps, offset):
+        return tangent(x, t_x, weight, t_weight, eps, offset)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, t_x, weight, t_weight, eps, offset = inputs
+        ctx.save_for_backward(x, t_x, weight, t_weight)  # only inputs may be saved: a None stays None
+        ctx.save_for_forward(x, t_x, weight, t_weight)
+        ctx.eps, ctx.offset = eps, offset
+
+    @staticmethod
+    def _primals(ctx):
+        x, t_x, weight, t_weight = ctx.saved_tensors
+        return _or_zeros((x, t_x, weight, t_weight), (x, x, weight, weight)), (t_x is not None, t_weight is not None)
+
+    @staticmethod
+    def backward(ctx, g):
+        primals, (has_t_x, has_t_weight) = RmsNormTangent._primals(ctx)
+        formula = functools.partial(tangent, eps=ctx.eps, offset=ctx.offset)
+        d_x, d_t_x, d_weight, d_t_weight = SecondOrder.apply("vjp", formula, 4, *primals, g)
+        return d_x, d_t_x if has_t_x else None, d_weight, d_t_weight if has_t_weight else None, None, None
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        primals, _ = RmsNormTangent._primals(ctx)
+        formula = functools.partial(tangent, eps=ctx.eps, offset=ctx.offset)
+        return SecondOrder.apply("jvp", formula, 4, *primals, *_or_zeros(tangents[:4], primals))
+
+
+class SecondOrder(torch.autograd.Function):
+    """A derivative of a formula of torch ops ("vjp": the gradients of its inputs given those of its
+    outputs; "jvp": the tangents of its outputs given its inputs'), computed in forward: where the
+    rules of the Functions above are needed, it gives them; its own derivative (third order) raises
+    rather than be silently lost (torch.func does not differentiate a Function's rules again)."""
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(mode, formula, count, *tensors):
+        primals, directions = tensors[:count], tensors[count:]
+        if mode == "vjp":
+            _, pullback = torch.func.vjp(formula, *primals)
+            return pullback(directions[0] if len(directions) == 1 else directions)
+        return torch.func.jvp(formula, primals, directions)[1]
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise NotImplementedError(THIRD_ORDER_ERROR)
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        raise NotImplementedError(THIRD_ORDER_ERROR)
 
 
 def _autocast_inputs(*tensors):

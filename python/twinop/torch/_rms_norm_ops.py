@@ -3,10 +3,10 @@ torch.compile and export, autograd, batching rules for torch.func.vmap, and the 
 backward and of forward mode as torch ops, which the differentiable entry points share
 (_rms_norm.py).
 
-Autograd, as PyTorch's own rms_norm does it: a plain backward runs the fused backward kernel with
-the forward's rstd; a backward that will itself be differentiated (create_graph, a forward-mode
-level) runs the same math as torch ops, which differentiate to any order in either mode. The
-backward ops themselves have no derivative: differentiate rms_norm twice, not its backward op.
+The ops' autograd: the forward's backward is the fused backward op, with the forward's rstd; the
+backward op's own derivative is backward_vjp, torch ops, which torch.autograd differentiates
+further to any order (rstd is an input of the backward op, and its path to x runs through the
+forward op's rstd output).
 """
 import torch
 
@@ -70,6 +70,12 @@ def _add_rms_norm_backward_fake(dy, ds, s, rstd, weight, offset):
 
 
 # ---- the math as torch ops, in the kernels' compute dtype, rounded once ----
+#
+# Per row, with C = x.shape[-1], w' = weight + offset, g = dy w' and D = sum(g x):
+#   forward   y = rstd x w',  rstd = (mean(x^2) + eps)^(-1/2),  d rstd / dx = -rstd^3 x / C
+#   backward  dx = rstd g - (rstd^3 D / C) x (+ ds),  dweight = sum over rows of dy x rstd
+# The derivatives of the backward below treat rstd as an input of its own, as the backward op
+# takes it; a caller whose rstd depends on x adds that path with rstd_gradient.
 
 
 def _rows_sum(t):
@@ -77,57 +83,25 @@ def _rows_sum(t):
     return t.reshape(-1, t.shape[-1]).sum(0)
 
 
+def _row_sum(t):
+    return t.sum(-1, keepdim=True)
+
+
 def rstd_of(x, eps):
-    """1 / sqrt(mean(x^2) + eps) per row, in the compute dtype: differentiable in x."""
+    """rstd per row ([..., 1]), in the compute dtype, as torch ops: differentiable in x."""
     xc = x.to(compute_dtype(x.dtype))
-    return torch.rsqrt(xc.pow(2).mean(-1) + eps)
+    return torch.rsqrt(xc.pow(2).mean(-1, keepdim=True) + eps)
 
 
-def differentiable_backward(dy, x, weight, eps, offset):
-    """(dx, dweight) with rstd recomputed from x: torch ops, differentiable in dy, x and weight to
-    any order, in reverse and forward mode."""
-    compute = compute_dtype(x.dtype)
-    xc, dyc = x.to(compute), dy.to(compute)
-    rstd = rstd_of(x, eps).unsqueeze(-1)
-    x_hat = xc * rstd
-    g = dyc * (weight.to(compute) + offset)
-    dx = rstd * (g - x_hat * (g * x_hat).mean(-1, keepdim=True))
-    return dx.to(x.dtype), _rows_sum(dyc * x_hat).to(weight.dtype)
-
-
-def rstd_gradient(drstd, x, rstd):
-    """The gradient at x of a gradient drstd arriving at rstd: d rstd / dx = -rstd^3 x / C."""
-    xc = x.to(rstd.dtype)
-    return (-(drstd * rstd.pow(3)).unsqueeze(-1) * xc / x.shape[-1]).to(x.dtype)
-
-
-def gradients(dy, ds, drstd, x, weight, rstd, eps, offset):
-    """(dx, dweight) of rms_norm at x (add_rms_norm: at s, with ds the gradient arriving at s),
-    given the gradients arriving at its outputs (None where none arrives)."""
-    if dy is None:
-        dx, dweight = torch.zeros_like(x), torch.zeros_like(weight)
-        if ds is not None:
-            dx = dx + ds
-    elif torch.is_grad_enabled():  # the backward will be differentiated: torch ops throughout
-        dx, dweight = differentiable_backward(dy, x, weight, eps, offset)
-        if ds is not None:
-            dx = dx + ds
-    elif ds is not None:
-        dx, dweight = ops.add_rms_norm_backward(dy, ds, x, rstd, weight, offset)
-    else:
-        dx, dweight = ops.rms_norm_backward(dy, x, rstd, weight, offset)
-    if drstd is not None:  # only a caller of the raw ops sees rstd
-        rstd = rstd_of(x, eps) if torch.is_grad_enabled() else rstd
-        dx = dx + rstd_gradient(drstd, x, rstd)
-    return dx, dweight
+def rstd_gradient(d_rstd, x, rstd):
+    """The gradient at x of a gradient d_rstd ([..., 1]) arriving at rstd ([..., 1])."""
+    return -(d_rstd * rstd.pow(3)) * x.to(rstd.dtype) / x.shape[-1]
 
 
 def tangent(x, t_x, weight, t_weight, eps, offset):
-    """The tangent of y = rms_norm(x, weight) given the tangents of x and weight (None where none):
-    t_y = (rstd t_x - rstd^3 x mean(x t_x)) (weight + offset) + rstd x t_weight, as torch ops."""
+    """The tangent of y = rms_norm(x, weight) given the tangents of x and weight (None where none)."""
     compute = compute_dtype(x.dtype)
-    xc = x.to(compute)
-    rstd = rstd_of(x, eps).unsqueeze(-1)
+    xc, rstd = x.to(compute), rstd_of(x, eps)
     t_y = torch.zeros_like(xc)
     if t_x is not None:
         tc = t_x.to(compute)
@@ -137,48 +111,103 @@ def tangent(x, t_x, weight, t_weight, eps, offset):
     return t_y.to(x.dtype)
 
 
-# ---- autograd of the raw ops ----
+def backward_vjp(a, b, dy, x, rstd, weight, offset):
+    """(d_dy, d_x, d_rstd, d_weight): the gradients of the backward's inputs, given a arriving at dx
+    and b at dweight (None where none arrives); rstd ([..., 1]) an input of its own, d_rstd
+    [..., 1], all in the compute dtype."""
+    compute = rstd.dtype
+    dyc, xc = dy.to(compute), x.to(compute)
+    w = weight.to(compute) + offset
+    g, cols = dyc * w, x.shape[-1]
+    a = torch.zeros_like(xc) if a is None else a.to(compute)
+    row_part = rstd * a - (rstd.pow(3) / cols) * _row_sum(a * xc) * xc  # d dx / d g, applied to a
+    d_dy, d_x = w * row_part, -(rstd.pow(3) / cols) * (_row_sum(a * xc) * g + _row_sum(g * xc) * a)
+    d_rstd = _row_sum(a * g) - (3 * rstd.pow(2) / cols) * _row_sum(g * xc) * _row_sum(a * xc)
+    d_weight = _rows_sum(dyc * row_part)
+    if b is not None:
+        bc = b.to(compute)
+        d_dy, d_x = d_dy + rstd * bc * xc, d_x + rstd * bc * dyc
+        d_rstd = d_rstd + _row_sum(bc * dyc * xc)
+    return d_dy, d_x, d_rstd, d_weight
+
+
+def differentiable_backward(dy, x, weight, eps, offset):
+    """(dx, dweight) with rstd computed from x, as torch ops: differentiable in dy, x and weight
+    (the formula the Functions of _rms_norm.py differentiate for second order)."""
+    compute = compute_dtype(x.dtype)
+    xc, dyc, rstd = x.to(compute), dy.to(compute), rstd_of(x, eps)
+    g = dyc * (weight.to(compute) + offset)
+    dx = rstd * g - (rstd.pow(3) / x.shape[-1]) * _row_sum(g * xc) * xc
+    return dx.to(x.dtype), _rows_sum(dyc * xc * rstd).to(weight.dtype)
+
+
+# ---- autograd of the raw ops: the backward op, whose own derivative is backward_vjp ----
 
 
 def _rms_norm_setup_context(ctx, inputs, output):
     x, weight, eps, offset = inputs
     ctx.save_for_backward(x, weight, output[1])
-    ctx.eps, ctx.offset = eps, offset
+    ctx.offset = offset
     ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None, not zeros
 
 
-def _rms_norm_backward(ctx, dy, drstd):
+def _raw_gradients(dy, ds, d_rstd, x, weight, rstd, offset):
+    """(dx, dweight) of the raw forward op, from the gradients at (y, [s,] rstd) (None where none)."""
+    if dy is not None:
+        dx, dweight = (ops.rms_norm_backward(dy, x, rstd, weight, offset) if ds is None
+                       else ops.add_rms_norm_backward(dy, ds, x, rstd, weight, offset))
+    else:
+        dx, dweight = (torch.zeros_like(x) if ds is None else ds), torch.zeros_like(weight)
+    if d_rstd is not None:  # only callers of the raw ops see rstd
+        dx = dx + rstd_gradient(d_rstd.unsqueeze(-1), x, rstd.unsqueeze(-1)).to(x.dtype)
+    return dx, dweight
+
+
+def _rms_norm_backward(ctx, dy, d_rstd):
     x, weight, rstd = ctx.saved_tensors
-    return (*gradients(dy, None, drstd, x, weight, rstd, ctx.eps, ctx.offset), None, None)
+    return (*_raw_gradients(dy, None, d_rstd, x, weight, rstd, ctx.offset), None, None)
 
 
 def _add_rms_norm_setup_context(ctx, inputs, output):
     _, _, weight, eps, offset = inputs
     _, s, rstd = output
     ctx.save_for_backward(s, weight, rstd)
-    ctx.eps, ctx.offset = eps, offset
+    ctx.offset = offset
     ctx.set_materialize_grads(False)
 
 
-def _add_rms_norm_backward(ctx, dy, ds, drstd):
+def _add_rms_norm_backward(ctx, dy, ds, d_rstd):
     s, weight, rstd = ctx.saved_tensors
-    dx, dweight = gradients(dy, ds, drstd, s, weight, rstd, ctx.eps, ctx.offset)
+    dx, dweight = _raw_gradients(dy, ds, d_rstd, s, weight, rstd, ctx.offset)
     return dx, dx, dweight, None, None  # d_residual = dx: s = x + residual
 
 
-NOT_DIFFERENTIABLE = ("twinop.rms_norm: the backward ops twinop::rms_norm_backward and add_rms_norm_backward have no "
-                      "derivative; differentiate rms_norm itself again (its backward is then differentiable)")
+def _backward_setup_context(ctx, inputs, output):
+    *tensors, offset = inputs
+    ctx.save_for_backward(*tensors)
+    ctx.offset = offset
 
 
-def _refuse(ctx, *grads):
-    raise NotImplementedError(NOT_DIFFERENTIABLE)
+def _backward_backward(ctx, a, b):
+    dy, x, rstd, weight = ctx.saved_tensors
+    d_dy, d_x, d_rstd, d_weight = backward_vjp(a, b, dy, x, rstd.unsqueeze(-1), weight, ctx.offset)
+    return d_dy.to(dy.dtype), d_x.to(x.dtype), d_rstd.squeeze(-1), d_weight.to(weight.dtype), None
+
+
+def _add_backward_backward(ctx, a, b):
+    dy, ds, s, rstd, weight = ctx.saved_tensors
+    d_dy, d_s, d_rstd, d_weight = backward_vjp(a, b, dy, s, rstd.unsqueeze(-1), weight, ctx.offset)
+    d_ds = torch.zeros_like(ds) if a is None else a  # dx = ... + ds
+    return d_dy.to(dy.dtype), d_ds, d_s.to(s.dtype), d_rstd.squeeze(-1), d_weight.to(weight.dtype), None
 
 
 torch.library.register_autograd("twinop::rms_norm", _rms_norm_backward, setup_context=_rms_norm_setup_context)
 torch.library.register_autograd("twinop::add_rms_norm", _add_rms_norm_backward,
                                 setup_context=_add_rms_norm_setup_context)
-for _name in ("twinop::rms_norm_backward", "twinop::add_rms_norm_backward"):
-    torch.library.register_autograd(_name, _refuse, setup_context=lambda ctx, inputs, output: None)
+torch.library.register_autograd("twinop::rms_norm_backward", _backward_backward,
+                                setup_context=_backward_setup_context)
+torch.library.register_autograd("twinop::add_rms_norm_backward", _add_backward_backward,
+                                setup_context=_backward_setup_context)
 
 
 # ---- batching rules: one call per vmap, never a loop over examples ----
