@@ -3,9 +3,10 @@ each op form of each binding the same way. A binding is one entry of BINDINGS: h
 tensors from float64 numpy values and back, its three view operations (transpose, strided slice,
 broadcast) and its calls.
 
-A call runs one op form (the raw op, an out= form, an autodiff layer, a vmap) on the binding's
-tensors and names what it returns (y, dx, dbias, d_dy, d_x, d_bias, or a per-example dbias under
-vmap); the tests compute the same names from the float64 reference."""
+A call runs one op form (the raw op, an out= form, an autodiff layer, a vmap) of one op on the
+binding's tensors and names what it returns (bias_act: y, dx, dbias, d_dy, d_x, d_bias; rms_norm
+and add_rms_norm: y, s, rstd, dx, dweight; or a per-example sum under vmap); the tests compute the
+same names from the float64 reference. tests/op_specs.py says what each op takes."""
 import importlib
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -17,16 +18,26 @@ import pytest
 
 @dataclass(frozen=True)
 class Call:
-    fn: Callable  # fn(inputs, act) -> tuple of the binding's tensors; inputs has x, bias, dy, g, g_bias
+    fn: Callable  # fn(inputs, attrs) -> tuple of the binding's tensors; inputs: the op's (op_specs.py)
     outputs: tuple  # the names of what fn returns, in order
     same_bits_as: str = ""  # an out= form: the allocating call whose bits it must reproduce
     min_ndim: int = 1  # vmap maps over a first axis
     zero_g_bias: bool = False  # the call passes no g_bias: the reference takes zeros
+    op: str = "bias_act"  # which op: its inputs and attributes (act; eps and offset) in op_specs.py
 
 
 FORWARD = ("y",)
 BACKWARD = ("dx", "dbias")
 DOUBLE_BACKWARD = ("d_dy", "d_x", "d_bias")
+RMS_BACKWARD = ("dx", "dweight")
+
+
+def rms_norm(fn, outputs, **kwargs):
+    return Call(fn, outputs, op="rms_norm", **kwargs)
+
+
+def add_rms_norm(fn, outputs, **kwargs):
+    return Call(fn, outputs, op="add_rms_norm", **kwargs)
 
 
 def numpy_dtype(name):
@@ -65,8 +76,25 @@ class NumpyBinding:
             "bias_act_double_backward g_bias=None": Call(
                 lambda i, act: tn.bias_act_double_backward(i.g, i.dy, i.x, i.bias, act), DOUBLE_BACKWARD,
                 zero_g_bias=True),
+            "rms_norm": rms_norm(lambda i, a: (tn.rms_norm(i.x, i.weight, a.eps, offset=a.offset),), FORWARD),
+            "rms_norm out=": rms_norm(self._rms_norm_out, FORWARD, same_bits_as="rms_norm"),
+            "rms_norm out=x": rms_norm(self._rms_norm_in_place, FORWARD, same_bits_as="rms_norm"),
+            "rms_norm_backward": rms_norm(lambda i, a: tn.rms_norm_backward(i.dy, i.x, i.weight, a.eps,
+                                                                            offset=a.offset), RMS_BACKWARD),
+            "add_rms_norm": add_rms_norm(lambda i, a: tn.add_rms_norm(i.x, i.residual, i.weight, a.eps,
+                                                                      offset=a.offset), ("y", "s")),
         }
         return self
+
+    def _rms_norm_out(self, i, a):
+        out = nan_like(i.x)
+        assert self.tn.rms_norm(i.x, i.weight, a.eps, offset=a.offset, out=out) is out
+        return (out,)
+
+    def _rms_norm_in_place(self, i, a):
+        x = np.array(i.x, order="C")
+        assert self.tn.rms_norm(x, i.weight, a.eps, offset=a.offset, out=x) is x
+        return (x,)
 
     def _forward_out(self, i, act):
         out = nan_like(i.x)
@@ -142,8 +170,54 @@ class TorchBinding:
             "vmap ops.bias_act_backward": Call(self._vmap_backward, ("dx", "dbias per example"), min_ndim=2),
             "vmap ops.bias_act_double_backward": Call(self._vmap_double_backward,
                                                       ("d_dy", "d_x", "d_bias per example"), min_ndim=2),
+            "ops.rms_norm": rms_norm(lambda i, a: ops.rms_norm(i.x, i.weight, a.eps, a.offset), ("y", "rstd")),
+            "ops.rms_norm_backward": rms_norm(self._rms_norm_backward_op, RMS_BACKWARD),
+            "ops.add_rms_norm": add_rms_norm(lambda i, a: ops.add_rms_norm(i.x, i.residual, i.weight, a.eps,
+                                                                           a.offset), ("y", "s", "rstd")),
+            "ops.add_rms_norm_backward": add_rms_norm(self._add_rms_norm_backward_op, RMS_BACKWARD),
+            "rms_norm": rms_norm(lambda i, a: (tt.rms_norm(i.x, i.weight, a.eps, offset=a.offset),), FORWARD),
+            "add_rms_norm": add_rms_norm(lambda i, a: tt.add_rms_norm(i.x, i.residual, i.weight, a.eps,
+                                                                      offset=a.offset), ("y", "s")),
+            "rms_norm autograd": rms_norm(self._rms_norm_autograd, FORWARD + RMS_BACKWARD),
+            "add_rms_norm autograd": add_rms_norm(self._add_rms_norm_autograd, ("y", "s") + RMS_BACKWARD),
+            # vmap over the first axis, weight batched too (expanded per example): the batching rules.
+            "vmap ops.rms_norm": rms_norm(self._vmap_rms_norm, ("y", "rstd"), min_ndim=2),
+            "vmap ops.rms_norm_backward": rms_norm(self._vmap_rms_norm_backward, ("dx", "dweight per example"),
+                                                   min_ndim=2),
         }
         return self
+
+    def _rms_norm_backward_op(self, i, a):
+        ops = self.torch.ops.twinop
+        _, rstd = ops.rms_norm(i.x, i.weight, a.eps, a.offset)
+        return ops.rms_norm_backward(i.dy, i.x, rstd, i.weight, a.offset)
+
+    def _add_rms_norm_backward_op(self, i, a):
+        ops = self.torch.ops.twinop
+        _, s, rstd = ops.add_rms_norm(i.x, i.residual, i.weight, a.eps, a.offset)
+        return ops.add_rms_norm_backward(i.dy, i.ds, s, rstd, i.weight, a.offset)
+
+    def _rms_norm_autograd(self, i, a):
+        x, weight = self._leaf(i.x), self._leaf(i.weight)
+        y = self.tt.rms_norm(x, weight, a.eps, offset=a.offset)
+        return (y, *self.torch.autograd.grad(y, (x, weight), i.dy))
+
+    def _add_rms_norm_autograd(self, i, a):
+        x, residual, weight = self._leaf(i.x), self._leaf(i.residual), self._leaf(i.weight)
+        y, s = self.tt.add_rms_norm(x, residual, weight, a.eps, offset=a.offset)
+        dx, d_residual, dweight = self.torch.autograd.grad((y, s), (x, residual, weight), (i.dy, i.ds))
+        assert self.bits(dx) == self.bits(d_residual)  # s = x + residual: one gradient
+        return y, s, dx, dweight
+
+    def _vmap_rms_norm(self, i, a):
+        f = lambda x, w: self.torch.ops.twinop.rms_norm(x, w, a.eps, a.offset)  # noqa: E731
+        return self.torch.func.vmap(f)(i.x, self._per_example(i.weight, i.x))
+
+    def _vmap_rms_norm_backward(self, i, a):
+        ops = self.torch.ops.twinop
+        _, rstd = ops.rms_norm(i.x, i.weight, a.eps, a.offset)
+        f = lambda dy, x, r, w: ops.rms_norm_backward(dy, x, r, w, a.offset)  # noqa: E731
+        return self.torch.func.vmap(f)(i.dy, i.x, rstd, self._per_example(i.weight, i.x))
 
     def _nan_like(self, t):
         """A contiguous tensor shaped and typed like t, full of NaN (full_like would copy t's strides)."""

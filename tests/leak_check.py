@@ -5,8 +5,8 @@ Run by tests/test_leaks.py in a process of its own:
     python tests/leak_check.py BINDING CALLS WARMUP_ROUNDS ROUNDS
 
 CALLS picks the calls whose name contains it ("" for all). A round makes every picked call on good
-inputs, then on eager calls also with a bias of the wrong size and with a bad act name, each of
-which must raise.
+inputs, then on eager calls also with a bias (weight) of the wrong size and with a bad attribute (an
+act name; eps), each of which must raise.
 """
 import gc
 import json
@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bindings  # noqa: E402
-from cases import ACTIVATIONS  # noqa: E402
+from op_specs import OPS, attrs  # noqa: E402
 
 SHAPE = (64, 65)  # one float32 output is 16.6 kB
 
@@ -28,9 +28,10 @@ def resident_bytes():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def make_inputs(binding, bias_size):
+def make_inputs(binding, row_size):
+    """Every input any op takes, float32; the per-feature ones (bias, weight) of row_size."""
     rng = np.random.default_rng(0)
-    shapes = {"x": SHAPE, "dy": SHAPE, "g": SHAPE, "bias": (bias_size,), "g_bias": (bias_size,)}
+    shapes = {name: (SHAPE if kind == "x" else (row_size,)) for op in OPS.values() for name, kind in op.inputs.items()}
     return SimpleNamespace(**{name: binding.tensor(rng.normal(size=shape).astype(np.float32).astype(np.float64),
                                                    "float32") for name, shape in shapes.items()})
 
@@ -42,14 +43,13 @@ def error_calls(calls):
     return {name: call for name, call in calls.items() if "tf.function" not in name}
 
 
-def one_round(calls, good, bad_bias, errors, k):
-    act = ACTIVATIONS[k % len(ACTIVATIONS)]
+def one_round(calls, good, bad_row, errors, k):
     for call in calls.values():
-        call.fn(good, act)
+        call.fn(good, attrs(call.op, k))
     for name, call in error_calls(calls).items():
-        for inputs, bad_act in ((bad_bias, act), (good, "no such act")):
+        for inputs, bad_attrs in ((bad_row, attrs(call.op, k)), (good, OPS[call.op].bad_attrs)):
             try:
-                call.fn(inputs, bad_act)
+                call.fn(inputs, bad_attrs)
             except errors:
                 continue
             raise AssertionError(f"{name} accepted bad arguments")
@@ -60,13 +60,13 @@ def main(name, picked, warmup_rounds, rounds):
     calls = {n: call for n, call in binding.calls.items() if picked in n}
     errors = ((ValueError, binding.tf.errors.InvalidArgumentError) if name == "tensorflow"
               else getattr(binding, "argument_errors", (ValueError,)))
-    good, bad_bias = make_inputs(binding, SHAPE[-1]), make_inputs(binding, SHAPE[-1] + 1)
+    good, bad_row = make_inputs(binding, SHAPE[-1]), make_inputs(binding, SHAPE[-1] + 1)
     for k in range(warmup_rounds):
-        one_round(calls, good, bad_bias, errors, k)
+        one_round(calls, good, bad_row, errors, k)
     gc.collect()
     before = resident_bytes()
     for k in range(rounds):
-        one_round(calls, good, bad_bias, errors, k)
+        one_round(calls, good, bad_row, errors, k)
     gc.collect()
     calls_made = rounds * (len(calls) + 2 * len(error_calls(calls)))
     print(json.dumps({"before": before, "after": resident_bytes(), "calls": calls_made}))

@@ -1,13 +1,14 @@
-"""Hostile `act` arguments through every call of every binding (tests/bindings.py): each gives
-the binding's documented error (ValueError in numpy and PyTorch; InvalidArgumentError in
-TensorFlow's eager mode, ValueError while tracing a tf.function), names the argument, leaves the
-inputs unchanged, and nothing crashes."""
+"""Hostile attributes through every call of every binding (tests/bindings.py): bias_act's `act`
+strings, RMSNorm's `eps` and `offset` values. Each gives the binding's documented error (ValueError
+in numpy and PyTorch; InvalidArgumentError in TensorFlow's eager mode, ValueError while tracing a
+tf.function), names the argument, leaves the inputs unchanged, and nothing crashes."""
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import bindings
+from op_specs import OPS, RmsNormAttrs, input_shapes
 
 HOSTILE_ACTS = {
     "empty": "",
@@ -37,14 +38,19 @@ def act_errors(binding):
 
 
 def small_inputs(binding):
-    """{name: tensor} for every input a call may take: x [2, 3, 5] and its like, float32."""
+    """{name: tensor} for every input a call of any op may take: x [2, 3, 5] and its like, float32."""
     rng = np.random.default_rng(0)
-    shapes = {"x": (2, 3, 5), "dy": (2, 3, 5), "g": (2, 3, 5), "bias": (5,), "g_bias": (5,)}
+    shapes = {name: shape for op in OPS for name, shape in input_shapes(op, (2, 3, 5)).items()}
     return {name: binding.tensor(rng.normal(size=shape).astype(np.float32).astype(np.float64), "float32")
             for name, shape in shapes.items()}
 
 
-CALLS = bindings.calls()
+def calls_of(op):
+    return [(b, c) for b, c in bindings.calls() if c is None or bindings.load(b).calls[c].op in op]
+
+
+CALLS = calls_of(("bias_act",))
+RMS_NORM_CALLS = calls_of(("rms_norm", "add_rms_norm"))
 
 
 @pytest.mark.parametrize("act", HOSTILE_ACTS.values(), ids=HOSTILE_ACTS.keys())
@@ -62,6 +68,31 @@ def test_bad_act_raises_the_documented_error(binding_name, call_name, act):
     if binding.name != "tensorflow":  # TensorFlow's own attr check writes the message there
         assert ALLOWED in message, message
         assert "\0" not in message and len(message) < 300, message  # quoted, escaped and cut
+    assert all(binding.bits(t) == before[name] for name, t in inputs.items())
+
+
+HOSTILE_RMS_NORM_ATTRS = {  # (eps, offset) and what the message names
+    "negative eps": (RmsNormAttrs(-1e-6, 0.0), "eps must be finite and >= 0"),
+    "NaN eps": (RmsNormAttrs(float("nan"), 0.0), "eps must be finite and >= 0"),
+    "infinite eps": (RmsNormAttrs(float("inf"), 0.0), "eps must be finite and >= 0"),
+    "-Inf eps": (RmsNormAttrs(float("-inf"), 0.0), "eps must be finite and >= 0"),
+    "NaN offset": (RmsNormAttrs(1e-6, float("nan")), "offset must be finite"),
+    "infinite offset": (RmsNormAttrs(1e-6, float("inf")), "offset must be finite"),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_RMS_NORM_ATTRS)
+@pytest.mark.parametrize("binding_name,call_name", RMS_NORM_CALLS, ids=[f"{b}: {c}" for b, c in RMS_NORM_CALLS])
+def test_bad_eps_or_offset_raises_the_documented_error(binding_name, call_name, case):
+    if call_name is None:
+        pytest.skip(f"the {binding_name} binding was not built")
+    binding = bindings.load(binding_name)
+    inputs = small_inputs(binding)
+    before = {name: binding.bits(t) for name, t in inputs.items()}
+    attrs, words = HOSTILE_RMS_NORM_ATTRS[case]
+    with pytest.raises(act_errors(binding)) as info:
+        binding.calls[call_name].fn(SimpleNamespace(**inputs), attrs)
+    assert words in str(info.value), str(info.value)
     assert all(binding.bits(t) == before[name] for name, t in inputs.items())
 
 

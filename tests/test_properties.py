@@ -37,7 +37,8 @@ from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
 import bindings  # noqa: E402
-from cases import ACTIVATIONS, DTYPES  # noqa: E402
+from cases import ACTIVATIONS, DTYPES, WEIGHT_DTYPES  # noqa: E402
+from op_specs import RmsNormAttrs, input_shapes  # noqa: E402
 from tolerances import tolerance  # noqa: E402
 from twinop import reference  # noqa: E402
 
@@ -192,30 +193,48 @@ def multi_chunk_shapes(draw, min_ndim=1):
     return shape if len(shape) >= min_ndim else (1, *shape)
 
 
-INPUT_SHAPES = {"x": "x", "dy": "x", "g": "x", "bias": "bias", "g_bias": "bias"}
-
-
 def needed_inputs(call):
-    names = {"x", "bias"}
-    if set(call.outputs) - {"y"}:
-        names.add("dy")
-    if any(name.startswith("d_") for name in call.outputs):
-        names |= {"g", "g_bias"}
+    if call.op == "bias_act":
+        names = {"x", "bias"}
+        if set(call.outputs) - {"y"}:
+            names.add("dy")
+        if any(name.startswith("d_") for name in call.outputs):
+            names |= {"g", "g_bias"}
+    else:
+        backward = any(name.startswith("dx") for name in call.outputs)
+        names = {"x", "weight"} | ({"dy"} if backward else set())
+        if call.op == "add_rms_norm":
+            names |= {"residual"} | ({"ds"} if backward else set())
     return sorted(names)
+
+
+# RMSNorm's values stay where float32 sums of their squares and products cannot overflow (x**2
+# summed over 2048 elements, dy * weight * x summed): past that, float32 arithmetic is Inf by design,
+# as the native composition's. Its eps is at least 1e-6 here (eps = 0 has its own test).
+RMS_LARGEST = {"x": 1e15, "residual": 1e15, "weight": 1e6, "dy": 1e6, "ds": 1e6}
+RMS_EPS = (1e-6, 1e-5, 0.1)
+RMS_OFFSETS = (0.0, 1.0, -0.5)
 
 
 @st.composite
 def examples(draw, call, shape_strategy, tensor_strategy=tensor_values):
-    """(dtype, activation, {input name: (layout, base values, view)}) for one call."""
+    """(attributes, {input name: dtype}, {input name: (layout, base values, view)}) for one call."""
     dtype = draw(st.sampled_from(DTYPES))
-    act = draw(st.sampled_from(ACTIVATIONS))
     x_shape = draw(shape_strategy)
-    shapes_of = {"x": x_shape, "bias": x_shape[-1:]}
+    shapes_of = input_shapes(call.op, x_shape)
+    if call.op == "bias_act":
+        attrs = draw(st.sampled_from(ACTIVATIONS))
+        dtypes = {name: dtype for name in shapes_of}
+        largest = {name: (LARGEST_INPUT if name in ("x", "bias") else LARGEST_GRADIENT)[dtype] for name in shapes_of}
+    else:
+        attrs = RmsNormAttrs(draw(st.sampled_from(RMS_EPS)), draw(st.sampled_from(RMS_OFFSETS)))
+        dtypes = {name: dtype for name in shapes_of}
+        dtypes["weight"] = draw(st.sampled_from(WEIGHT_DTYPES[dtype]))
+        largest = {name: min(bound, LARGEST_INPUT[dtypes[name]]) for name, bound in RMS_LARGEST.items()}
     tensors = {}
     for name in needed_inputs(call):
-        largest = (LARGEST_INPUT if name in ("x", "bias") else LARGEST_GRADIENT)[dtype]
-        tensors[name] = draw(tensor_strategy(shapes_of[INPUT_SHAPES[name]], dtype, largest))
-    return dtype, act, tensors
+        tensors[name] = draw(tensor_strategy(shapes_of[name], dtypes[name], largest[name]))
+    return attrs, dtypes, tensors
 
 
 # ---- the expected results ----
@@ -224,7 +243,9 @@ def examples(draw, call, shape_strategy, tensor_strategy=tensor_values):
 @dataclass
 class Expected:
     exact: np.ndarray  # the float64 reference
-    scale: np.ndarray  # the magnitude of the gradient act, act' or act'' is multiplied by (1 for y)
+    scale: np.ndarray  # the magnitude its absolute error scales with (bias_act: the gradient act, act'
+    #                    or act'' is multiplied by, 1 for y)
+    dtype: str  # the output's dtype
     summed: int = 1  # terms summed into each element (dbias)
     may_be_nan: np.ndarray = False  # Inf times a derivative that may underflow: NaN is right too
 
@@ -244,11 +265,12 @@ def column_sums(e, rows_shape):
         return np.broadcast_to(a, e.exact.shape).reshape(rows_shape)
 
     return Expected(rows(e.exact).sum(axis=-2), rows(np.where(np.isfinite(e.scale), e.scale, 0.0)).max(axis=-2, initial=0.0),
-                    rows_shape[-2], rows(e.may_be_nan).any(axis=-2))
+                    e.dtype, rows_shape[-2], rows(e.may_be_nan).any(axis=-2))
 
 
-def expected_outputs(call, tensors, act, dtype, flushes):
-    """name -> Expected, for every name a call may return."""
+def bias_act_expected(call, tensors, act, dtypes, flushes):
+    """name -> Expected, for every name a bias_act call may return."""
+    dtype = dtypes["x"]
     v = {name: view for name, (_, _, view) in tensors.items()}
     x = v["x"]
     rows = (int(np.prod(x.shape[:-1])), x.shape[-1])
@@ -256,18 +278,18 @@ def expected_outputs(call, tensors, act, dtype, flushes):
     zero_bias = np.zeros(x.shape[-1])
     dy = flush_subnormals(v["dy"], dtype) if flushes and "dy" in v else v.get("dy")
     pre = compute_sum(x, v["bias"], dtype, flushes)  # x + bias in the compute type
-    out = {"y": Expected(reference.bias_act(pre, zero_bias, act), np.ones_like(x))}
+    out = {"y": Expected(reference.bias_act(pre, zero_bias, act), np.ones_like(x), dtype)}
     if "dy" in v:
         first = reference.DERIVATIVE[act](pre)
-        out["dx"] = Expected(reference.bias_act_backward(dy, pre, zero_bias, act)[0], np.abs(dy),
+        out["dx"] = Expected(reference.bias_act_backward(dy, pre, zero_bias, act)[0], np.abs(dy), dtype,
                              may_be_nan=underflows(dy, first, dtype))
     if "g" in v:
         g_bias = np.zeros_like(zero_bias) if call.zero_g_bias else v["g_bias"]
         grad = compute_sum(v["g"], g_bias, dtype, flushes)  # G = g + g_bias in the compute type
         d_dy, d_x, _ = reference.bias_act_double_backward(grad, dy, pre, zero_bias, act)
         second = reference.SECOND_DERIVATIVE[act](pre)
-        out["d_dy"] = Expected(d_dy, np.abs(grad), may_be_nan=underflows(grad, first, dtype))
-        out["d_x"] = Expected(d_x, np.abs(grad * dy), may_be_nan=underflows(grad * dy, second, dtype))
+        out["d_dy"] = Expected(d_dy, np.abs(grad), dtype, may_be_nan=underflows(grad, first, dtype))
+        out["d_x"] = Expected(d_x, np.abs(grad * dy), dtype, may_be_nan=underflows(grad * dy, second, dtype))
     for total, term in (("dbias", "dx"), ("d_bias", "d_x")):
         if term in out:
             out[total] = column_sums(out[term], rows)
@@ -275,12 +297,58 @@ def expected_outputs(call, tensors, act, dtype, flushes):
     return out
 
 
-def assert_matches(actual, e, dtype, what):
+def rms_norm_expected(call, tensors, attrs, dtypes, flushes):
+    """name -> Expected, for every name an rms_norm or add_rms_norm call may return: the float64
+    reference at x (add_rms_norm: at s = x + residual formed in the compute type and rounded, as the
+    kernels form it)."""
+    assert not flushes, "RMSNorm's property tests model bindings that keep subnormals"
+    v = {name: view for name, (_, _, view) in tensors.items()}
+    dtype, weight_dtype = dtypes["x"], dtypes["weight"]
+    x, w = v["x"], v["weight"]
+    out = {}
+    if call.op == "add_rms_norm":
+        x = round_to(compute_sum(x, v["residual"], dtype, False), dtype)
+        out["s"] = Expected(x, np.ones_like(x), dtype)
+    rows = (int(np.prod(x.shape[:-1])), x.shape[-1])
+    per_example = (x.shape[0], int(np.prod(x.shape[1:-1])), x.shape[-1]) if x.ndim >= 2 else rows
+    with np.errstate(all="ignore"):
+        y, rstd = reference.rms_norm(x, w, attrs.eps, attrs.offset)
+        out["y"] = Expected(y, np.ones_like(x), dtype)
+        out["rstd"] = Expected(rstd, np.ones_like(rstd), "float64" if dtype == "float64" else "float32")
+        if "dy" in v:
+            dy = v["dy"]
+            dx, _ = reference.rms_norm_backward(dy, x, w, attrs.eps, attrs.offset)
+            r = rstd[..., None]
+            g, x_hat = dy * (w + attrs.offset), x * r
+            # dx = rstd (g - x_hat mean(g x_hat)): its rounding scales with the terms, not their difference
+            mean_abs = np.sum(np.abs(g * x_hat), axis=-1, keepdims=True) / max(x.shape[-1], 1)
+            scale = np.abs(r) * (np.abs(g) + np.abs(x_hat) * mean_abs)
+            # An infinite gradient in a row makes mean(g x_hat) infinite: where a term of it is Inf
+            # times an x_hat that underflows in the compute type, it is NaN there, and so is the row.
+            row_not_finite = np.broadcast_to(~np.isfinite(np.sum(g * x_hat, axis=-1, keepdims=True)), dx.shape)
+            if call.op == "add_rms_norm":
+                dx, scale = dx + v["ds"], scale + np.abs(v["ds"])
+            out["dx"] = Expected(dx, scale, dtype, may_be_nan=row_not_finite)
+            terms = Expected(dy * x_hat, np.abs(dy * x_hat), weight_dtype, may_be_nan=underflows(dy, x_hat, dtype))
+            out["dweight"] = column_sums(terms, rows)
+            out["dweight per example"] = column_sums(terms, per_example)  # vmap over the first axis
+    return out
+
+
+def expected_outputs(call, tensors, attrs, dtypes, flushes):
+    """name -> Expected, for every name a call may return."""
+    if call.op == "bias_act":
+        return bias_act_expected(call, tensors, attrs, dtypes, flushes)
+    return rms_norm_expected(call, tensors, attrs, dtypes, flushes)
+
+
+def assert_matches(actual, e, what):
     """actual equals the exact value rounded to dtype: NaN where it is NaN, the same infinity where
     it is infinite, and within tolerance (atol scaled by the gradient's magnitude) where it is
     finite. Where the exact value is within tolerance of the dtype's threshold of rounding to
     +-Inf, the largest finite value and +-Inf are both right; NaN is also right where
     e.may_be_nan."""
+    dtype = e.dtype
     exact = np.asarray(e.exact, np.float64)
     expected = round_to(exact, dtype)
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
@@ -299,30 +367,31 @@ def assert_matches(actual, e, dtype, what):
         raise AssertionError(f"{what} ({dtype}): {int((~ok).sum())} of {ok.size} wrong; {detail}")
 
 
-def check_call(binding_name, call_name, dtype, act, tensors):
+def check_call(binding_name, call_name, attrs, dtypes, tensors):
     binding = bindings.load(binding_name)
     call = binding.calls[call_name]
     shape_of = {name: view.shape for name, (_, _, view) in tensors.items()}
-    bases = {name: binding.tensor(base, dtype) for name, (_, base, _) in tensors.items()}
+    bases = {name: binding.tensor(base, dtypes[name]) for name, (_, base, _) in tensors.items()}
     before = {name: binding.bits(t) for name, t in bases.items()}
     inputs = SimpleNamespace(**{name: layout.view(binding, bases[name], shape_of[name])
                                 for name, (layout, _, _) in tensors.items()})
-    got = call.fn(inputs, act)
+    got = call.fn(inputs, attrs)
     assert len(got) == len(call.outputs)
     for name, t in bases.items():
         assert binding.bits(t) == before[name], f"{call_name} changed its input {name}"
     with np.errstate(all="ignore"):  # Inf - Inf in a column sum is NaN, as it is in the kernels
-        want = expected_outputs(call, tensors, act, dtype, binding.flushes_subnormals)
+        want = expected_outputs(call, tensors, attrs, dtypes, binding.flushes_subnormals)
     for name, t in zip(call.outputs, got):
-        assert binding.dtype_name(t) == dtype, f"{name}: dtype {binding.dtype_name(t)}, want {dtype}"
-        assert_matches(binding.to_float64(t), want[name], dtype, f"{call_name}: {name}")
+        assert binding.dtype_name(t) == want[name].dtype, f"{name}: dtype {binding.dtype_name(t)}, want {want[name].dtype}"
+        assert_matches(binding.to_float64(t), want[name], f"{call_name}: {name}")
     if call.same_bits_as:
-        again = binding.calls[call.same_bits_as].fn(inputs, act)
+        again = binding.calls[call.same_bits_as].fn(inputs, attrs)
         for name, a, b in zip(call.outputs, got, again):
             assert binding.bits(a) == binding.bits(b), f"{name} differs in bits from {call.same_bits_as}"
 
 
 CALLS = bindings.calls()
+BIAS_ACT_CALLS = [(b, c) for b, c in CALLS if c is None or bindings.load(b).calls[c].op == "bias_act"]
 
 
 @pytest.mark.parametrize("binding_name,call_name", CALLS, ids=[f"{b}: {c}" for b, c in CALLS])
@@ -331,8 +400,8 @@ def test_matches_reference(binding_name, call_name, data):
     if call_name is None:
         pytest.skip(f"the {binding_name} binding was not built")
     call = bindings.load(binding_name).calls[call_name]
-    dtype, act, tensors = data.draw(examples(call, shapes(min_ndim=call.min_ndim)), label="example")
-    check_call(binding_name, call_name, dtype, act, tensors)
+    attrs, dtypes, tensors = data.draw(examples(call, shapes(min_ndim=call.min_ndim)), label="example")
+    check_call(binding_name, call_name, attrs, dtypes, tensors)
 
 
 @pytest.mark.parametrize("binding_name,call_name", CALLS, ids=[f"{b}: {c}" for b, c in CALLS])
@@ -343,12 +412,12 @@ def test_multi_chunk_shapes_match_reference(binding_name, call_name, data):
         pytest.skip(f"the {binding_name} binding was not built")
     call = bindings.load(binding_name).calls[call_name]
     example = examples(call, multi_chunk_shapes(min_ndim=call.min_ndim), big_tensor_values)
-    dtype, act, tensors = data.draw(example, label="example")
-    check_call(binding_name, call_name, dtype, act, tensors)
+    attrs, dtypes, tensors = data.draw(example, label="example")
+    check_call(binding_name, call_name, attrs, dtypes, tensors)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float64"])
-@pytest.mark.parametrize("binding_name,call_name", CALLS, ids=[f"{b}: {c}" for b, c in CALLS])
+@pytest.mark.parametrize("binding_name,call_name", BIAS_ACT_CALLS, ids=[f"{b}: {c}" for b, c in BIAS_ACT_CALLS])
 def test_infinite_gradients_through_the_tails(binding_name, call_name, dtype):
     """Inf and -Inf gradients times every activation's derivatives at x + bias from -100 to 100,
     70k points (several chunks): where a derivative is tiny but not 0, the result is the signed
@@ -364,4 +433,4 @@ def test_infinite_gradients_through_the_tails(binding_name, call_name, dtype):
     call = bindings.load(binding_name).calls[call_name]
     tensors = {name: (dense, values[name], values[name]) for name in needed_inputs(call)}
     for act in ACTIVATIONS:
-        check_call(binding_name, call_name, dtype, act, tensors)
+        check_call(binding_name, call_name, act, {name: dtype for name in tensors}, tensors)

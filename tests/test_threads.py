@@ -11,26 +11,29 @@ import numpy as np
 import pytest
 
 import bindings
-from cases import ACTIVATIONS
+from cases import WEIGHT_DTYPES
+from op_specs import OPS, attrs
 
 THREADS = 8
 ROUNDS = 3
 
 
 def thread_work(binding, k):
-    """Thread k's inputs (as the binding's tensors) and activation."""
+    """Thread k's inputs (as the binding's tensors: every input any op takes) and its k."""
     rng = np.random.default_rng(k)
     dtype = ("float32", "bfloat16", "float64", "float16")[k % 4]
     rows, cols = 200 + 40 * k, 331
-    shapes = {"x": (rows, cols), "dy": (rows, cols), "g": (rows, cols), "bias": (cols,), "g_bias": (cols,)}
-    inputs = {name: binding.tensor(rng.normal(0.0, 2.0, shape).astype(bindings.numpy_dtype(dtype)).astype(float),
-                                   dtype) for name, shape in shapes.items()}
-    return SimpleNamespace(**inputs), ACTIVATIONS[k % len(ACTIVATIONS)]
+    shapes = {name: ((rows, cols) if kind == "x" else (cols,)) for op in OPS.values() for name, kind in op.inputs.items()}
+    dtypes = {name: dtype for name in shapes}
+    dtypes["weight"] = WEIGHT_DTYPES[dtype][k // 4 % len(WEIGHT_DTYPES[dtype])]  # mixed precision for some
+    inputs = {name: binding.tensor(rng.normal(0.0, 2.0, shape).astype(bindings.numpy_dtype(dtypes[name])).astype(float),
+                                   dtypes[name]) for name, shape in shapes.items()}
+    return SimpleNamespace(**inputs), k
 
 
-def run_every_call(binding, inputs, act):
-    """{call name: the bits of each output}."""
-    return {name: [binding.bits(t) for t in call.fn(inputs, act)] for name, call in binding.calls.items()}
+def run_every_call(binding, inputs, k):
+    """{call name: the bits of each output}, each call with the k-th attributes of its op."""
+    return {name: [binding.bits(t) for t in call.fn(inputs, attrs(call.op, k))] for name, call in binding.calls.items()}
 
 
 def run_in_threads(work, count):
@@ -71,7 +74,7 @@ def test_eight_threads_give_the_serial_bits(binding_name, request):
     if binding_name == "torch":
         request.getfixturevalue("torch_pool_on")
     work = [thread_work(binding, k) for k in range(THREADS)]
-    serial = [run_every_call(binding, inputs, act) for inputs, act in work]
+    serial = [run_every_call(binding, inputs, k) for inputs, k in work]
     concurrent = run_in_threads(lambda k: [run_every_call(binding, *work[k]) for _ in range(ROUNDS)], THREADS)
     for k in range(THREADS):
         for round_results in concurrent[k]:

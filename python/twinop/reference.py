@@ -158,4 +158,4 @@ def rms_norm_backward(dy, x, weight, eps, offset=0.0):
         x_hat = x * rstd
         g = dy * (weight + offset)
         dx = rstd * (g - x_hat * (np.sum(g * x_hat, axis=-1, keepdims=True) / x.shape[-1]))
-        return dx, (dy * x_hat).reshape(-1, x.shape[-1]).sum(axis=0)
+        return dx, np.sum(dy * x_hat, axis=tuple(range(x.ndim - 1)))
