@@ -2,8 +2,6 @@
 composition x * rsqrt(mean(x^2) + eps) * (w + offset) in float64: every transform of the autodiff
 table (double backward and gradient penalty, forward mode, torch.func, vmap, third order),
 torch.compile, torch.export, opcheck, autocast, and the RMSNorm module against nn.RMSNorm."""
-import warnings
-
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -14,9 +12,8 @@ from torch._dynamo.utils import counters  # noqa: E402
 from torch.autograd import forward_ad  # noqa: E402
 from torch.func import grad, hessian, jacfwd, jacrev, jvp, vmap  # noqa: E402
 
-from tolerances import NATIVE_FLOAT64  # noqa: E402
+from test_torch_autodiff import KernelCalls, assert_same, no_fallbacks  # noqa: E402, F401  (no_fallbacks: autouse)
 
-RTOL, ATOL = NATIVE_FLOAT64["torch"]
 EPS, OFFSET = 1e-5, 0.5
 
 
@@ -50,27 +47,6 @@ def inputs(shape=(4, 7), seed=0):
     x = torch.randn(shape, dtype=torch.float64, generator=gen) * torch.linspace(0.5, 2.0, shape[-1], dtype=torch.float64)
     w = torch.randn(shape[-1], dtype=torch.float64, generator=gen)
     return x, w
-
-
-def assert_same(got, want):
-    if isinstance(want, (tuple, list)):
-        assert len(got) == len(want)
-        for g, w in zip(got, want):
-            assert_same(g, w)
-    else:
-        torch.testing.assert_close(got, want, rtol=RTOL, atol=ATOL)
-
-
-@pytest.fixture(autouse=True)
-def no_fallbacks():
-    """No per-example vmap loop, no op without an autograd kernel (test_torch_autodiff.py)."""
-    torch._C._functorch._set_vmap_fallback_enabled(False)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("error", message=".*autograd kernel was not registered.*")
-            yield
-    finally:
-        torch._C._functorch._set_vmap_fallback_enabled(True)
 
 
 def test_forward_and_gradients_match_pytorchs_rms_norm():
@@ -234,7 +210,6 @@ def test_vmap_gives_the_unbatched_results_bit_for_bit(dtype):
 
 
 def test_vmap_runs_the_kernels_once_for_the_whole_batch():
-    from test_torch_autodiff import KernelCalls  # noqa: PLC0415  (the recorder of op calls)
     x, w = torch.randn(5, 4, 6), torch.randn(6)
     with KernelCalls() as mode:
         vmap(ours, in_dims=(0, None))(x, w)

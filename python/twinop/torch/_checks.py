@@ -54,15 +54,20 @@ def check_bias_act_args(x, bias, act):
         raise ValueError(f"{PREFIX}act must be one of {', '.join(ACTIVATIONS)}; got {quoted}")
 
 
+def _check_same_as(prefix, t, name, like, like_name):
+    """arg_checks.h's check_same_as: t has like's dtype and shape."""
+    if t.dtype != like.dtype:
+        raise TypeError(f"{prefix}{name} must have the dtype of {like_name} ({_c10_name(like.dtype)}); "
+                        f"got {_c10_name(t.dtype)}")
+    if t.shape != like.shape:
+        raise ValueError(f"{prefix}{name} must have the shape of {like_name} {_shape(like.shape)}; "
+                         f"got {_shape(t.shape)}")
+
+
 def check_out_arg(out, name, like, like_name):
-    """The rules of an out= tensor that need no memory addresses (bias_act_args.h's check_out_arg and
+    """The rules of an out= tensor that need no memory addresses (arg_checks.h's check_out_arg and
     the device rule); whether it overlaps an input is checked by the op itself."""
-    if out.dtype != like.dtype:
-        raise TypeError(f"{PREFIX}{name} must have the dtype of {like_name} ({_c10_name(like.dtype)}); "
-                        f"got {_c10_name(out.dtype)}")
-    if out.shape != like.shape:
-        raise ValueError(f"{PREFIX}{name} must have the shape of {like_name} {_shape(like.shape)}; "
-                         f"got {_shape(out.shape)}")
+    _check_same_as(PREFIX, out, name, like, like_name)
     if not out.is_contiguous():
         raise ValueError(f"{PREFIX}{name} must be contiguous")
     if out.device != like.device:
@@ -95,9 +100,4 @@ def check_rms_norm_args(x, weight, eps, offset, residual=None):
     if not math.isfinite(offset):
         raise ValueError(f"{RMS_NORM}offset must be finite; got {_number(offset)}")
     if residual is not None:
-        if residual.dtype != x.dtype:
-            raise TypeError(f"{RMS_NORM}residual must have the dtype of x ({_c10_name(x.dtype)}); "
-                            f"got {_c10_name(residual.dtype)}")
-        if residual.shape != x.shape:
-            raise ValueError(f"{RMS_NORM}residual must have the shape of x {_shape(x.shape)}; "
-                             f"got {_shape(residual.shape)}")
+        _check_same_as(RMS_NORM, residual, "residual", x, "x")

@@ -18,6 +18,7 @@ Their forwards call the ops, so vmap (generate_vmap_rule) reaches the ops' batch
 import torch
 
 from ._dual_check import in_dual_level
+from ._no_derivative import NoDerivative
 from ._second_order import THIRD_ORDER_ERROR
 
 ops = torch.ops.twinop
@@ -99,21 +100,9 @@ class BiasActBackward(torch.autograd.Function):
         return t_dx, t_dbias
 
 
-class BiasActDoubleBackward(torch.autograd.Function):
-    generate_vmap_rule = True
+class BiasActDoubleBackward(NoDerivative):
+    MESSAGE = THIRD_ORDER_ERROR
 
     @staticmethod
     def forward(g, g_bias, dy, x, bias, act):
         return ops.bias_act_double_backward(g, g_bias, dy, x, bias, act)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        pass
-
-    @staticmethod
-    def backward(ctx, *grads):
-        raise NotImplementedError(THIRD_ORDER_ERROR)
-
-    @staticmethod
-    def jvp(ctx, *tangents):
-        raise NotImplementedError(THIRD_ORDER_ERROR)

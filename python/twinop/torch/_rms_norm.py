@@ -17,6 +17,7 @@ import torch
 
 from ._checks import check_rms_norm_args
 from ._dual_check import in_dual_level
+from ._no_derivative import NoDerivative
 from ._rms_norm_ops import differentiable_backward, tangent
 
 ops = torch.ops.twinop
@@ -171,12 +172,12 @@ class RmsNormTangent(torch.autograd.Function):
         return SecondOrder.apply("jvp", formula, 4, *primals, *_or_zeros(tangents[:4], primals))
 
 
-class SecondOrder(torch.autograd.Function):
+class SecondOrder(NoDerivative):
     """A derivative of a formula of torch ops ("vjp": the gradients of its inputs given those of its
     outputs; "jvp": the tangents of its outputs given its inputs'), computed in forward: where the
     rules of the Functions above are needed, it gives them; its own derivative (third order) raises
     rather than be silently lost (torch.func does not differentiate a Function's rules again)."""
-    generate_vmap_rule = True
+    MESSAGE = THIRD_ORDER_ERROR
 
     @staticmethod
     def forward(mode, formula, count, *tensors):
@@ -185,18 +186,6 @@ class SecondOrder(torch.autograd.Function):
             _, pullback = torch.func.vjp(formula, *primals)
             return pullback(directions[0] if len(directions) == 1 else directions)
         return torch.func.jvp(formula, primals, directions)[1]
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        pass
-
-    @staticmethod
-    def backward(ctx, *grads):
-        raise NotImplementedError(THIRD_ORDER_ERROR)
-
-    @staticmethod
-    def jvp(ctx, *tangents):
-        raise NotImplementedError(THIRD_ORDER_ERROR)
 
 
 def _autocast_inputs(*tensors):
