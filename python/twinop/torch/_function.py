@@ -18,7 +18,7 @@ Their forwards call the ops, so vmap (generate_vmap_rule) reaches the ops' batch
 import torch
 
 from ._dual_check import in_dual_level
-from ._second_order import THIRD_ORDER_ERROR
+from ._second_order import THIRD_ORDER_ERROR, zeros_like_saved
 
 ops = torch.ops.twinop
 
@@ -79,10 +79,12 @@ class BiasActBackward(torch.autograd.Function):
         ctx.save_for_backward(dy, x, bias)
         ctx.save_for_forward(dy, x, bias)
         ctx.act = act
+        ctx.set_materialize_grads(False)  # zeros_like_saved makes them, like x: a DTensor's as DTensors
 
     @staticmethod
     def backward(ctx, g, g_bias):
         dy, x, bias = ctx.saved_tensors
+        g, g_bias = zeros_like_saved(g, x), zeros_like_saved(g_bias, bias)
         d_dy, d_x, d_bias = BiasActDoubleBackward.apply(g, g_bias, dy, x, bias, ctx.act)
         return d_dy, d_x, d_bias, None
 
