@@ -1,13 +1,20 @@
 """twinop's PyTorch binding: the ops torch.ops.twinop.bias_act / bias_act_backward /
 bias_act_double_backward, their fake kernels (for torch.compile and export), autograd,
-batching rules and autocast, the differentiable bias_act and the BiasAct module.
+batching rules, autocast and DTensor sharding rules, the differentiable bias_act and the
+BiasAct module.
 
 The ops come from one of two compiled libraries (see _library.py); ABI says which:
 "classic" or "stable"."""
+import sys
+
 from . import _library  # noqa: F401  (registers the ops; must come first)
 from . import _autocast, _autograd, _dual_check, _fake, _out_autograd, _second_order, _vmap  # noqa: F401  (register on import)
 from ._bias_act import bias_act
 from ._library import ABI
+from ._sharding import register_dtensor_sharding
 from .module import BiasAct
 
-__all__ = ["ABI", "BiasAct", "bias_act"]
+if "torch.distributed.tensor" in sys.modules:  # else register_dtensor_sharding() does it, when asked
+    register_dtensor_sharding()
+
+__all__ = ["ABI", "BiasAct", "bias_act", "register_dtensor_sharding"]
