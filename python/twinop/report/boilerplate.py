@@ -69,6 +69,7 @@ ROLES = {
     "python/twinop/jax/_bias_act.py": ("jax", "Python loader and API"),
     "python/twinop/jax/__init__.py": ("jax", "Python loader and API"),
     "python/twinop/jax/_sharding.py": ("jax", DISTRIBUTED),
+    "python/twinop/jax/_auto_partitioning.py": ("jax", DISTRIBUTED),
     # pybind11 defines the module, converts and dispatches in one file, all of it wrapper; numpy lends no
     # thread pool, so the binding starts its own threads.
     "csrc/numpy/module.cpp": ("numpy", "kernel wrapper and dtype dispatch"),
