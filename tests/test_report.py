@@ -352,7 +352,8 @@ def test_report_end_to_end(tmp_path):
                          progress=Progress(5, stream=io.StringIO()))
     assert {"REPORT.md", "results.json", "boilerplate.png", "build.png"} <= set(os.listdir(tmp_path))
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert {"boilerplate", "support", "build", "runtime", "verdicts", "meta"} <= set(saved)
+    assert {"boilerplate", "support", "build", "runtime", "distributed", "verdicts", "meta"} <= set(saved)
+    assert not [f for f, result in saved["distributed"].items() if "worker_error" in result]
     assert saved["boilerplate"]["available"] and saved["build"]["bindings"]["numpy"]["ok"]
     loop = saved["build"]["edit_loop"]["bindings"]["numpy"]
     for trigger in ("math header", "own file"):

@@ -3,7 +3,7 @@ import functools
 
 import jax
 
-from . import _gradient
+from . import _gradient, _sharding
 
 
 # Jitted, as jax.numpy's functions are: an eager call runs one cached executable instead of
@@ -13,4 +13,4 @@ from . import _gradient
 def bias_act(x, bias, act="gelu"):
     """y = act(x + bias), bias of shape (x.shape[-1],) and of x's dtype; differentiable in x and
     bias to second order in reverse mode (jax.grad, jax.vjp), under jax.jit and jax.vmap."""
-    return _gradient.bias_act(x, bias, act)
+    return _sharding.partitioned(lambda x, bias: _gradient.bias_act(x, bias, act), x, bias)

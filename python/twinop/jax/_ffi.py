@@ -3,29 +3,44 @@
 They have no derivative and no batching rule of their own (vmap_method is left unset, so a
 vmap that reached them would raise): _vmap.py gives them batching rules, and _gradient.py and
 _second_order.py their derivatives.
+
+Result types are the inputs' own (jax.typeof), not only their shape and dtype: a sharded x's
+sharding, and inside shard_map the manual axes x varies over, which jax.grad checks.
 """
 import jax
 
 from ._library import BACKWARD, DOUBLE_BACKWARD, FORWARD, check_args
+from ._sharding import vary_alike
 
 
-def _like(a):
-    return jax.ShapeDtypeStruct(a.shape, a.dtype)
+def _like(x):
+    """A result typed as x, but never weak (a Python scalar's type), as act(x + bias) is."""
+    return jax.typeof(x).update(weak_type=False)
+
+
+def _bias_like(bias, x):
+    """dbias's type: bias's shape and sharding, varying like x. Inside shard_map each device sums
+    its own rows: the custom_vjp backward sums over the devices (_sharding.summed_like)."""
+    return _like(x).update(shape=bias.shape, sharding=jax.typeof(bias).sharding)
 
 
 def forward(x, bias, *, act):
     """y = act(x + bias)."""
     check_args(act, x, bias)
+    x, bias = vary_alike(x, bias)
     return jax.ffi.ffi_call(FORWARD, _like(x))(x, bias, act=act)
 
 
 def backward(dy, x, bias, *, act):
     """(dx, dbias): dx = dy act'(x + bias), dbias = dx summed over every axis but the last."""
     check_args(act, dy, x, bias)
-    return tuple(jax.ffi.ffi_call(BACKWARD, (_like(x), _like(bias)))(dy, x, bias, act=act))
+    dy, x, bias = vary_alike(dy, x, bias)
+    return tuple(jax.ffi.ffi_call(BACKWARD, (_like(x), _bias_like(bias, x)))(dy, x, bias, act=act))
 
 
 def double_backward(g, g_bias, dy, x, bias, *, act):
     """(d_dy, d_x, d_bias): the gradients of backward's inputs, given g at dx and g_bias at dbias."""
     check_args(act, g, g_bias, dy, x, bias)
-    return tuple(jax.ffi.ffi_call(DOUBLE_BACKWARD, (_like(x), _like(x), _like(bias)))(g, g_bias, dy, x, bias, act=act))
+    g, g_bias, dy, x, bias = vary_alike(g, g_bias, dy, x, bias)
+    types = (_like(x), _like(x), _bias_like(bias, x))
+    return tuple(jax.ffi.ffi_call(DOUBLE_BACKWARD, types)(g, g_bias, dy, x, bias, act=act))

@@ -6,6 +6,7 @@ import functools
 import jax
 
 from ._second_order import bias_act_backward
+from ._sharding import summed_like
 from ._vmap import batched
 
 
@@ -19,7 +20,9 @@ def _fwd(x, bias, act):
 
 
 def _bwd(act, saved, dy):
-    return bias_act_backward(dy, *saved, act)
+    x, bias = saved
+    dx, dbias = bias_act_backward(dy, x, bias, act)
+    return summed_like(dx, x), summed_like(dbias, bias)
 
 
 bias_act.defvjp(_fwd, _bwd)

@@ -4,6 +4,7 @@ import functools
 
 import jax
 
+from ._sharding import summed_like
 from ._vmap import batched
 
 THIRD_ORDER_ERROR = ("twinop.bias_act: third-order derivatives are not supported "
@@ -22,7 +23,7 @@ def _backward_fwd(dy, x, bias, act):
 
 def _backward_bwd(act, saved, grads):
     g, g_bias = grads  # arriving at dx and dbias
-    return bias_act_double_backward(g, g_bias, *saved, act)
+    return tuple(map(summed_like, bias_act_double_backward(g, g_bias, *saved, act), saved))
 
 
 bias_act_backward.defvjp(_backward_fwd, _backward_bwd)

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from jax.custom_batching import custom_vmap
 
 from . import _ffi
+from ._auto_partitioning import auto_partitioned
 from ._library import check_args
 
 
@@ -30,7 +31,7 @@ class Ops(NamedTuple):
 @functools.cache
 def batched(act):
     """The three ops for one activation (a custom_vmap takes arrays only), with the rules below."""
-    ops = Ops(*(custom_vmap(functools.partial(op, act=act))
+    ops = Ops(*(custom_vmap(auto_partitioned(op, act))
                 for op in (_ffi.forward, _ffi.backward, _ffi.double_backward)))
     ops.forward.def_vmap(functools.partial(_forward_rule, act))
     ops.backward.def_vmap(functools.partial(_backward_rule, act))

@@ -1,5 +1,6 @@
-"""`twinop report`: measures the four axes (boilerplate, type/device support, build friction,
-runtime), judges the common claims on them, and writes REPORT.md, results.json and PNG plots."""
+"""`twinop report`: measures the five axes (boilerplate, type/device support, build friction,
+runtime, distributed), judges the common claims on them, and writes REPORT.md, results.json and
+PNG plots."""
 import datetime
 import importlib.metadata
 import json
@@ -13,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from .build_friction import BINDINGS
 
-AXES = ("boilerplate", "support", "build", "runtime")
+AXES = ("boilerplate", "support", "build", "runtime", "distributed")
 ALL_BUILDS = tuple(BINDINGS)
 
 
@@ -104,7 +105,7 @@ def measure_runtime(devices, mode, progress):
 def run_report(out_dir, device="auto", mode="quick", source=None, axes=AXES, builds=ALL_BUILDS, progress=None):
     """Measures `axes`, writes out_dir/{REPORT.md, results.json, *.png}, returns the results dict.
     mode: "quick", "full", or "tiny" (the smallest sizes, the axes overlapping: for tests). builds: the bindings the build axis compiles."""
-    from . import boilerplate, build_friction, render, support, verdicts
+    from . import boilerplate, build_friction, distributed, render, support, verdicts
 
     started = time.perf_counter()
     progress = progress or Progress(len(axes) + 1)
@@ -121,6 +122,7 @@ def run_report(out_dir, device="auto", mode="quick", source=None, axes=AXES, bui
         "support": lambda: support.measure(progress),
         "build": lambda: build_friction.measure(src, builds, "cuda" in devices and _nvcc(), mode != "full", progress),
         "runtime": lambda: measure_runtime(devices, mode, progress),
+        "distributed": lambda: distributed.measure(mode, progress),
     }
     overlapping = [a for a in jobs if a in axes and (a != "runtime" or mode == "tiny")]
     with ThreadPoolExecutor(1 if mode == "full" else len(overlapping) or 1) as pool:

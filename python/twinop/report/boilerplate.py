@@ -8,6 +8,7 @@ import tokenize
 CORE = "core"
 INTEGRATION = "framework integration (module/layer/autocast)"
 HIGHER_ORDER = "higher-order autodiff and batching rules"
+DISTRIBUTED = "distributed (sharding rules)"
 TORCH_STABLE = "torch-stable"  # the PyTorch op on the LibTorch stable ABI; its column reads "torch (stable ABI)"
 
 # The one place that says which file does which job. A file under a binding folder that is
@@ -29,6 +30,7 @@ ROLES = {
     "python/twinop/torch/_library.py": ("torch", "Python loader and API"),
     "python/twinop/torch/__init__.py": ("torch", "Python loader and API"),
     "python/twinop/torch/module.py": ("torch", INTEGRATION),
+    "python/twinop/torch/_sharding.py": ("torch", DISTRIBUTED),
     # The stable-ABI library shares the Python package above; its column counts its own C++ and
     # the Python that does what its C++ cannot (typed errors, autocast, the forward-mode guard).
     "csrc/torch_stable/bias_act_ops.cpp": (TORCH_STABLE, "op/schema registration"),
@@ -67,6 +69,8 @@ ROLES = {
     "python/twinop/jax/_library.py": ("jax", "Python loader and API"),
     "python/twinop/jax/_bias_act.py": ("jax", "Python loader and API"),
     "python/twinop/jax/__init__.py": ("jax", "Python loader and API"),
+    "python/twinop/jax/_sharding.py": ("jax", DISTRIBUTED),
+    "python/twinop/jax/_auto_partitioning.py": ("jax", DISTRIBUTED),
     # pybind11 defines the module, converts and dispatches in one file, all of it wrapper; numpy lends no
     # thread pool, so the binding starts its own threads.
     "csrc/numpy/module.cpp": ("numpy", "kernel wrapper and dtype dispatch"),
@@ -74,6 +78,7 @@ ROLES = {
     "csrc/numpy/bias_act.cpp": ("numpy", "kernel wrapper and dtype dispatch"),
     "csrc/numpy/thread_parallel_for.h": ("numpy", "kernel wrapper and dtype dispatch"),
     "python/twinop/numpy.py": ("numpy", "Python loader and API"),
+    "python/twinop/_layouts.py": (CORE, DISTRIBUTED),  # the ops' layouts, read by torch's and JAX's rules
     "csrc/core/types.h": (CORE, "shared core (C++)"),
     "csrc/core/activation_math.h": (CORE, "shared core (C++)"),
     "csrc/core/bias_act.h": (CORE, "shared core (C++)"),

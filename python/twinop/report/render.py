@@ -339,5 +339,9 @@ def report(results, plots):
         parts.append(build(results["build"], short, plots))
     if "runtime" in results:
         parts.append(runtime(results["runtime"], plots))
+    if "distributed" in results:
+        from .distributed import render as distributed  # it imports this module's _table
+
+        parts.append(distributed(results["distributed"], results.get("boilerplate")))
     parts.append(verdicts(results["verdicts"]))
     return "\n".join(parts)

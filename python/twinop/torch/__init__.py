@@ -3,16 +3,23 @@
   the differentiable bias_act and the BiasAct module;
 - rms_norm: the ops torch.ops.twinop.rms_norm / add_rms_norm / rms_norm_backward /
   add_rms_norm_backward, the differentiable rms_norm and add_rms_norm and the RMSNorm module;
-each with fake kernels (for torch.compile and export), autograd, batching rules and autocast.
+each with fake kernels (for torch.compile and export), autograd, batching rules, autocast and
+DTensor sharding rules.
 
 The ops come from one of two compiled libraries (see _library.py); ABI says which:
 "classic" or "stable"."""
+import sys
+
 from . import _library  # noqa: F401  (registers the ops; must come first)
 from . import _autocast, _autograd, _dual_check, _fake, _out_autograd, _second_order, _vmap  # noqa: F401  (register on import)
 from . import _rms_norm_ops  # noqa: F401  (registers on import)
 from ._bias_act import bias_act
 from ._library import ABI
 from ._rms_norm import add_rms_norm, rms_norm
+from ._sharding import register_dtensor_sharding
 from .module import BiasAct, RMSNorm
 
-__all__ = ["ABI", "BiasAct", "RMSNorm", "add_rms_norm", "bias_act", "rms_norm"]
+if "torch.distributed.tensor" in sys.modules:  # else register_dtensor_sharding() does it, when asked
+    register_dtensor_sharding()
+
+__all__ = ["ABI", "BiasAct", "RMSNorm", "add_rms_norm", "bias_act", "register_dtensor_sharding", "rms_norm"]

@@ -19,7 +19,7 @@ import torch
 
 from ._dual_check import in_dual_level
 from ._no_derivative import NoDerivative
-from ._second_order import THIRD_ORDER_ERROR
+from ._second_order import THIRD_ORDER_ERROR, zeros_like_saved
 
 ops = torch.ops.twinop
 
@@ -80,10 +80,12 @@ class BiasActBackward(torch.autograd.Function):
         ctx.save_for_backward(dy, x, bias)
         ctx.save_for_forward(dy, x, bias)
         ctx.act = act
+        ctx.set_materialize_grads(False)  # zeros_like_saved makes them, like x: a DTensor's as DTensors
 
     @staticmethod
     def backward(ctx, g, g_bias):
         dy, x, bias = ctx.saved_tensors
+        g, g_bias = zeros_like_saved(g, x), zeros_like_saved(g_bias, bias)
         d_dy, d_x, d_bias = BiasActDoubleBackward.apply(g, g_bias, dy, x, bias, ctx.act)
         return d_dy, d_x, d_bias, None
 

@@ -8,14 +8,24 @@ THIRD_ORDER_ERROR = ("twinop.bias_act: third-order derivatives are not supported
                      "(twinop::bias_act_double_backward has no derivative)")
 
 
+def zeros_like_saved(grad, saved):
+    """An output's gradient, or zeros where the loss did not use that output. Autograd's own zeros
+    for it (a materialized gradient) are plain tensors even where the saved inputs are DTensors,
+    which the op then refuses (mixed torch.Tensor and DTensor): made here like the saved input,
+    they are whatever it is."""
+    return torch.zeros_like(saved) if grad is None else grad
+
+
 def _backward_setup_context(ctx, inputs, output):
     dy, x, bias, act = inputs
     ctx.save_for_backward(dy, x, bias)
     ctx.act = act
+    ctx.set_materialize_grads(False)  # zeros_like_saved makes them, like x: a DTensor's as DTensors
 
 
 def _backward_backward(ctx, g, g_bias):
     dy, x, bias = ctx.saved_tensors
+    g, g_bias = zeros_like_saved(g, x), zeros_like_saved(g_bias, bias)
     d_dy, d_x, d_bias = torch.ops.twinop.bias_act_double_backward(g, g_bias, dy, x, bias, ctx.act)
     return d_dy, d_x, d_bias, None
 

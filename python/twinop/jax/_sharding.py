@@ -1,0 +1,53 @@
+"""The op under JAX's sharding: the manual axes of shard_map, and Explicit meshes.
+
+Inside shard_map (a user's, or the one below) every array varies over some manual axes. An FFI
+call is typed by hand (_ffi.py), so what JAX's own ops do implicitly is done here: the
+operands are made to vary alike, and the gradient of an input that the op broadcast over
+devices (bias, added to every device's rows) is summed over them (summed_like).
+
+On an Explicit mesh (jax.make_mesh's default) x's sharding is in its type at trace time, so the
+op runs in a shard_map over it (partitioned), where XLA would otherwise gather x and run the
+whole op on every device.
+"""
+import jax
+from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+
+
+def _varying(a):
+    return jax.typeof(a).mat.varying
+
+
+def vary_alike(*arrays):
+    """The arrays cast to vary over the same manual axes (the union of theirs), as JAX's own
+    ops cast their operands: an FFI call's result varies over all of them."""
+    axes = frozenset().union(*map(_varying, arrays))
+    return tuple(jax.lax.pcast(a, tuple(sorted(axes - _varying(a))), to="varying") for a in arrays)
+
+
+def summed_like(cotangent, primal):
+    """An input's cotangent summed over the manual axes it varies over and the input did not (the
+    transpose of vary_alike's cast): bias's gradient over the devices holding x's rows."""
+    axes = tuple(sorted(_varying(cotangent) - _varying(primal)))
+    return jax.lax.psum(cotangent, axes) if axes else cotangent
+
+
+def mesh_axes(entry):
+    """The mesh axis names one entry of a PartitionSpec shards over (None, a name, or a tuple)."""
+    return () if entry is None else entry if isinstance(entry, tuple) else (entry,)
+
+
+def partitioned(fn, x, bias):
+    """fn(x, bias) (the differentiable op), run on each device's shard of x where x is sharded
+    over Explicit mesh axes, bias resharded as x's last axis is, the result sharded as x;
+    elsewhere fn(x, bias) itself. For ops whose features do not mix (an op that reduces over C
+    would need C whole on each device)."""
+    sharding = jax.typeof(x).sharding
+    spec = P(*sharding.spec, *(None,) * (x.ndim - len(sharding.spec)))
+    mesh = sharding.mesh
+    explicit = {name for name, kind in zip(mesh.axis_names, mesh.axis_types) if kind == AxisType.Explicit}
+    axes = {a for entry in spec for a in mesh_axes(entry)} & explicit
+    if not axes:
+        return fn(x, bias)
+    bias_spec = P(spec[-1])
+    bias = jax.sharding.reshard(bias, NamedSharding(mesh, bias_spec))
+    return jax.shard_map(fn, mesh=mesh, in_specs=(spec, bias_spec), out_specs=spec, axis_names=axes)(x, bias)
