@@ -58,7 +58,8 @@ def test_rules_are_registered_at_import_after_torch_distributed_tensor():
         from torch.distributed.tensor import DTensor
         strategies = DTensor._op_dispatcher.sharding_propagator.op_strategy_funcs
         print(all(getattr(torch.ops.twinop, name).default in strategies
-                  for name in ("bias_act", "bias_act_backward", "bias_act_double_backward")))
+                  for name in ("bias_act", "bias_act_backward", "bias_act_double_backward", "rms_norm",
+                               "add_rms_norm", "rms_norm_backward", "add_rms_norm_backward")))
     """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip().splitlines()[-1:] == ["True"], done.stderr[-2000:]
@@ -94,6 +95,35 @@ def test_dtensor_second_order(measured, penalty, route):
     """The penalty on dx alone leaves dbias unused: autograd's zero gradient for it was a plain
     tensor, which the op refused among DTensors ("got mixed torch.Tensor and DTensor")."""
     result = measured["second_order"][f"{penalty} / {route}"]
+    assert "error" not in result, result["error"]
+    assert max(result["errors"]) < TOLERANCE
+
+
+RMS_NORM_PLACED = {"rows": ("S(0)", "S(0)", "P(sum)"), "sequence": ("S(1)", "S(1)", "P(sum)")}
+RMS_NORM_ROUTES = ("twinop.torch.rms_norm", "torch.ops.twinop.rms_norm", "twinop.torch.add_rms_norm")
+
+
+@pytest.mark.parametrize("route", RMS_NORM_ROUTES)
+@pytest.mark.parametrize("case", RMS_NORM_PLACED)
+def test_dtensor_rms_norm_runs_on_whole_rows_without_collectives(measured, case, route):
+    result = measured["rms_norm"][f"{case} / {route}"]
+    assert max(result["errors"]) < TOLERANCE
+    assert (result["y"], result["dx"], result["dweight"]) == RMS_NORM_PLACED[case]
+    assert result["forward_collectives"] == {} and result["backward_collectives"] == {}
+
+
+@pytest.mark.parametrize("route", RMS_NORM_ROUTES)
+def test_dtensor_rms_norm_gathers_rows_sharded_by_feature(measured, route):
+    """RMSNorm reduces over the features: its rule has no feature-sharded strategy, so DTensor
+    gathers x's rows first, and the result is right."""
+    result = measured["rms_norm"][f"features / {route}"]
+    assert max(result["errors"]) < TOLERANCE
+    assert sum(result["forward_collectives"].values()) >= 1
+
+
+@pytest.mark.parametrize("route", RMS_NORM_ROUTES[:2])
+def test_dtensor_rms_norm_second_order(measured, route):
+    result = measured["rms_norm"][f"penalty on dx / {route}"]
     assert "error" not in result, result["error"]
     assert max(result["errors"]) < TOLERANCE
 

@@ -8,6 +8,9 @@ each result against the same computation on whole tensors in one process. Prints
   and bias and both autograd routes (twinop.torch.bias_act and the op itself), y, dx and dbias
   and their placements, and the collectives of the forward and of the backward (CommDebugMode);
   a gradient penalty on dx alone (second order) and on dx and dbias.
+- RMSNorm under DTensor: rows and sequence sharded (each device holds whole rows: no collective),
+  and features sharded (the op needs whole rows: DTensor gathers them), both routes
+  (twinop.torch.rms_norm and the op), add_rms_norm, and a gradient penalty on dx alone.
 - local_map without a rule, with and without in_grad_placements (a PyTorch trap, measured).
 - Tensor parallel (Colwise Linear -> BiasAct -> Rowwise Linear): parameters after 3 steps, the
   collectives of one training step; --compile: that step under torch.compile against eager.
@@ -175,6 +178,50 @@ def second_order(mesh):
     return out
 
 
+RMS_NORM_CASES = {"rows": ((7, 6), 0), "sequence": ((3, 5, 4), 1), "features": ((6, 4), 1)}
+RMS_NORM_ROUTES = {"twinop.torch.rms_norm": lambda x, w: tt.rms_norm(x, w, 1e-5, offset=0.5),
+                   "torch.ops.twinop.rms_norm": lambda x, w: torch.ops.twinop.rms_norm(x, w, 1e-5, 0.5)[0],
+                   "twinop.torch.add_rms_norm": lambda x, w: tt.add_rms_norm(x, x * 0.5, w, 1e-5, offset=0.5)[0]}
+RMS_NORM_NATIVE = {"twinop.torch.add_rms_norm": lambda x, w: _rms_norm_composition(x + x * 0.5, w)}
+
+
+def _rms_norm_composition(x, w):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * (w + 0.5)
+
+
+def rms_norm_placements(mesh):
+    """RMSNorm's y, dx and dweight, their placements and collectives, for each case and route."""
+    from torch.distributed.tensor.debug import CommDebugMode
+
+    out = {}
+    for case, (shape, x_dim) in RMS_NORM_CASES.items():
+        x, weight, dy = _inputs(shape, seed=5)
+        x.requires_grad_(), weight.requires_grad_()
+        for route, fn in RMS_NORM_ROUTES.items():
+            y_ref = RMS_NORM_NATIVE.get(route, _rms_norm_composition)(x, weight)
+            dx_ref, dweight_ref = torch.autograd.grad(y_ref, (x, weight), dy)
+            xd, wd, dyd = _distribute(x, mesh, x_dim), _distribute(weight, mesh), _distribute(dy, mesh, x_dim)
+            with CommDebugMode() as forward:
+                y = fn(xd, wd)
+            with CommDebugMode() as backward:
+                y.backward(dyd)
+            out[f"{case} / {route}"] = {
+                "y": str(y.placements[0]), "dx": str(xd.grad.placements[0]), "dweight": str(wd.grad.placements[0]),
+                "errors": [max_error(y.full_tensor(), y_ref), max_error(xd.grad.full_tensor(), dx_ref),
+                           max_error(wd.grad.full_tensor(), dweight_ref)],
+                "forward_collectives": _collectives(forward), "backward_collectives": _collectives(backward)}
+    x, weight, dy = _inputs((7, 5), seed=6)
+    want = _penalty(_rms_norm_composition, x.clone().requires_grad_(), weight.clone().requires_grad_(), dy, False)
+    for route in ("twinop.torch.rms_norm", "torch.ops.twinop.rms_norm"):
+        xd, wd = _distribute(x, mesh, 0).requires_grad_(), _distribute(weight, mesh).requires_grad_()
+        try:
+            got = _penalty(RMS_NORM_ROUTES[route], xd, wd, _distribute(dy, mesh, 0), False)
+            out[f"penalty on dx / {route}"] = {"errors": [max_error(g.full_tensor(), w) for g, w in zip(got, want)]}
+        except Exception as error:
+            out[f"penalty on dx / {route}"] = {"error": first_line(error)}
+    return out
+
+
 def local_map_trap(mesh):
     """local_map (running the op on local shards, no rule needed): dbias with and without
     in_grad_placements saying it is a Partial sum."""
@@ -259,6 +306,7 @@ def _rank(rank, port, out_dir, compiled):
     out = {"torch": torch.__version__, "abi": tt.ABI, "ranks": RANKS}
     sections = {"unregistered": lambda: unregistered(mesh), "data_parallel": lambda: data_parallel(rank),
                 "placements": lambda: placements(mesh), "second_order": lambda: second_order(mesh),
+                "rms_norm": lambda: rms_norm_placements(mesh),
                 "local_map": lambda: local_map_trap(mesh), "tensor_parallel": lambda: tensor_parallel(mesh, compiled)}
     for name, section in sections.items():
         start = time.perf_counter()

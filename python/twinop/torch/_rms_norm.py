@@ -99,6 +99,7 @@ class AddRmsNorm(torch.autograd.Function):
 
 
 def _or_zeros(tensors, likes):
+    """Each tensor, or zeros like its `like` where it is None (an unused output's gradient)."""
     return tuple(torch.zeros_like(like) if t is None else t for t, like in zip(tensors, likes))
 
 
@@ -119,6 +120,7 @@ class RmsNormBackward(torch.autograd.Function):
         ctx.save_for_backward(dy, x, weight)
         ctx.save_for_forward(dy, x, weight)
         ctx.has_ds, ctx.eps, ctx.offset = ds is not None, eps, offset
+        ctx.set_materialize_grads(False)  # _or_zeros makes them like the saved tensors (a DTensor's as DTensors)
 
     @staticmethod
     def backward(ctx, a, b):
@@ -152,6 +154,7 @@ class RmsNormTangent(torch.autograd.Function):
         ctx.save_for_backward(x, t_x, weight, t_weight)  # only inputs may be saved: a None stays None
         ctx.save_for_forward(x, t_x, weight, t_weight)
         ctx.eps, ctx.offset = eps, offset
+        ctx.set_materialize_grads(False)
 
     @staticmethod
     def _primals(ctx):
@@ -160,6 +163,8 @@ class RmsNormTangent(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
+        if g is None:
+            return None, None, None, None, None, None
         primals, (has_t_x, has_t_weight) = RmsNormTangent._primals(ctx)
         formula = functools.partial(tangent, eps=ctx.eps, offset=ctx.offset)
         d_x, d_t_x, d_weight, d_t_weight = SecondOrder.apply("vjp", formula, 4, *primals, g)

@@ -186,6 +186,7 @@ def _backward_setup_context(ctx, inputs, output):
     *tensors, offset = inputs
     ctx.save_for_backward(*tensors)
     ctx.offset = offset
+    ctx.set_materialize_grads(False)  # backward_vjp takes None; autograd's zeros would be plain tensors
 
 
 def _backward_backward(ctx, a, b):

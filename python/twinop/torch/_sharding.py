@@ -12,14 +12,16 @@ that need the least redistribution of the actual inputs.
 """
 import torch
 
-from .._layouts import OPS, PARAM, PARAM_GRAD, ROWS
+from .._layouts import OPS, PARAM, PARAM_GRAD, ROW_STAT, ROWS
 
 _registered = False
 
 
 def _placements(layouts, count, rows, param, param_grad):
-    """One placement per layout, then None for each non-tensor argument up to count."""
-    placed = [{ROWS: rows, PARAM: param, PARAM_GRAD: param_grad}[layout] for layout in layouts]
+    """One placement per layout, then None for each non-tensor argument up to count. A per-row
+    statistic (x.shape[:-1]) is placed as x's rows are: the strategies below never shard x's last
+    dimension for an op that needs it."""
+    placed = [{ROWS: rows, ROW_STAT: rows, PARAM: param, PARAM_GRAD: param_grad}[layout] for layout in layouts]
     return placed + [None] * (count - len(placed))
 
 
