@@ -33,6 +33,7 @@ ROLES = {
     "python/twinop/torch/_sharding.py": ("torch", DISTRIBUTED),
     # The stable-ABI library shares the Python package above; its column counts its own C++ and
     # the Python that does what its C++ cannot (typed errors, autocast, the forward-mode guard).
+    "csrc/torch_stable/binding.h": (TORCH_STABLE, "kernel wrapper and dtype dispatch"),
     "csrc/torch_stable/bias_act_ops.cpp": (TORCH_STABLE, "op/schema registration"),
     "csrc/torch_stable/bias_act_op.h": (TORCH_STABLE, "kernel wrapper and dtype dispatch"),
     "csrc/torch_stable/bias_act_cpu.cpp": (TORCH_STABLE, "kernel wrapper and dtype dispatch"),
