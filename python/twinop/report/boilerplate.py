@@ -114,6 +114,7 @@ ROLES.update({
     "cuda/rms_norm_cuda.h": (SECOND_OP, "shared core (CUDA)"),
     "csrc/numpy/rms_norm.cpp": (SECOND_OP, "numpy"),
     "csrc/torch/rms_norm.cpp": (SECOND_OP, "torch"),
+    "csrc/torch_stable/rms_norm.cpp": (SECOND_OP, TORCH_STABLE),
     "python/twinop/torch/_rms_norm.py": (SECOND_OP, "torch"),
     "python/twinop/torch/_rms_norm_ops.py": (SECOND_OP, "torch"),
 })
