@@ -2,6 +2,7 @@
 portable (its symbol table holds no C++ symbol of torch, only C shim functions), how twinop.torch
 picks between it and the classic library, that both register the same ops, that it does not
 leak, and the whole torch test suite run on it (TWINOP_TORCH_ABI=stable)."""
+import glob
 import os
 import re
 import subprocess
@@ -19,11 +20,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.dirname(os.path.dirname(tt.__file__))
 STABLE = os.path.join(PACKAGE, "_twinop_torch_stable.so")
 TORCH_LIB = os.path.join(os.path.dirname(torch.__file__), "lib")
-# Every test file that runs the torch ops (tests/test_double_backward.py also numpy's and TF's).
+# Every test file that runs the torch ops (tests/test_double_backward.py also numpy's and TF's; the
+# RMSNorm files also numpy's).
 TORCH_SUITE = ["tests/test_torch.py", "tests/test_torch_autodiff.py", "tests/test_torch_integration.py",
-               "tests/test_out.py", "tests/test_double_backward.py", "tests/test_cuda.py", "tests/test_torch_stable.py"]
+               "tests/test_out.py", "tests/test_double_backward.py", "tests/test_cuda.py", "tests/test_torch_stable.py",
+               *sorted(os.path.relpath(path, ROOT) for path in glob.glob(f"{ROOT}/tests/test_rms_norm*.py"))]
 
 needs_stable = pytest.mark.skipif(not _build_info.TORCH_STABLE_TARGET, reason="the stable-ABI op was not built")
+needs_classic = pytest.mark.skipif(not _build_info.TORCH_VERSION, reason="the classic op was not built")
+# For the tests that start processes on a library of their own choosing: once, not again in the
+# suite's rerun on the stable library.
+default_run_only = pytest.mark.skipif(bool(os.environ.get("TWINOP_TORCH_ABI")),
+                                      reason="this is the run on a chosen library")
 
 
 def run_python(code, **env):
@@ -111,21 +119,83 @@ def test_no_library_loadable_names_both_reasons():
     assert "stable: twinop was installed without its torch stable-ABI op" in result.stdout
 
 
-SCHEMAS = """
-    import torch, twinop.torch
-    for name in ("bias_act", "bias_act_backward", "bias_act_double_backward"):
+OPS = ("bias_act", "bias_act_backward", "bias_act_double_backward", "rms_norm", "add_rms_norm", "rms_norm_backward",
+       "add_rms_norm_backward")
+REGISTRATIONS = f"""
+    import re, torch, twinop.torch
+    for name in {OPS}:
         packet = getattr(torch.ops.twinop, name)
         for overload in sorted(packet.overloads()):
             print(getattr(packet, overload)._schema)
+            dump = torch._C._dispatch_dump("twinop::" + name + ("" if overload == "default" else "." + overload))
+            kernels = dump.partition("alias analysis kind")[2]  # the lines after the schema's own
+            print(*sorted(re.findall(r"^(\\w+)(?:\\[alias\\])?: registered", kernels, re.M)))
 """
 
 
 @needs_stable
-@pytest.mark.skipif(not _build_info.TORCH_VERSION, reason="the classic op was not built")
-def test_both_libraries_register_the_same_schemas():
-    classic, stable = (run_python(SCHEMAS, TWINOP_TORCH_ABI=abi) for abi in ("classic", "stable"))
+@needs_classic
+@default_run_only
+def test_both_libraries_register_the_same_ops():
+    """The same schemas, with kernels on the same dispatch keys: the devices', autocast (C++ in the
+    classic library, Python for the stable one: _autocast.py), the fake kernels, autograd and
+    batching rules; the stable library adds ADInplaceOrView alone, its refusal of dual tensors
+    (_dual_check.py)."""
+    classic, stable = (run_python(REGISTRATIONS, TWINOP_TORCH_ABI=abi) for abi in ("classic", "stable"))
     assert classic.returncode == 0 and stable.returncode == 0, classic.stderr + stable.stderr
-    assert stable.stdout == classic.stdout and classic.stdout.count("twinop::") == 5  # 3 ops, 2 out= overloads
+    (classic_schemas, classic_keys), (stable_schemas, stable_keys) = (
+        (lines[::2], [set(keys.split()) for keys in lines[1::2]])
+        for lines in (classic.stdout.splitlines(), stable.stdout.splitlines()))
+    assert stable_schemas == classic_schemas and len(classic_schemas) == 9  # 7 ops, 2 out= overloads
+    rms_norm = classic_keys[classic_schemas.index(str(torch.ops.twinop.rms_norm.default._schema))]
+    assert {"CPU", "Meta", "Autograd", "FuncTorchBatched", "AutocastCUDA"} <= rms_norm
+    assert stable_keys == [keys | {"ADInplaceOrView"} for keys in classic_keys]
+
+
+CPU_RESULTS = """
+    import os, torch, twinop.torch as tt
+    ops = torch.ops.twinop
+    torch.set_num_threads(2)
+    generator = torch.Generator().manual_seed(0)
+    results = {}
+    for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
+        for weight_dtype in (dtype, torch.float32) if dtype in (torch.float16, torch.bfloat16) else (dtype,):
+            case = f"{dtype}-{weight_dtype}"
+            x, residual, dy, ds = (torch.randn(67, 1003, dtype=torch.float64, generator=generator).to(dtype)
+                                   for _ in range(4))
+            x[3] = 0.0  # a row of zeros: with eps = 0, NaN as the composition gives
+            weight = torch.randn(1003, dtype=torch.float64, generator=generator).to(weight_dtype)
+            for eps in (1e-6, 0.0):
+                y, rstd = ops.rms_norm(x, weight, eps, 0.5)
+                results[case, eps, "rms_norm"] = (y, rstd, *ops.rms_norm_backward(dy, x, rstd, weight, 0.5))
+                y, s, rstd = ops.add_rms_norm(x, residual, weight, eps, 1.0)
+                dx, dweight = ops.add_rms_norm_backward(dy, ds, s, rstd, weight, 1.0)
+                results[case, eps, "add_rms_norm"] = (y, s, rstd, dx, dweight)
+            xt, wt = x.t().clone().requires_grad_(), weight.clone().requires_grad_()  # through the entry point
+            tt.rms_norm(xt.t(), wt, 1e-5, offset=0.25).backward(dy)
+            results[case, "entry point"] = (xt.grad, wt.grad)
+    torch.save(results, os.environ["RESULTS"])
+"""
+
+
+@needs_stable
+@needs_classic
+@default_run_only
+def test_both_libraries_compute_the_same_bits_on_the_cpu(tmp_path):
+    """rms_norm and add_rms_norm forward and backward, every dtype and weight dtype: the same core
+    behind both libraries gives the same bits, NaN rows included."""
+    paths = {abi: str(tmp_path / f"{abi}.pt") for abi in ("classic", "stable")}
+    for abi, path in paths.items():
+        result = run_python(CPU_RESULTS, TWINOP_TORCH_ABI=abi, RESULTS=path)
+        assert result.returncode == 0, result.stderr
+    classic, stable = (torch.load(path) for path in paths.values())
+    assert classic.keys() == stable.keys() and len(classic) == 6 * 5
+    for case, tensors in classic.items():
+        assert len(tensors) == len(stable[case])
+        for a, b in zip(tensors, stable[case]):
+            assert a.dtype == b.dtype and a.shape == b.shape, case
+            assert torch.equal(a.contiguous().view(torch.uint8), b.contiguous().view(torch.uint8)), case
+    assert classic["torch.float32-torch.float32", 0.0, "rms_norm"][0][3].isnan().all()  # the zero row, eps = 0
 
 
 @needs_stable
@@ -152,7 +222,7 @@ def test_string_argument_is_not_leaked():
 
 
 @needs_stable
-@pytest.mark.skipif(bool(os.environ.get("TWINOP_TORCH_ABI")), reason="this is the run on a chosen library")
+@default_run_only
 def test_torch_suite_passes_on_the_stable_library():
     """Every torch test, with the stable-ABI library loaded instead of the classic one."""
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TORCH_SUITE],
@@ -166,7 +236,7 @@ RELIABILITY_SUITE = ["tests/test_properties.py", "tests/test_hostile_args.py", "
 
 
 @needs_stable
-@pytest.mark.skipif(bool(os.environ.get("TWINOP_TORCH_ABI")), reason="this is the run on a chosen library")
+@default_run_only
 def test_reliability_checks_pass_on_the_stable_library():
     """The property, hostile-argument, thread and leak checks of the torch binding, on the
     stable-ABI library."""

@@ -1,18 +1,10 @@
 // The PyTorch CPU kernels on the stable ABI: the core's CPU functions behind the shared op templates.
 #include <torch/csrc/stable/library.h>
-#include <torch/csrc/stable/ops.h>
 
 #include "bias_act.h"
 #include "bias_act_op.h"
 
 namespace twinop::torch_stable {
-
-// Chunks run on PyTorch's intra-op thread pool, so torch.set_num_threads applies:
-// torch::stable::parallel_for is at::parallel_for behind the C shim (from torch 2.10; the stable
-// API also has get_num_threads, and nothing else of ATen/Parallel.h).
-inline void torch_parallel_for(std::int64_t chunks, const ChunkBody& body) {
-  torch::stable::parallel_for(0, chunks, 1, body);
-}
 
 struct CpuKernels {
   static constexpr bool kRunsInPlace = true;  // each element is read before it is written

@@ -1,39 +1,17 @@
 // The PyTorch CUDA kernels on the stable ABI: the CUDA launchers behind the shared op templates,
 // on the current stream of the input's device, under a device guard, with the workspace from
-// PyTorch's caching allocator. Compiled with USE_CUDA (CMakeLists.txt), which declares the C
-// shim's CUDA functions; one library serves CPU-only and CUDA builds of torch alike.
-#include <dlfcn.h>
+// PyTorch's caching allocator (binding.h); one library serves CPU-only and CUDA builds of torch alike.
 #include <torch/csrc/stable/accelerator.h>
 #include <torch/csrc/stable/library.h>
-#include <torch/csrc/stable/ops.h>
 
 #include "bias_act_cuda.h"
 #include "bias_act_op.h"
 
 namespace twinop::torch_stable {
 
-// The stream PyTorch is using on the tensor's device: launching there keeps the op ordered with
-// the rest of the program, and capturable by CUDA graphs. The C shim's getter (there is no
-// stable C++ one before torch 2.13) lives in libtorch_cuda.so, which a CPU-only torch lacks:
-// linking it would stop the library from loading there, so it is looked up in the torch
-// already loaded, once.
-inline cudaStream_t current_stream(const Tensor& t) {
-  using GetStream = decltype(&aoti_torch_get_current_cuda_stream);
-  static const auto get_stream = [] {
-    void* torch_cuda = dlopen("libtorch_cuda.so", RTLD_LAZY | RTLD_NOLOAD);
-    void* getter = torch_cuda ? dlsym(torch_cuda, "aoti_torch_get_current_cuda_stream") : nullptr;
-    return reinterpret_cast<GetStream>(getter);
-  }();
-  if (!get_stream) fail("got a CUDA tensor, but this torch has no CUDA library loaded (libtorch_cuda.so)");
-  void* stream = nullptr;
-  TORCH_ERROR_CODE_CHECK(get_stream(t.get_device_index(), &stream));  // as in take_string
-  return static_cast<cudaStream_t>(stream);
-}
-
 // Scratch for the deterministic column sums, from PyTorch's caching allocator.
 inline Tensor workspace_for(const Tensor& like, const Matrix2D& m, DType dtype) {
-  const auto bytes = static_cast<std::int64_t>(bias_act_cuda_workspace_bytes(m.rows, m.cols, dtype));
-  return torch::stable::new_empty(like, {bytes}, ScalarType::Byte);
+  return workspace_like(like, bias_act_cuda_workspace_bytes(m.rows, m.cols, dtype));
 }
 
 using torch::stable::accelerator::DeviceGuard;
@@ -44,14 +22,15 @@ struct CudaKernels {
   static void forward(const ForwardArgs& a, Tensor& y) {
     const DeviceGuard guard(a.x.get_device_index());
     bias_act_forward_cuda(a.x.const_data_ptr(), a.bias.const_data_ptr(), y.mutable_data_ptr(), a.matrix.rows,
-                          a.matrix.cols, a.dtype, a.act, current_stream(a.x));
+                          a.matrix.cols, a.dtype, a.act, current_stream(kBiasAct, a.x));
   }
   static void backward(const BackwardArgs& a, Tensor& dx, Tensor& dbias) {
     const DeviceGuard guard(a.x.get_device_index());
     Tensor workspace = workspace_for(a.x, a.matrix, a.dtype);
     bias_act_backward_cuda(a.dy.const_data_ptr(), a.x.const_data_ptr(), a.bias.const_data_ptr(),
                            dx.mutable_data_ptr(), dbias.mutable_data_ptr(), workspace.mutable_data_ptr(),
-                           workspace.numel(), a.matrix.rows, a.matrix.cols, a.dtype, a.act, current_stream(a.x));
+                           workspace.numel(), a.matrix.rows, a.matrix.cols, a.dtype, a.act,
+                           current_stream(kBiasAct, a.x));
   }
   static void double_backward(const DoubleBackwardArgs& a, Tensor& d_dy, Tensor& d_x, Tensor& d_bias) {
     const DeviceGuard guard(a.x.get_device_index());
@@ -60,7 +39,7 @@ struct CudaKernels {
                                   a.x.const_data_ptr(), a.bias.const_data_ptr(), d_dy.mutable_data_ptr(),
                                   d_x.mutable_data_ptr(), d_bias.mutable_data_ptr(), workspace.mutable_data_ptr(),
                                   workspace.numel(), a.matrix.rows, a.matrix.cols, a.dtype, a.act,
-                                  current_stream(a.x));
+                                  current_stream(kBiasAct, a.x));
   }
 };
 

@@ -33,6 +33,7 @@ ROLES = {
     "python/twinop/torch/_sharding.py": ("torch", DISTRIBUTED),
     # The stable-ABI library shares the Python package above; its column counts its own C++ and
     # the Python that does what its C++ cannot (typed errors, autocast, the forward-mode guard).
+    "csrc/torch_stable/binding.h": (TORCH_STABLE, "kernel wrapper and dtype dispatch"),
     "csrc/torch_stable/bias_act_ops.cpp": (TORCH_STABLE, "op/schema registration"),
     "csrc/torch_stable/bias_act_op.h": (TORCH_STABLE, "kernel wrapper and dtype dispatch"),
     "csrc/torch_stable/bias_act_cpu.cpp": (TORCH_STABLE, "kernel wrapper and dtype dispatch"),
@@ -113,6 +114,7 @@ ROLES.update({
     "cuda/rms_norm_cuda.h": (SECOND_OP, "shared core (CUDA)"),
     "csrc/numpy/rms_norm.cpp": (SECOND_OP, "numpy"),
     "csrc/torch/rms_norm.cpp": (SECOND_OP, "torch"),
+    "csrc/torch_stable/rms_norm.cpp": (SECOND_OP, TORCH_STABLE),
     "python/twinop/torch/_rms_norm.py": (SECOND_OP, "torch"),
     "python/twinop/torch/_rms_norm_ops.py": (SECOND_OP, "torch"),
 })

@@ -1,39 +1,51 @@
-"""Autocast, nn.Linear's policy ("lower_precision_fp"): floating inputs on the autocast device,
-float64 left alone, cast to the dtype the user chose for that device.
+"""Autocast, for the stable-ABI library: the classic library's C++ kernels' policies, per op.
 
-The classic library has it as a C++ kernel (csrc/torch/bias_act_autocast.cpp). The stable ABI has
-no autocast API (no dispatch-key guard, no autocast dtype, no cached_cast), so for the stable-ABI
-library the same policy is registered here, as a Python kernel on AutocastCPU and AutocastCUDA.
-One difference: cached_cast casts an fp32 parameter once per autocast region, this kernel at
-every call (same results, one more cast of the bias)."""
+- bias_act: nn.Linear's ("lower_precision_fp", csrc/torch/bias_act_autocast.cpp) on the CPU and
+  CUDA: floating inputs on the autocast device, float64 left alone, cast to the dtype the user
+  chose for that device;
+- rms_norm, add_rms_norm: F.rms_norm's ("fp32", csrc/torch/rms_norm.cpp) on CUDA alone: the same
+  inputs cast to float32; on the CPU autocast leaves them alone, as it leaves F.rms_norm.
+
+The stable ABI has no autocast API (no dispatch-key guard, no autocast dtype, no cached_cast), so
+for the stable-ABI library the policies are registered here, as Python kernels on AutocastCPU and
+AutocastCUDA. One difference: cached_cast casts an fp32 parameter once per autocast region, these
+kernels at every call (same results, one more cast of the parameter)."""
 import torch
 
 from . import _library
 
 KEYS = {"cpu": "AutocastCPU", "cuda": "AutocastCUDA"}
+LOWER_PRECISION_FP, FP32 = "lower_precision_fp", "fp32"
+# op: (policy, the device types it applies on).
+POLICIES = {"bias_act": (LOWER_PRECISION_FP, ("cpu", "cuda")),
+            "rms_norm": (FP32, ("cuda",)),
+            "add_rms_norm": (FP32, ("cuda",))}
 
 
-def autocast_inputs(device_type, *tensors):
-    """tensors as autocast casts them for an op on device_type: see the module docstring."""
-    dtype = torch.get_autocast_dtype(device_type)
-    return tuple(t.to(dtype) if t.device.type == device_type and t.is_floating_point() and t.dtype != torch.float64
-                 else t for t in tensors)
+def autocast_inputs(device_type, *args, policy=LOWER_PRECISION_FP):
+    """args as autocast casts them for an op of `policy` on device_type (see the module docstring);
+    other than tensors, left as they are."""
+    dtype = torch.get_autocast_dtype(device_type) if policy == LOWER_PRECISION_FP else torch.float32
+    return tuple(a.to(dtype) if isinstance(a, torch.Tensor) and a.device.type == device_type
+                 and a.is_floating_point() and a.dtype != torch.float64 else a for a in args)
 
 
-def _kernel(device_type):
+def _kernel(op, policy, device_type):
     below_autocast = torch._C.DispatchKeySet(getattr(torch._C.DispatchKey, KEYS[device_type]))
 
-    def bias_act_autocast(keyset, x, bias, act):
+    def autocast(keyset, *args):
         with torch._C._ExcludeDispatchKeyGuard(below_autocast):
-            return torch.ops.twinop.bias_act.default(*autocast_inputs(device_type, x, bias), act)
+            return op(*autocast_inputs(device_type, *args, policy=policy))
 
-    return bias_act_autocast
+    return autocast
 
 
 def _register():
     library = torch.library.Library("twinop", "IMPL")
-    for device_type, key in KEYS.items():
-        library.impl("bias_act", _kernel(device_type), key, with_keyset=True)
+    for name, (policy, device_types) in POLICIES.items():
+        for device_type in device_types:
+            library.impl(name, _kernel(getattr(torch.ops.twinop, name).default, policy, device_type),
+                         KEYS[device_type], with_keyset=True)
     return library
 
 
