@@ -24,6 +24,7 @@ ROLES = {
     "python/twinop/torch/_autograd.py": ("torch", "gradient/autograd registration"),
     "python/twinop/torch/_second_order.py": ("torch", HIGHER_ORDER),
     "python/twinop/torch/_function.py": ("torch", HIGHER_ORDER),
+    "python/twinop/torch/_no_derivative.py": ("torch", HIGHER_ORDER),
     "python/twinop/torch/_vmap.py": ("torch", HIGHER_ORDER),
     "python/twinop/torch/_bias_act.py": ("torch", "Python loader and API"),
     "python/twinop/torch/_fake.py": ("torch", "shape inference or fake kernel"),
