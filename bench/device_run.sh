@@ -10,7 +10,10 @@
 # most the budget, DEVICE_RUN_BUDGET_S (default 560 s: with a few seconds' grace for each
 # killed step, under a 10-minute call), checked before anything runs:
 #   versions        the GPU, driver, nvcc, Python, torch and jax                          15 s
-#   build           pip install . with CUDA (TWINOP_CUDA_ARCHS, default 90), no TensorFlow  60 s
+#   build           pip install . with CUDA (TWINOP_CUDA_ARCHS, default 90), no TensorFlow, 60 s
+#                   from the system's CUDA toolkit, or, where the machine has none (no nvcc
+#                   on PATH) or DEVICE_RUN_TOOLKIT=pip asks, from pip's: requirements-cuda.txt
+#                   installed first (offline: PIP_NO_INDEX=1 PIP_FIND_LINKS=<carried wheels>)
 #   bench-headline  bench/bench_gpu.py at 16384 x 8192, bfloat16 first: the targets      50 s
 #   checks          at once, each its own process (correctness, no timing):             210 s
 #                   pytest-cuda      tests/test_cuda.py
@@ -31,7 +34,8 @@
 # exits 1 at the end if any step failed (2 if the limits exceed the budget).
 #
 # Results, written as they come to $OUT (else bench/results/device-run), 7 files (9 with the profile):
-#   summary.txt           the versions, then one line per step: status, seconds, why
+#   summary.txt           the versions, then one line per step: status, seconds, why; after
+#                         the build's, the CUDA toolkit it used (system or pip, and its version)
 #   device_log.txt        every step's output
 #   bench_gpu.json, bench_gpu.md   rewritten after each shape and dtype measured
 #   jax_gpu.json          bench/bench_gpu_jax.py's results
@@ -157,10 +161,14 @@ skip() { record "$1" skipped 0 "$2"; }
 step_versions() {
   run versions "$1" bash -c '
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "GPU: none (no nvidia-smi)"
-    if command -v nvcc >/dev/null; then nvcc --version | tail -1; else echo "nvcc: none"; fi
+    if command -v nvcc >/dev/null; then nvcc --version | tail -1; else echo "nvcc: none (no system CUDA toolkit)"; fi
     XLA_PYTHON_CLIENT_PREALLOCATE=false "$0" - <<"EOF"
-import importlib, platform
+import importlib, importlib.metadata, platform
 print("Python", platform.python_version())
+try:
+    print("pip CUDA toolkit: nvcc", importlib.metadata.version("nvidia-cuda-nvcc"))
+except importlib.metadata.PackageNotFoundError:
+    print("pip CUDA toolkit: none")
 for name in ("torch", "jax", "jaxlib"):
     try:
         module = importlib.import_module(name)
@@ -180,9 +188,20 @@ EOF' "$python"
 }
 
 step_build() {
-  # shellcheck disable=SC2086  # DEVICE_RUN_PIP_ARGS is a list of arguments
+  local toolkit=${DEVICE_RUN_TOOLKIT:-auto}
+  if [ "$toolkit" = auto ]; then
+    if command -v nvcc >/dev/null; then toolkit=system; else toolkit=pip; fi
+  fi
+  # shellcheck disable=SC2016,SC2086  # the inner script's variables are its own; DEVICE_RUN_PIP_ARGS is a list
   run build "$1" env TWINOP_CUDA=ON TWINOP_TF=OFF TWINOP_CUDA_ARCHS="${TWINOP_CUDA_ARCHS:-90}" \
-    "$python" -m pip install --no-build-isolation --no-deps ${DEVICE_RUN_PIP_ARGS:-} .
+    TWINOP_CUDA_TOOLKIT="${toolkit^^}" bash -c '
+      python=$1
+      shift
+      if [ "$TWINOP_CUDA_TOOLKIT" = PIP ]; then "$python" -m pip install -q -r requirements-cuda.txt || exit; fi
+      "$python" -m pip install --no-build-isolation --no-deps "$@" . || exit
+      "$python" -c "import twinop._build_info as info; print(\"CUDA toolkit:\", info.CUDA_TOOLKIT)" || true
+    ' build "$python" ${DEVICE_RUN_PIP_ARGS:-}
+  grep -h '^CUDA toolkit: ' "$work/build.log" >>"$summary"
 }
 
 step_bench_headline() {

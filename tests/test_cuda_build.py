@@ -1,29 +1,67 @@
-"""The CUDA build on a machine without a GPU: the kernels compile with nvcc, and the op
-libraries with GPU kernels load under CPU-only torch, TensorFlow and JAX (static cudart, linked
-before TensorFlow's CUDA stubs). Skipped where nvcc or cmake is missing."""
+"""The CUDA build on a machine without a GPU: the kernels compile with nvcc, from the system's CUDA
+toolkit and from the one pip installs (requirements-cuda.txt, in a fresh venv with the system's
+hidden), and the op libraries with GPU kernels load under CPU-only torch, TensorFlow and JAX
+(static cudart, linked before TensorFlow's CUDA stubs). Skipped where that toolkit or cmake is
+missing."""
 import os
+import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import textwrap
 
 import pytest
+from cuda_toolkits import without_system_cuda
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-pytestmark = pytest.mark.skipif(shutil.which("nvcc") is None or shutil.which("cmake") is None,
-                                reason="needs nvcc and cmake")
+pytestmark = pytest.mark.skipif(shutil.which("cmake") is None, reason="needs cmake")
+
+
+def pip_toolkit_venv(venv):
+    """A fresh venv holding requirements-cuda.txt's toolkit, which sees this environment's frameworks
+    (a .pth file): its Python, or a skip where pip cannot install the toolkit."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    ours = {sysconfig.get_paths()[key] for key in ("purelib", "platlib")}
+    with open(os.path.join(site, "frameworks.pth"), "w") as pth:
+        pth.write("\n".join(sorted(ours)) + "\n")
+    install = subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "-q", "-r",
+                              os.path.join(ROOT, "requirements-cuda.txt")], capture_output=True, text=True)
+    if install.returncode:
+        pytest.skip(f"pip could not install requirements-cuda.txt: {install.stderr.strip().splitlines()[-1:]}")
+    return python
+
+
+@pytest.fixture(scope="module", params=["system", pytest.param("pip", marks=pytest.mark.slow)])
+def toolkit(request):
+    if request.param == "system" and shutil.which("nvcc") is None:
+        pytest.skip("needs nvcc")
+    return request.param
+
+
+def build_step(command, env):
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
 
 
 @pytest.fixture(scope="module")
-def cuda_package(tmp_path_factory):
+def cuda_package(toolkit, tmp_path_factory):
     """A copy of the twinop package holding libraries built with TWINOP_CUDA=ON."""
     pybind11 = pytest.importorskip("pybind11")
     build, package = tmp_path_factory.mktemp("build"), tmp_path_factory.mktemp("site")
-    subprocess.run(["cmake", "-S", ROOT, "-B", str(build), "-G", "Ninja", "-DTWINOP_CUDA=ON",
-                    f"-DPython_EXECUTABLE={sys.executable}", f"-Dpybind11_DIR={pybind11.get_cmake_dir()}"],
-                   check=True, capture_output=True)
-    subprocess.run(["cmake", "--build", str(build)], check=True, capture_output=True)
+    python, env, archs = sys.executable, dict(os.environ), []
+    if toolkit == "pip":
+        python, env = pip_toolkit_venv(tmp_path_factory.mktemp("venv")), without_system_cuda()
+        archs = ["-DTWINOP_CUDA_ARCHS=80-real"]  # one architecture runs every tool of it, in half the time
+    cmake = shutil.which("cmake")
+    build_step([cmake, "-S", ROOT, "-B", str(build), "-G", "Ninja", "-DTWINOP_CUDA=ON", *archs,
+                f"-DCMAKE_MAKE_PROGRAM={shutil.which('ninja')}", f"-DPython_EXECUTABLE={python}",
+                f"-Dpybind11_DIR={pybind11.get_cmake_dir()}"], env)
+    build_step([cmake, "--build", str(build)], env)
     shutil.copytree(os.path.join(ROOT, "python", "twinop"), package / "twinop")
     for built in os.listdir(build):
         if built.endswith(".so") or built == "_build_info.py":
@@ -34,6 +72,18 @@ def cuda_package(tmp_path_factory):
 def run_in(package, code, **env):
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
                           cwd=str(package), env={**os.environ, "PYTHONPATH": str(package), **env})
+
+
+def test_the_kernels_were_compiled_by_the_toolkit_asked_for(cuda_package, toolkit):
+    """pip's: the release requirements-cuda.txt pins, found with no system toolkit in sight."""
+    result = run_in(cuda_package, "import twinop._build_info as info; print(info.CUDA_TOOLKIT)")
+    assert result.returncode == 0, result.stderr
+    used = result.stdout.strip()
+    assert used.split()[0] == toolkit, used
+    if toolkit == "pip":
+        with open(os.path.join(ROOT, "requirements-cuda.txt")) as fh:
+            pinned = re.search(r"^cuda-toolkit\[.*\]==(\d+\.\d+)\.", fh.read(), re.MULTILINE).group(1)
+        assert used.startswith(f"pip {pinned}."), used
 
 
 @pytest.mark.parametrize("abi", ["classic", "stable"])

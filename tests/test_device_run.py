@@ -8,6 +8,7 @@ import subprocess
 import textwrap
 
 import pytest
+from cuda_toolkits import without_system_cuda
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "bench", "device_run.sh")
@@ -47,15 +48,24 @@ def machine(tmp_path):
         echo "==PROF== Disconnected"
         exec "$@"
     """)
+    # The build's pip calls record the toolkit CMake is told to use; its _build_info says it was used.
     python = executable(tmp_path / "python", f"""
-        echo "$*" >>{calls}
-        case "$*" in *test_cuda.py*) exit "${{PYTEST_CUDA_EXIT:-0}}" ;; esac
+        echo "$*${{TWINOP_CUDA_TOOLKIT:+ [TWINOP_CUDA_TOOLKIT=$TWINOP_CUDA_TOOLKIT]}}" >>{calls}
+        case "$*" in
+          *test_cuda.py*) exit "${{PYTEST_CUDA_EXIT:-0}}" ;;
+          *requirements-cuda.txt*) exit "${{PIP_TOOLKIT_EXIT:-0}}" ;;
+          *_build_info*) echo "CUDA toolkit: ${{TWINOP_CUDA_TOOLKIT,,}} 13.0.88" ;;
+        esac
     """)
+    system_toolkit = tmp_path / "system-toolkit"  # a stand-in nvcc, on PATH where the machine has a toolkit
+    system_toolkit.mkdir()
+    executable(system_toolkit / "nvcc", 'echo "Cuda compilation tools, release 13.0, V13.0.88"')
     out = tmp_path / "out"
 
-    def run(**env):
+    def run(with_system_toolkit=True, **env):
+        path = [str(bin_dir)] + [str(system_toolkit)] * with_system_toolkit + [without_system_cuda()["PATH"]]
         result = subprocess.run(["bash", SCRIPT], capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                                env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OUT": str(out),
+                                env={**os.environ, "PATH": os.pathsep.join(path), "OUT": str(out),
                                      "DEVICE_RUN_PYTHON": python, **env})
         summary = (out / "summary.txt").read_text().splitlines() if (out / "summary.txt").exists() else []
         ran = calls.read_text().splitlines() if calls.exists() else []
@@ -122,3 +132,23 @@ def test_a_step_past_its_limit_is_stopped_and_the_next_one_runs(machine):
     assert status == 1
     assert status_of(summary, "versions")[0] == "failed" and "timed out" in status_of(summary, "versions")[1]
     assert status_of(summary, "report")[0] == "passed"
+
+
+@pytest.mark.parametrize("with_system_toolkit,asked,toolkit",
+                         [(True, "auto", "SYSTEM"), (False, "auto", "PIP"), (True, "pip", "PIP")])
+def test_the_build_uses_the_systems_toolkit_else_installs_pips(machine, with_system_toolkit, asked, toolkit):
+    status, summary, ran = machine(with_system_toolkit, DEVICE_RUN_TOOLKIT=asked,
+                                   DEVICE_RUN_STEPS="versions build", DEVICE_RUN_BUDGET_S="75")
+    assert status == 0, summary
+    builds = [i for i, call in enumerate(ran) if "pip install --no-build-isolation" in call]
+    assert len(builds) == 1 and ran[builds[0]].endswith(f"[TWINOP_CUDA_TOOLKIT={toolkit}]")
+    installs = [i for i, call in enumerate(ran) if "pip install -q -r requirements-cuda.txt" in call]
+    assert installs == ([builds[0] - 1] if toolkit == "PIP" else [])
+    assert f"CUDA toolkit: {toolkit.lower()} 13.0.88" in summary
+    assert ("nvcc: none (no system CUDA toolkit)" in summary) == (not with_system_toolkit)
+
+
+def test_a_toolkit_pip_cannot_install_fails_the_build_before_it_runs(machine):
+    status, summary, ran = machine(False, PIP_TOOLKIT_EXIT="1", DEVICE_RUN_STEPS="build")
+    assert status == 1 and status_of(summary, "build")[0] == "failed"
+    assert not any("--no-build-isolation" in call for call in ran)

@@ -51,5 +51,6 @@ def built_with():
         "jax": _build_info.JAX_VERSION or None,
         "cuda": _build_info.WITH_CUDA,
         "cuda_archs": _build_info.CUDA_ARCHS if _build_info.WITH_CUDA else None,
+        "nvcc": _build_info.CUDA_TOOLKIT or None,  # whose: "system 13.0.88" or "pip 13.0.88"
         "compiler": _build_info.CXX_COMPILER,
     }

@@ -6,7 +6,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import shutil
 import sys
 import threading
 import time
@@ -84,10 +83,6 @@ def resolve_devices(device):
     return ["cpu", "cuda"] if cuda_available() else ["cpu"]
 
 
-def _nvcc():
-    return bool(os.environ.get("CUDACXX") or shutil.which("nvcc"))
-
-
 def measure_runtime(devices, mode, progress):
     try:
         from . import runtime
@@ -113,6 +108,7 @@ def run_report(out_dir, device="auto", mode="quick", source=None, axes=AXES, bui
     src = source_dir(source)
     devices = resolve_devices(device)
     results = {}
+    with_cuda = "cuda" in devices and build_friction.cuda_compiler_available()  # the system's nvcc or pip's
     if "boilerplate" in axes:
         results["boilerplate"] = boilerplate.measure(src)
         progress.stage_done("boilerplate")
@@ -120,7 +116,7 @@ def run_report(out_dir, device="auto", mode="quick", source=None, axes=AXES, bui
     # and the builds (whose CPU times hold), the runtime alone after them; in tiny mode everything.
     jobs = {
         "support": lambda: support.measure(progress),
-        "build": lambda: build_friction.measure(src, builds, "cuda" in devices and _nvcc(), mode != "full", progress),
+        "build": lambda: build_friction.measure(src, builds, with_cuda, mode != "full", progress),
         "runtime": lambda: measure_runtime(devices, mode, progress),
         "distributed": lambda: distributed.measure(mode, progress),
     }

@@ -4,6 +4,7 @@ which CMakeLists.txt line set each one); and the errors a user gets when the fra
 missing, hidden by pip's build isolation, or of another version than the one built against."""
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ import tempfile
 import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
 
 # binding -> (CMake target, switches that build it alone, the framework the build asks for its flags)
 ALONE = {"TWINOP_TORCH": "OFF", "TWINOP_TORCH_STABLE": "OFF", "TWINOP_TF": "OFF",
@@ -55,21 +57,89 @@ def _tool(name):
     return shutil.which(name) or shutil.which(name, path=os.path.dirname(sys.executable)) or name
 
 
+def read_cache(build_dir):
+    """CMake's cache: {KEY: value}."""
+    cache = {}
+    for line in open(os.path.join(build_dir, "CMakeCache.txt")):
+        key, _, value = line.strip().partition("=")
+        cache[key.split(":")[0]] = value  # KEY:TYPE=value
+    return cache
+
+
 def read_tools(build_dir):
     """The build tools CMake used, from its cache: {name: path}."""
     names = {"CMAKE_COMMAND": "cmake", "CMAKE_MAKE_PROGRAM": "ninja", "CMAKE_CXX_COMPILER": "C++ compiler",
              "CMAKE_CUDA_COMPILER": "CUDA compiler"}
-    found = {}
-    for line in open(os.path.join(build_dir, "CMakeCache.txt")):
-        key, _, value = line.strip().partition("=")
-        key = key.split(":")[0]  # KEY:TYPE=value
-        if key in names and value:
-            found[names[key]] = value
-    return found
+    return {names[key]: value for key, value in read_cache(build_dir).items() if key in names and value}
+
+
+def read_cuda_toolkit(build_dir):
+    """Whose CUDA toolkit the configure chose, from the _build_info.py it wrote: {"from": "system" or
+    "pip", "version", "root", "c_libraries"}, or None where CUDA is off. c_libraries: the C library's
+    pieces the static CUDA runtime links (librt), found by CMake where the C toolchain keeps them."""
+    with open(os.path.join(build_dir, "_build_info.py")) as fh:
+        info = dict(re.findall(r'^(CUDA_TOOLKIT\w*) = "([^"]*)"', fh.read(), re.MULTILINE))
+    if not info.get("CUDA_TOOLKIT"):
+        return None
+    source, version = info["CUDA_TOOLKIT"].split()
+    rt = read_cache(build_dir).get("CUDAToolkit_rt_LIBRARY", "")
+    return {"from": source, "version": version, "root": info["CUDA_TOOLKIT_ROOT"],
+            "c_libraries": [rt] if os.path.isabs(rt) else []}
+
+
+def system_cuda_compiler():
+    """The nvcc CMake finds before pip's (CUDACXX, else nvcc on PATH or in $CUDA_PATH/bin), or None."""
+    search = os.environ.get("PATH", "")
+    if os.environ.get("CUDA_PATH"):
+        search += os.pathsep + os.path.join(os.environ["CUDA_PATH"], "bin")
+    return os.environ.get("CUDACXX") or shutil.which("nvcc", path=search)
+
+
+def pip_cuda_compiler():
+    """The version of nvcc pip installed in this environment (nvidia-cuda-nvcc), or None."""
+    try:
+        return metadata.version("nvidia-cuda-nvcc")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def cuda_compiler_available():
+    return bool(system_cuda_compiler() or pip_cuda_compiler())
+
+
+def cuda_toolkit(bindings, with_cuda):
+    """The CUDA toolkit the builds used, which ones this machine has, and the paths listed with the
+    toolchain, as pip installs none of them: a system toolkit, and the C library's librt."""
+    used = next((b["cuda_toolkit"] for b in bindings.values() if b.get("cuda_toolkit")), None)
+    toolchain = []
+    if used:
+        toolchain = ([used["root"]] if used["from"] == "system" else []) + used["c_libraries"]
+    return {"with_cuda": with_cuda, "used": used, "system_nvcc": system_cuda_compiler(),
+            "pip_nvcc": pip_cuda_compiler(), "toolchain_paths": toolchain}
+
+
+def describe_cuda_toolkit(cuda):
+    """The build verdict's clause on the CUDA kernels' toolkit: whose, and whether pip's sufficed."""
+    used = cuda.get("used")
+    if not cuda.get("with_cuda"):
+        return ("the CUDA kernels were not built in this run (they are where the report runs on a GPU and finds "
+                "a CUDA compiler, the system's or pip's)")
+    if not used:
+        return "the CUDA kernels were asked for but not built"
+    if used["from"] == "system":
+        return (f"the CUDA kernels were built with the system's CUDA toolkit {used['version']} "
+                f"({used['root']}), listed with the toolchain, so pip's was not tried (TWINOP_CUDA_TOOLKIT=PIP "
+                "tries it)")
+    beside = (f"beside a system toolkit ({cuda['system_nvcc']}), not used" if cuda.get("system_nvcc")
+              else "on a machine with no system CUDA toolkit")
+    return (f"the CUDA kernels were built with pip's CUDA toolkit {used['version']} ({used['root']}), "
+            f"{beside}: pip's sufficed")
 
 
 def configure_args(source_dir, build_dir, switches, with_cuda, python=sys.executable):
-    defines = {**switches, "TWINOP_CUDA": "ON" if with_cuda else "OFF", "Python_EXECUTABLE": python,
+    # TWINOP_CUDA_TOOLKIT as `pip install` reads it: PIP builds with pip's toolkit beside a system one.
+    defines = {**switches, "TWINOP_CUDA": "ON" if with_cuda else "OFF",
+               "TWINOP_CUDA_TOOLKIT": os.environ.get("TWINOP_CUDA_TOOLKIT", "AUTO"), "Python_EXECUTABLE": python,
                "CMAKE_BUILD_TYPE": "Release", "CMAKE_MAKE_PROGRAM": _tool("ninja")}
     try:
         import pybind11
@@ -189,13 +259,15 @@ def build_one(source_dir, binding, with_cuda, progress):
             return {"ok": False, "stage": failed, "error": _tail(times[failed][2], 8)}
         settings, workarounds = binding_settings(targets, target_name)
         tools = read_tools(build_dir)
+        used_cuda = read_cuda_toolkit(build_dir)
         asked = read_query(build_dir, framework)
         if any("-std" in value for value in asked.values()) and not any("-std" in s["value"] for s in settings):
             workarounds.append("the framework's own -std flag dropped, CXX_STANDARD sets it")
     seconds = {f"{stage}_{kind}_s": t for stage, (wall, cpu, _) in times.items() for kind, t in (("wall", wall), ("cpu", cpu))}
     progress(f"build: {binding} configured in {seconds['configure_wall_s']:.1f} s, built in {seconds['build_wall_s']:.1f} s "
              f"(core {seconds['core_wall_s']:.1f} s)")
-    return {"ok": True, **seconds, "settings": settings, "workarounds": workarounds, "framework_answer": asked, "tools": tools}
+    return {"ok": True, **seconds, "settings": settings, "workarounds": workarounds, "framework_answer": asked,
+            "tools": tools, "cuda_toolkit": used_cuda}
 
 
 def missing_framework_error(source_dir, framework, scratch):
@@ -269,6 +341,7 @@ def measure(source_dir, bindings, with_cuda, side_by_side, progress):
     with ThreadPoolExecutor(max(len(bindings), 1) if side_by_side else 1) as pool:
         builds = {b: pool.submit(build_one, source_dir, b, with_cuda, progress) for b in bindings}
         results["bindings"] = {b: build.result() for b, build in builds.items()}
+    results["cuda_toolkit"] = cuda_toolkit(results["bindings"], with_cuda)
     mismatch = mismatch_processes(frameworks)  # after the builds, whose timings they would disturb
     with tempfile.TemporaryDirectory(prefix="twinop-report-probes-") as scratch:
         for framework in frameworks:

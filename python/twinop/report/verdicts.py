@@ -5,6 +5,8 @@ import os
 import re
 import statistics
 
+from .build_friction import describe_cuda_toolkit
+
 HOLDS, FAILS, UNSETTLED = "holds", "does not hold", "not settled"
 MEASURED = "measured"  # a finding: numbers with their reading, no claim to judge
 ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
@@ -120,9 +122,10 @@ def pip_only(results):
     claim = "both compile with nothing beyond what pip installs"
     criterion = ("the PyTorch and TensorFlow bindings build from clean, and every header and library directory they "
                  "use lies in the Python environment (its site-packages, or the interpreter's own headers); the "
-                 "toolchain is listed apart, as pip never installs a C++ compiler. The numbers add what survives an "
-                 "upgrade of the framework: whether each library loads under another version, and the framework C++ "
-                 "symbols it imports")
+                 "toolchain is listed apart, as pip never installs a C++ compiler (a system CUDA toolkit and the C "
+                 "library with it; the CUDA kernels' toolkit, system or pip, is named). The numbers add what "
+                 "survives an upgrade of the framework: whether each library loads under another version, and the "
+                 "framework C++ symbols it imports")
     data = results.get("build", {})
     builds = data.get("bindings", {})
     if not data.get("available") or not all(f in builds for f in ("torch", "tensorflow")):
@@ -132,17 +135,22 @@ def pip_only(results):
         why = "; ".join(f"{f} failed at {b['stage']}: {b['error'].splitlines()[-1]}" for f, b in failed.items())
         return _verdict(claim, criterion, FAILS, why, {"failed": list(failed)})
     env = data["environment"]
-    roots = tuple(os.path.join(os.path.realpath(p), "") for p in (env["prefix"], env["base_prefix"], env["source_dir"]))
+    cuda = data.get("cuda_toolkit", {})
+    accepted = (env["prefix"], env["base_prefix"], env["source_dir"], *cuda.get("toolchain_paths", []))
+    roots = tuple(os.path.join(os.path.realpath(p), "") for p in accepted)
     checked = [f for f in ("torch", "torch-stable", "tensorflow") if builds.get(f, {}).get("ok")]
     outside = sorted({p for f in checked for p in _paths(builds[f]["settings"])
                       if not os.path.join(os.path.realpath(p), "").startswith(roots)})
     tools = {name: path for b in builds.values() if b["ok"] for name, path in b["tools"].items()}
     isolation = {f: v["pip_isolation"]["message"] for f, v in data.get("failures", {}).items() if v["pip_isolation"]["failed"]}
-    numbers = {"outside_environment": outside, "toolchain": tools, "under_pip_build_isolation": isolation}
+    numbers = {"outside_environment": outside, "toolchain": tools, "under_pip_build_isolation": isolation,
+               "cuda_toolkit": cuda}
     if outside:
         return _verdict(claim, criterion, FAILS, f"used from outside the environment: {', '.join(outside)}", numbers)
     summary = ("every framework header and library came from the packages pip installed; the toolchain: "
                + ", ".join(f"{name} {path}" for name, path in sorted(tools.items())))
+    if cuda:
+        summary += "; " + describe_cuda_toolkit(cuda)
     if isolation:
         summary += ("; but under pip's default build isolation the build cannot import them ("
                     + "; ".join(isolation.values()) + "), so it retries outside that isolation")
