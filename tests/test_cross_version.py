@@ -1,7 +1,8 @@
 """bench/cross_version.py's control flow, without a download: a stand-in Python answers as pip, venv,
 twinop's probe and pytest would, and records what it was asked, so the versions chosen, the one
 wheel installed everywhere without its dependencies, the row of a version pip cannot install, the
-failures and the cleanup are checked in a few seconds."""
+failures and the cleanup are checked in a few seconds; and the report's portability row, which
+cites the result."""
 import json
 import os
 import stat
@@ -10,6 +11,9 @@ import sys
 import textwrap
 
 import pytest
+
+from twinop import _build_info
+from twinop.report import portability
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "bench", "cross_version.py")
@@ -133,3 +137,23 @@ def test_keep_keeps_the_venvs(bench):
     status, _, _ = bench("2.10.0", "2.11.0", "--keep")
     assert status == 0 and sorted(os.listdir(bench.work)) == ["torch-2.10.0", "torch-2.11.0", "wheel"]
 
+
+def test_the_report_cites_the_newest_result(bench):
+    assert portability.releases_proven(None) == "" and portability.releases_proven(str(bench.source)) == ""
+    bench("2.10.0", "2.12.0", "2.13.0", "2.14.0", UNINSTALLABLE="2.12.0", FAILING="2.14.0")
+    older = bench.out.parent / "cross-version-older" / "cross_version.json"
+    older.parent.mkdir()
+    older.write_text(json.dumps({**json.loads((bench.out / "cross_version.json").read_text()), "date": "2000-01-01"}))
+    cited = portability.releases_proven(str(bench.source))
+    assert cited.startswith("on real releases (bench/results/cross-version-here/cross_version.json, 20")
+    assert cited.endswith("one wheel built against torch 2.13.0 passed the torch tests on its stable library in torch "
+                          "2.10.0, 2.13.0, and its classic library was refused in 2.10.0; the tests failed in torch 2.14.0")
+
+
+@pytest.mark.skipif(not _build_info.TORCH_STABLE_TARGET, reason="the stable-ABI op was not built")
+def test_the_stable_librarys_row_in_the_report_cites_it(bench, monkeypatch):
+    bench("2.10.0")
+    monkeypatch.setattr(portability, "stable_load", lambda: ("stable", True))  # its own test loads it
+    measured = portability.measure(("torch-stable",), {}, str(bench.source))
+    assert measured["torch-stable"]["how"].endswith(portability.releases_proven(str(bench.source)))
+    assert "on real releases" in measured["torch-stable"]["how"]
