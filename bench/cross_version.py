@@ -82,12 +82,12 @@ def available_versions(target):
 
 
 def pip_error(result):
-    """pip's reason in one line: its last ERROR line (without the list of versions it found) and
-    any constraint it names."""
+    """pip's reason in one line: its first ERROR line (without the list of versions it found) and
+    any constraint it names (pip prints those only without -q)."""
     lines = [line.strip() for line in (result.stderr + result.stdout).splitlines() if line.strip()]
     errors = [re.sub(r" \(from versions: .*\)", "", line) for line in lines if line.startswith("ERROR:")]
     constraints = [line for line in lines if "(constraint)" in line]
-    return "; ".join(errors[-1:] + constraints) or (lines[-1] if lines else f"exit {result.returncode}")
+    return " ".join(errors[:1] + constraints) or (lines[-1] if lines else f"exit {result.returncode}")
 
 
 def build_wheel(work):
@@ -146,7 +146,7 @@ def one_version(version, wheel, work, keep):
     try:
         started = time.monotonic()
         steps = [[PYTHON, "-m", "venv", venv],
-                 [python, "-m", "pip", "install", "-q", f"torch=={version}", *pins(TEST_DEPENDENCIES)],
+                 [python, "-m", "pip", "install", f"torch=={version}", *pins(TEST_DEPENDENCIES)],
                  [python, "-m", "pip", "install", "-q", "--no-deps", wheel]]
         for command in steps:
             result = run(command)
@@ -177,13 +177,17 @@ def one_version(version, wheel, work, keep):
 
 
 def machine():
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                 platform.processor()) if os.path.exists("/proc/cpuinfo") else platform.processor()
-    return f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.machine()}, Python {platform.python_version()}"
+    model = platform.processor()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as file:
+            model = next((line.split(":", 1)[1].strip() for line in file if line.startswith("model name")), model)
+    return (f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.machine()}, "
+            f"Python {platform.python_version()}")
 
 
 def commit():
-    result = run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])
+    """The checkout's commit, '-dirty' where the wheel was built from uncommitted changes."""
+    result = run(["git", "-C", ROOT, "describe", "--always", "--dirty"])
     return result.stdout.strip() if result.returncode == 0 else "unknown"
 
 
@@ -196,9 +200,9 @@ def markdown(results):
     head = results["built"]
     lines = [f"# The stable-ABI torch library across torch releases ({results['date']})", "",
              f"`bench/cross_version.py` on {results['machine']}; twinop {results['commit']}, one wheel "
-             f"(`{head['wheel']}`, sha256 `{head['sha256'][:16]}...`) built against torch {head['torch']}, its stable "
-             f"library targeting torch >= {head['stable_target']}. Each version in a fresh venv: that torch and "
-             f"{', '.join(results['test_dependencies'])} from pip, the wheel with `--no-deps`; the tests "
+             f"(`{head['wheel']}`, sha256 `{head['sha256'][:16]}...`) built against torch {head['torch']}, "
+             f"its stable library targeting torch >= {head['stable_target']}. Each version in a fresh venv: that "
+             f"torch and {', '.join(results['test_dependencies'])} from pip, the wheel with `--no-deps`; the tests "
              f"({', '.join(f'`{t}`' for t in results['tests'])}) with `TWINOP_TORCH_ABI=stable`. "
              f"{results['note']}", "",
              "| torch | installed as | loads by default | classic library (its version guard) "
@@ -224,7 +228,8 @@ def write(out, results):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("versions", nargs="*", help="torch versions (default: every release pip lists from the target)")
+    parser.add_argument("versions", nargs="*",
+                        help="torch versions (default: every release pip lists from the target)")
     parser.add_argument("--wheel", help="a twinop wheel already built (default: pip wheel . here)")
     parser.add_argument("--work", help="folder for the wheel and the venvs (default: a new temporary one)")
     parser.add_argument("--out", help="results folder (default: bench/results/cross-version-cpu-<N>cores-<date>)")

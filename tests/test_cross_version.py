@@ -40,6 +40,12 @@ STAND_IN = textwrap.dedent(r'''
             wheel.writestr("twinop/_build_info.py", f"TORCH_VERSION = {built!r}\nTORCH_STABLE_TARGET = '2.10'\n")
     elif args[:3] == ["-m", "pip", "install"] and "--no-deps" not in args:
         version = next(a for a in args if a.startswith("torch==")).split("==")[1]
+        if version in os.environ.get("CONSTRAINED", "").split():
+            print("ERROR: Cannot install torch==%s because these package versions have conflicting dependencies.\n\n"
+                  "The conflict is caused by:\n    The user requested torch==%s\n"
+                  "    The user requested (constraint) torch<=2.14.1\n\n"
+                  "ERROR: ResolutionImpossible: for help visit https://pip.pypa.io" % (version, version))
+            sys.exit(1)
         if version in os.environ.get("UNINSTALLABLE", "").split():
             sys.exit(f"ERROR: Could not find a version that satisfies the requirement torch=={version} "
                      f"(from versions: 2.10.0, 2.11.0)\nERROR: No matching distribution found for torch=={version}")
@@ -73,7 +79,8 @@ def bench(tmp_path):
                                 env={**os.environ, "CROSS_VERSION_PYTHON": str(python), "CALLS": str(calls),
                                      "BUILT": BUILT, "REFUSAL": REFUSAL, **env})
         assert "Traceback" not in result.stderr, result.stderr
-        results = json.loads((out / "cross_version.json").read_text()) if (out / "cross_version.json").exists() else None
+        written = out / "cross_version.json"
+        results = json.loads(written.read_text()) if written.exists() else None
         return result.returncode, results, [json.loads(line) for line in calls.read_text().splitlines()]
 
     run.work, run.out, run.source = work, out, tmp_path / "source"
@@ -106,15 +113,16 @@ def test_every_release_from_the_target_with_one_wheel_installed_without_rebuildi
 
 
 def test_a_version_pip_cannot_install_is_a_row_and_the_run_goes_on(bench):
-    status, results, calls = bench("2.9.0", "2.10.0", "2.12.0", UNINSTALLABLE="2.9.0 2.12.0")
+    status, results, calls = bench("2.9.0", "2.10.0", "2.15.0", UNINSTALLABLE="2.9.0", CONSTRAINED="2.15.0")
     assert status == 0  # the version installed passed
     rows = {row["torch"]: row for row in results["rows"]}
     assert rows["2.9.0"] == {"torch": "2.9.0", "status": "not installed",
-                             "reason": "ERROR: No matching distribution found for torch==2.9.0"}
-    assert rows["2.10.0"]["status"] == "passed" and rows["2.12.0"]["status"] == "not installed"
+                             "reason": "ERROR: Could not find a version that satisfies the requirement torch==2.9.0"}
+    assert rows["2.10.0"]["status"] == "passed" and rows["2.15.0"]["status"] == "not installed"
     assert not any(call[1:4] == ["-m", "pip", "index"] for call in calls)  # the versions given, not pip's list
-    assert "| 2.12.0 | not installed: ERROR: No matching distribution found for torch==2.12.0 |" in \
-        (bench.out / "cross_version.md").read_text()
+    assert ("| 2.15.0 | not installed: ERROR: Cannot install torch==2.15.0 because these package versions have "
+            "conflicting dependencies. The user requested (constraint) torch<=2.14.1 |"
+            in (bench.out / "cross_version.md").read_text())
     assert os.listdir(bench.work) == ["wheel"]  # the venv of a failed install removed too
 
 
@@ -146,8 +154,9 @@ def test_the_report_cites_the_newest_result(bench):
     older.write_text(json.dumps({**json.loads((bench.out / "cross_version.json").read_text()), "date": "2000-01-01"}))
     cited = portability.releases_proven(str(bench.source))
     assert cited.startswith("on real releases (bench/results/cross-version-here/cross_version.json, 20")
-    assert cited.endswith("one wheel built against torch 2.13.0 passed the torch tests on its stable library in torch "
-                          "2.10.0, 2.13.0, and its classic library was refused in 2.10.0; the tests failed in torch 2.14.0")
+    assert cited.endswith("one wheel built against torch 2.13.0 passed the torch tests on its stable library in "
+                          "torch 2.10.0, 2.13.0, and its classic library was refused in 2.10.0; the tests failed in "
+                          "torch 2.14.0")
 
 
 @pytest.mark.skipif(not _build_info.TORCH_STABLE_TARGET, reason="the stable-ABI op was not built")
