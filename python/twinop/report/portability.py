@@ -66,9 +66,10 @@ def releases_proven(source_dir):
     passed = [row for row in result["rows"] if row["status"] == "passed"]
     refused = [row["torch"] for row in passed if row["classic"] != "loads"]
     failed = [row["torch"] for row in result["rows"] if row["status"] == "failed"]
-    return (f"on real releases ({path}, {result['date']}), one wheel built against torch {result['built']['torch']} "
-            f"passed the torch tests on its stable library in torch {', '.join(r['torch'] for r in passed) or 'none'}, "
-            f"and its classic library was refused in {', '.join(refused) or 'none'}"
+    return (f"on real releases ({path}, {result['date']}), one wheel built against torch "
+            f"{result['built']['torch']} passed the torch tests on its stable library in torch "
+            f"{', '.join(row['torch'] for row in passed) or 'none'}, and its classic library was refused in "
+            f"{', '.join(refused) or 'none'}"
             + (f"; the tests failed in torch {', '.join(failed)}" if failed else ""))
 
 
