@@ -153,7 +153,7 @@ def test_the_report_cites_the_newest_result(bench):
     older.parent.mkdir()
     older.write_text(json.dumps({**json.loads((bench.out / "cross_version.json").read_text()), "date": "2000-01-01"}))
     cited = portability.releases_proven(str(bench.source))
-    assert cited.startswith("on real releases (bench/results/cross-version-here/cross_version.json, 20")
+    assert cited.startswith("on real releases (bench/results/cross-version-here/cross_version.md, 20")
     assert cited.endswith("one wheel built against torch 2.13.0 passed the torch tests on its stable library in "
                           "torch 2.10.0, 2.13.0, and its classic library was refused in 2.10.0; the tests failed in "
                           "torch 2.14.0")

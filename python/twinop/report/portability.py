@@ -61,7 +61,7 @@ def releases_proven(source_dir):
     found = []
     for path in paths:
         with open(path) as file:
-            found.append((json.load(file), os.path.relpath(path, source_dir)))
+            found.append((json.load(file), os.path.relpath(path[:-len("json")] + "md", source_dir)))  # the table
     result, path = max(found, key=lambda pair: pair[0]["date"])
     passed = [row for row in result["rows"] if row["status"] == "passed"]
     refused = [row["torch"] for row in passed if row["classic"] != "loads"]
