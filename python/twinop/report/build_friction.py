@@ -351,6 +351,6 @@ def measure(source_dir, bindings, with_cuda, side_by_side, progress):
                 "mismatch": {"message": mismatch[framework].communicate()[0].strip()},
             }
             progress(f"build: {framework} failure modes probed")
-    results["portability"] = portability.measure(bindings, results["failures"])
+    results["portability"] = portability.measure(bindings, results["failures"], source_dir)
     results["edit_loop"] = edit_loop.measure(source_dir, bindings, with_cuda, progress)
     return results

@@ -4,7 +4,11 @@ they were built against, and their version guards refuse any other; the stable-A
 is meant to load in every torch from its target version on. Evidence measured here: the guards'
 errors (build_friction's mismatch probes), the framework C++ symbols each library imports (read
 with nm: any of them can change between releases), and the stable library loading while the
-classic one is refused. The load under a really different torch is bench/device_stable_abi.sh's."""
+classic one is refused. The load under really different torches is not measured here: it is
+bench/device_stable_abi.sh's (on the GPU machine) and bench/cross_version.py's (torch releases
+from pip, each in a venv), whose committed result the stable library's row cites."""
+import glob
+import json
 import os
 import re
 import shutil
@@ -48,9 +52,31 @@ def stable_load():
     return abi, right == "True"
 
 
-def measure(bindings, failures):
+def releases_proven(source_dir):
+    """What bench/cross_version.py's newest result committed under source_dir shows, as a clause;
+    '' if there is none (or no source tree)."""
+    paths = glob.glob(os.path.join(source_dir, "bench", "results", "*", "cross_version.json")) if source_dir else []
+    if not paths:
+        return ""
+    found = []
+    for path in paths:
+        with open(path) as file:
+            found.append((json.load(file), os.path.relpath(path[:-len("json")] + "md", source_dir)))  # the table
+    result, path = max(found, key=lambda pair: pair[0]["date"])
+    passed = [row for row in result["rows"] if row["status"] == "passed"]
+    refused = [row["torch"] for row in passed if row["classic"] != "loads"]
+    failed = [row["torch"] for row in result["rows"] if row["status"] == "failed"]
+    return (f"on real releases ({path}, {result['date']}), one wheel built against torch "
+            f"{result['built']['torch']} passed the torch tests on its stable library in torch "
+            f"{', '.join(row['torch'] for row in passed) or 'none'}, and its classic library was refused in "
+            f"{', '.join(refused) or 'none'}"
+            + (f"; the tests failed in torch {', '.join(failed)}" if failed else ""))
+
+
+def measure(bindings, failures, source_dir=None):
     """{binding: {"library", "framework_cpp_symbols", "c_shim_functions", "loads", "how"}} for the
-    built libraries among `bindings`; failures: build_friction's probes (the guards' errors)."""
+    built libraries among `bindings`; failures: build_friction's probes (the guards' errors);
+    source_dir: the checkout whose committed cross-version result the stable library's row cites."""
     import twinop
 
     if not shutil.which("nm"):
@@ -70,6 +96,8 @@ def measure(bindings, failures):
             entry["how"] = (f"loaded with the classic library refused by its version guard (twinop.torch.ABI = {abi}, "
                             f"result {'matches' if right is True else 'differs from'} the float64 reference)"
                             if abi else f"failed to load: {right}")
+            proven = releases_proven(source_dir)
+            entry["how"] += f"; {proven}" if proven else ""
         else:  # the version guard's answer: an ImportError, or the import going through
             entry["how"] = failures.get(framework, {}).get("mismatch", {}).get("message", "not probed")
             entry["loads"] = entry["how"] == "imported without error"
