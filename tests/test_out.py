@@ -4,17 +4,11 @@ import numpy as np
 import pytest
 
 import twinop.numpy as tn
-from cases import ACTIVATIONS, DTYPES, make_inputs, rows_of
+from cases import ACTIVATIONS, DTYPES, make_inputs, numpy_dtype, rows_of
 from tolerances import assert_close
 from twinop import reference
 
 SHAPES = [(37,), (5, 13), (2, 3, 64)]
-
-
-def np_dtype(name):
-    if name == "bfloat16":
-        return np.dtype(pytest.importorskip("ml_dtypes").bfloat16)
-    return np.dtype(name)
 
 
 # numpy
@@ -24,7 +18,7 @@ def np_dtype(name):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("act", ACTIVATIONS)
 def test_numpy_out_matches_the_allocating_call(act, dtype, shape):
-    x, bias, dy = (a.astype(np_dtype(dtype)) for a in make_inputs(shape, dtype))
+    x, bias, dy = (a.astype(numpy_dtype(dtype)) for a in make_inputs(shape, dtype))
     out = np.full_like(x, np.nan)
     assert tn.bias_act(x, bias, act, out=out) is out
     np.testing.assert_array_equal(out, tn.bias_act(x, bias, act))
@@ -239,3 +233,4 @@ def test_tf_in_place_results_match_the_reference(act, dtype):
     assert_close(tf.cast(y, tf.float64).numpy(), reference.bias_act(x, bias, act), dtype, what="y")
     assert_close(tf.cast(dx, tf.float64).numpy(), want_dx, dtype, what="dx")
     assert_close(tf.cast(dbias, tf.float64).numpy(), want_dbias, dtype, summed=33, what="dbias")
+

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import bindings
-from cases import ACTIVATIONS
+from cases import ACTIVATIONS, numpy_dtype
 
 THREADS = 8
 ROUNDS = 3
@@ -23,7 +23,7 @@ def thread_work(binding, k):
     dtype = ("float32", "bfloat16", "float64", "float16")[k % 4]
     rows, cols = 200 + 40 * k, 331
     shapes = {"x": (rows, cols), "dy": (rows, cols), "g": (rows, cols), "bias": (cols,), "g_bias": (cols,)}
-    inputs = {name: binding.tensor(rng.normal(0.0, 2.0, shape).astype(bindings.numpy_dtype(dtype)).astype(float),
+    inputs = {name: binding.tensor(rng.normal(0.0, 2.0, shape).astype(numpy_dtype(dtype)).astype(float),
                                    dtype) for name, shape in shapes.items()}
     return SimpleNamespace(**inputs), ACTIVATIONS[k % len(ACTIVATIONS)]
 
