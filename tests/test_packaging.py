@@ -1,4 +1,6 @@
 """The install itself: optional bindings, recorded framework versions, build switches."""
+import ast
+import glob
 import os
 import re
 import shutil
@@ -21,6 +23,31 @@ def run_python(code):
 
 def test_activations_are_the_documented_tuple():
     assert twinop.ACTIVATIONS == ("gelu", "gelu_tanh", "silu", "relu")
+
+
+def oldest_python(path, pattern):
+    with open(os.path.join(ROOT, path)) as f:
+        return tuple(int(n) for n in re.search(pattern, f.read()).groups())
+
+
+def evaluated_union_annotations(tree):
+    """Annotations written X | Y that Python evaluates when the def runs: they need Python 3.10."""
+    if any(isinstance(n, ast.ImportFrom) and n.module == "__future__" for n in tree.body):
+        return []  # from __future__ import annotations: never evaluated
+    annotations = [n.annotation for n in ast.walk(tree) if isinstance(n, ast.arg) and n.annotation]
+    annotations += [n.returns for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.returns]
+    return [a for a in annotations if isinstance(a, ast.BinOp) and isinstance(a.op, ast.BitOr)]
+
+
+def test_requires_python_is_the_oldest_python_the_code_runs_on():
+    oldest = oldest_python("pyproject.toml", r'requires-python = ">=(\d+)\.(\d+)"')
+    assert oldest_python("CMakeLists.txt", r"find_package\(Python (\d+)\.(\d+)") == oldest
+    unions = []
+    for path in glob.glob(os.path.join(ROOT, "python", "twinop", "**", "*.py"), recursive=True):
+        with open(path) as f:
+            tree = ast.parse(f.read(), feature_version=oldest)  # syntax newer than `oldest` fails here
+        unions += [f"{os.path.relpath(path, ROOT)}:{a.lineno}" for a in evaluated_union_annotations(tree)]
+    assert not unions or oldest >= (3, 10), f"X | Y annotations need Python 3.10: {unions}"
 
 
 def test_import_twinop_imports_no_framework():
