@@ -8,7 +8,7 @@ import os
 import pytest
 
 from twinop import _build_info, cli
-from twinop.report import Progress, boilerplate, build_friction, portability, render, run_report, support, verdicts
+from twinop.report import ALL_BUILDS, Progress, boilerplate, build_friction, portability, render, run_report, support, verdicts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -342,8 +342,14 @@ def test_host_bound_gpu_times_are_marked_as_the_hosts():
 
 
 def test_report_options_are_checked():
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="--build takes none or a comma list of numpy, torch"):
         cli.main(["report", "--build", "cuda"])
+
+
+def test_report_help_names_the_bindings_built_by_default(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["report", "--help"])
+    assert f"(default: {','.join(ALL_BUILDS)})" in "".join(capsys.readouterr().out.split()).replace(":", ": ")
 
 
 def test_report_end_to_end(tmp_path):

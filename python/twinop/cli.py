@@ -54,9 +54,12 @@ def add_report_options(parser, every_axis):
     parser.set_defaults(mode="quick", run=report, source=None, build="none")
     if not every_axis:
         return
+    from .report import ALL_BUILDS
+
     parser.add_argument("--source", help="the twinop checkout to count and build (default: the one this install was built from)")
-    parser.add_argument("--build", default="numpy,torch,torch-stable,tensorflow,jax",
-                        help="bindings the build axis compiles from clean: a comma list, or none (default: all four)")
+    parser.add_argument("--build", default=",".join(ALL_BUILDS),
+                        help="bindings the build axis compiles from clean: a comma list, or none "
+                             f"(default: {','.join(ALL_BUILDS)})")
 
 
 def main(argv=None):
