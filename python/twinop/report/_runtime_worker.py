@@ -42,10 +42,11 @@ import time
 import numpy as np
 
 from twinop import reference
-from twinop.report.runtime import DTYPES, ELEMENTS_MOVED, HEAD_TO_HEAD, OVERHEAD_SHAPE, PROGRESS_PREFIX, SIZES
+from twinop.report import gpu_timer
+from twinop.report.runtime import (DTYPES, ELEMENTS_MOVED, HEAD_TO_HEAD, ITEMSIZE, OVERHEAD_SHAPE, PROGRESS_PREFIX,
+                                   SIZES)
 
 ACT = "gelu"
-ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
 MAX_INPUT_SETS = 64  # below this many, the smallest shapes stay in cache: their cost is the call, not the data
 PAGE_FAULT_CALLS = 3  # calls counted for the page faults per call, after the timing (a fault is paid once)
 
@@ -128,10 +129,14 @@ class CpuTimer:
         return statistics.median(self.once(call)[0] for _ in range(reps)), False
 
 
+def batch_count(estimate, settings):
+    """Batches of gpu_timer.CALLS_PER_BATCH calls that fill settings.seconds, for calls of `estimate` seconds."""
+    return min(max(round(settings.seconds / (estimate * gpu_timer.CALLS_PER_BATCH)), settings.min_reps),
+               settings.max_reps)
+
+
 class CudaTimer(CpuTimer):
-    CALLS_PER_BATCH = 10
-    QUEUE_AHEAD_CYCLES = 10_000_000  # a ~5 ms spin kernel: time for Python to queue a whole batch behind it
-    QUEUE_AHEAD_TRIES = 3  # each spin 4x the last: up to ~80 ms where Python queues a batch slower
+    """GPU seconds per call from CUDA events, over batches queued behind a spin kernel (gpu_timer)."""
 
     def __init__(self, torch):
         self.torch = torch
@@ -139,34 +144,10 @@ class CudaTimer(CpuTimer):
     def sync(self):
         self.torch.cuda.synchronize()
 
-    def batch(self, call, spin_cycles):
-        """(GPU seconds per call of one batch, whether Python queued the whole batch before the
-        spin ahead of it ended: if not, the GPU waited for the host within the timed span)."""
-        spin, start, end = (self.torch.cuda.Event(enable_timing=True) for _ in range(3))
-        spin.record()
-        self.torch.cuda._sleep(spin_cycles)
-        start.record()
-        queuing = time.perf_counter()
-        for _ in range(self.CALLS_PER_BATCH):
-            call()
-        end.record()
-        queued_ms = (time.perf_counter() - queuing) * 1e3
-        end.synchronize()
-        return start.elapsed_time(end) * 1e-3 / self.CALLS_PER_BATCH, queued_ms < spin.elapsed_time(start)
-
     def median(self, call, settings):
-        """(median over batches of GPU seconds per call, host-bound): a longer spin is tried where
-        most batches were paced by Python; host-bound if they still were behind the longest."""
+        """(median over batches of GPU seconds per call, host-bound); one call first sizes the batches."""
         estimate, _ = self.once(call)
-        batches = min(max(round(settings.seconds / (estimate * self.CALLS_PER_BATCH)), settings.min_reps),
-                      settings.max_reps)
-        for attempt in range(self.QUEUE_AHEAD_TRIES):
-            timed = [self.batch(call, self.QUEUE_AHEAD_CYCLES * 4**attempt) for _ in range(batches)]
-            # The median is a GPU time when most batches are: a batch the GPU waited in only takes longer.
-            host_bound = sum(covered for _, covered in timed) <= len(timed) // 2
-            if not host_bound:
-                break
-        return statistics.median(seconds for seconds, _ in timed), host_bound
+        return gpu_timer.cuda_median(self.torch, call, batch_count(estimate, settings))
 
 
 class TorchKit:
@@ -366,11 +347,9 @@ class NumpyKit:
 
 class JaxTimer(CpuTimer):
     """JAX dispatches asynchronously on every backend: a call's time ends when its result is
-    ready. On the GPU, the median is over batches of back-to-back calls, ready when the last one
-    is: Python's dispatch overlaps the kernels, as in a training loop, except at sizes where the
+    ready. On the GPU, the median is over batches of back-to-back calls (gpu_timer.wall_median):
+    Python's dispatch overlaps the kernels, as in a training loop, except at sizes where the
     dispatch takes longer than the kernel (JAX offers no events to time the GPU alone)."""
-
-    CALLS_PER_BATCH = 10
 
     def __init__(self, jax, batches):
         self.jax, self.batches = jax, batches
@@ -385,16 +364,7 @@ class JaxTimer(CpuTimer):
         if not self.batches:
             return super().median(call, settings)
         estimate, _ = self.once(call)
-        batches = min(max(round(settings.seconds / (estimate * self.CALLS_PER_BATCH)), settings.min_reps),
-                      settings.max_reps)
-        per_call = []
-        for _ in range(batches):
-            start = time.perf_counter()
-            for _ in range(self.CALLS_PER_BATCH - 1):
-                call()
-            self.jax.block_until_ready(call())
-            per_call.append((time.perf_counter() - start) / self.CALLS_PER_BATCH)
-        return statistics.median(per_call), False
+        return gpu_timer.wall_median(call, self.jax.block_until_ready, batch_count(estimate, settings)), False
 
 
 class JaxKit:

@@ -52,6 +52,7 @@ FRAMEWORKS = ("torch", "tensorflow", "numpy", "jax")
 GPU_FRAMEWORKS = ("torch", "jax")  # the machines this was written for have no CUDA build of TensorFlow
 
 ALL_DTYPES = ("float32", "float64", "float16", "bfloat16")
+ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}  # bytes per element
 DTYPES = {"tiny": ("float32",), "quick": ("float32", "bfloat16"), "full": ALL_DTYPES}
 
 # (rows, columns) swept, smallest first, up to the sizes of the peer baselines (4096 x 4096 on the

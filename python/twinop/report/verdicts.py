@@ -6,10 +6,10 @@ import re
 import statistics
 
 from .build_friction import describe_cuda_toolkit
+from .runtime import ITEMSIZE
 
 HOLDS, FAILS, UNSETTLED = "holds", "does not hold", "not settled"
 MEASURED = "measured"  # a finding: numbers with their reading, no claim to judge
-ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
 
 MORE_BOILERPLATE = 1.10  # TF "needs more" when its binding is at least 10% longer than PyTorch's
 SIMILAR_SPEED = 1.25  # "similar speed": medians within 1.25x of each other, either way
