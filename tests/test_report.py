@@ -55,9 +55,61 @@ def test_counts_skip_missing_files_and_flag_unlisted_ones(tmp_path):
     (tmp_path / "csrc" / "torch" / "bias_act_ops.cpp").write_text("// schema\nint x;\n")
     (tmp_path / "csrc" / "torch" / "extra.cpp").write_text("int y;\n")
     result = boilerplate.measure(str(tmp_path))
-    assert result["by_role"] == {"torch": {"op/schema registration": 1}}
+    table = result["ops"]["bias_act"]
+    assert list(table) == ["torch"] and table["torch"]["registration"] == {"lines": 1}
+    assert table["torch"]["buffer-reuse"]["status"] == boilerplate.NOT_POSSIBLE  # WITHOUT_LINES says why
+    assert table["torch"]["wrapper"] == {"status": "unaccounted for",
+                                         "why": "no lines, and WITHOUT_LINES does not say why"}
     assert "csrc/torch/bias_act_op.h" in result["missing"]
     assert result["unlisted"] == ["csrc/torch/extra.cpp"]
+
+
+SPLIT = """// a file of the kernel wrapper
+int a;
+// twinop-feature: out
+int b; int c;
+int d;
+// twinop-feature: mixed-precision (torch-stable)
+int e;
+// twinop-feature: end
+int f;
+// twinop-feature: no-such-feature
+int g;
+// twinop-feature: out (tensorflow)
+int h;
+"""
+SPLIT_PYTHON = '''x = 1
+# twinop-feature: gradient
+def f():
+    """Docstring."""
+    return 2
+'''
+
+
+def test_feature_lines_split_a_file_exactly():
+    """Each code line goes to the feature (and bindings) of the twinop-feature line above it, the
+    file's own before the first and after `end`; a line naming an unknown feature or a binding the
+    file does not serve is reported, and its lines stay with the feature before."""
+    parts, problems = boilerplate.split_by_feature(SPLIT, False, boilerplate.Role(boilerplate.TORCH, "wrapper"))
+    assert parts == {("wrapper", boilerplate.TORCH): 4, ("out", boilerplate.TORCH): 2,
+                     ("mixed-precision", ("torch-stable",)): 1}
+    assert problems == ["line 10: // twinop-feature: no-such-feature", "line 12: // twinop-feature: out (tensorflow)"]
+    assert boilerplate.split_by_feature(SPLIT_PYTHON, True, boilerplate.Role(("torch",), "loader"))[0] == {
+        ("loader", ("torch",)): 1, ("gradient", ("torch",)): 2}
+
+
+def test_every_feature_of_every_binding_is_counted_or_explained():
+    """In this checkout: no marker problems, every cell lines or a reason, and no reason given for
+    a feature that does have lines (WITHOUT_LINES would be stale)."""
+    result = boilerplate.measure(ROOT)
+    assert result["marker_problems"] == {} and result["missing"] == []
+    for op, table in result["ops"].items():
+        for binding, cells in table.items():
+            for feature, cell in cells.items():
+                assert cell.get("status") != "unaccounted for", (op, binding, feature)
+                assert not ("lines" in cell and (binding, feature) in boilerplate.WITHOUT_LINES), (binding, feature)
+    shared = [f for f in result["files"] if f["path"] == "python/twinop/torch/_checks.py"]
+    assert shared[0]["bindings"] == ["torch", "torch-stable"]  # twinop.torch.bias_act uses it with both libraries
 
 
 def test_counts_without_sources_say_so():
@@ -99,21 +151,59 @@ def test_error_clarity_scores_what_the_message_names():
                                   "int32") == {"names_argument": False, "names_dtype": True, "lists_allowed": True}
 
 
-def by_role(torch, tf):
-    return {"boilerplate": {"available": True, "totals": {"core": 500},
-                            "by_role": {"torch": {"op/schema registration": torch, boilerplate.INTEGRATION: 1000},
-                                        "tensorflow": {"op/schema registration": tf}}}}
+def feature_results(torch, tf, extra_torch=0):
+    """A boilerplate axis whose op has PyTorch and TensorFlow lines per feature ({feature: lines}),
+    every other feature provided by the framework, and batching, which PyTorch has (extra_torch
+    lines) or did not build and TensorFlow cannot have."""
+    def cells(lines, absent):
+        table = {f: {"lines": n} for f, n in lines.items()}
+        table.update({f: {"status": status, "why": "reason"} for f, status in absent.items()})
+        for feature in boilerplate.FEATURES:
+            table.setdefault(feature, {"status": boilerplate.PROVIDED, "why": "reason"})
+        return table
+
+    torch_cells = cells({**torch, "batching": extra_torch} if extra_torch else torch,
+                        {} if extra_torch else {"batching": boilerplate.NOT_BUILT})
+    tf_cells = cells(tf, {"batching": boilerplate.NOT_POSSIBLE})
+    return {"boilerplate": {"available": True, "core": {"shared core (C++)": 500},
+                            "ops": {"bias_act": {"torch": torch_cells, "tensorflow": tf_cells}}}}
 
 
-@pytest.mark.parametrize("torch,tf,expected", [(100, 150, "holds"), (100, 105, "does not hold"), (150, 100, "does not hold")])
-def test_boilerplate_verdict(torch, tf, expected):
-    verdict = verdicts.boilerplate(by_role(torch, tf))
+@pytest.mark.parametrize("torch,tf,expected", [
+    ({"registration": 10, "wrapper": 100, "shapes": 20}, {"registration": 50, "wrapper": 110, "shapes": 70}, "holds"),
+    ({"registration": 10, "wrapper": 200, "shapes": 20}, {"registration": 50, "wrapper": 110, "shapes": 70}, "partly"),
+    ({"registration": 40, "wrapper": 100, "shapes": 20}, {"registration": 30, "wrapper": 200, "shapes": 10}, "partly"),
+    ({"registration": 10, "wrapper": 100, "shapes": 80}, {"registration": 10, "wrapper": 100, "shapes": 80},
+     "does not hold")])
+def test_boilerplate_verdict_judges_the_features_both_have(torch, tf, expected):
+    """TensorFlow needs more when its total on the shared features is 1.10x PyTorch's and it takes
+    1.10x more in more of them; partly when only one is so. A feature only PyTorch has (batching,
+    1000 lines here) counts in the all-features totals, not in the verdict."""
+    verdict = verdicts.boilerplate(feature_results(torch, tf, extra_torch=1000))
     assert verdict["verdict"] == expected
-    assert verdict["numbers"]["torch_lines"] == torch  # framework integration left out
+    assert "batching" not in verdict["numbers"]["features"]
+    assert verdict["numbers"]["torch_lines"] == sum(torch.values())
+    assert verdict["numbers"]["all_features"]["torch"] == sum(torch.values()) + 1000
+
+
+def test_boilerplate_verdict_counts_a_provided_feature_as_zero_lines():
+    torch, tf = {"registration": 10, "wrapper": 100, "compiled": 30}, {"registration": 50, "wrapper": 110}
+    verdict = verdicts.boilerplate(feature_results(torch, tf))  # TF's compiled: provided
+    assert "compiled" in verdict["numbers"]["features"] and verdict["numbers"]["more_lines"]["torch"] == ["compiled"]
+    assert verdict["numbers"]["ratio"] == 1.14 and verdict["verdict"] == "partly"  # one feature each way
 
 
 def test_boilerplate_verdict_without_sources_is_not_settled():
     assert verdicts.boilerplate({"boilerplate": {"available": False, "reason": "sources not available"}})["verdict"] == "not settled"
+
+
+def test_feature_table_shows_why_a_cell_has_no_lines():
+    data = feature_results({"registration": 10, "wrapper": 100}, {"registration": 50, "wrapper": 110})["boilerplate"]
+    text = "\n".join(render.feature_table(data, "bias_act"))
+    assert "| op/schema registration | 10 | 50 |" in text
+    assert "| batching (vmap / pfor) | – not built [1] | – not possible in this framework [1] |" in text
+    assert "[1] reason" in text
+    assert f"| **total, the {len(boilerplate.FEATURES) - 1} features PyTorch and TensorFlow both have** | **110** |" in text
 
 
 CLEAR = "TypeError: x must be float32, float64, float16 or bfloat16; got int32"
@@ -381,8 +471,10 @@ def test_report_end_to_end(tmp_path):
 
 def test_jax_lines_sit_beside_the_verdicts():
     """The claims stay about PyTorch vs TensorFlow; JAX gets one line each, from the same numbers."""
-    results = by_role(100, 150)
-    results["boilerplate"]["by_role"]["jax"] = {"op/schema registration": 120, boilerplate.HIGHER_ORDER: 30}
+    results = feature_results({"registration": 10, "wrapper": 100, "shapes": 20}, {"registration": 50, "wrapper": 110,
+                                                                                 "shapes": 70})
+    jax = {f: {"status": boilerplate.NOT_POSSIBLE, "why": "reason"} for f in boilerplate.FEATURES}
+    results["boilerplate"]["ops"]["bias_act"]["jax"] = {**jax, "wrapper": {"lines": 120}, "second-order": {"lines": 30}}
     rows = [{"impl": impl, "dtype": "float32", "shape": [1024, 1024], "pass": pass_, "median_ms": ms}
             for impl, ms in (("twinop-jax-jit", 1.0), ("jax-jit", 2.0)) for pass_ in ("fwd", "fwd+bwd")]
     results["runtime"] = {"available": True, "runs": [{"device": "cpu", "rows": rows}]}
@@ -396,11 +488,12 @@ def test_jax_lines_sit_beside_the_verdicts():
     # JAX changes no verdict; the allocation finding lists every binding, JAX's too.
     assert [v["verdict"] for v in items] == ["holds", "holds", "not settled", "measured"]
     assert items[3]["summary"].endswith("cpu twinop-jax-jit 1 / 1 as called (no out=)")
-    assert items[0]["jax"].startswith("150 lines (1.50x PyTorch's), of which second order and batching rules 30")
+    assert items[0]["jax"].startswith("150 lines over every feature; on the 2 it shares with PyTorch 150 vs "
+                                      "PyTorch's 100")
     assert items[1]["jax"] == ("3 s of CPU to configure and build the binding (vs torch 3 s, tensorflow 3 s), 1 settings beyond the "
                                "core: jaxlib's FFI headers, nothing of jaxlib linked")
     assert items[2]["jax"].endswith("cpu float32 fwd 0.50x, cpu float32 fwd+bwd 0.50x")
     text = render.verdicts(items)
     assert "Where JAX, the third framework, changes the picture:" in text
     assert text.rstrip().splitlines()[-1].startswith("- *what allocating its outputs adds to a call*")
-    assert "jax" not in verdicts.all_verdicts(by_role(100, 150))[0]  # no JAX binding measured, no line
+    assert "jax" not in verdicts.all_verdicts(feature_results({"wrapper": 1}, {"wrapper": 1}))[0]  # no JAX binding

@@ -79,6 +79,7 @@ py::array empty_like(const py::array& a) {
 
 ByteRange bytes_of(const py::array& a) { return byte_range(a.data(), a.size(), a.itemsize()); }
 
+// twinop-feature: out
 // The caller's out= array, checked: a writeable, C-contiguous ndarray shaped and typed like
 // `like`, sharing no memory with `inputs` (the contiguous arrays the kernel reads) unless it is
 // one named in `may_be` (in place: the kernels read each element before they write it).
@@ -102,6 +103,7 @@ py::array checked_out(const py::object& out, const char* name, const py::array& 
   return array;
 }
 
+// twinop-feature: end
 py::array bias_act(const py::array& x_in, const py::array& bias_in, const std::string& act_name,
                    const py::object& out) {
   const TensorInfo x_info = describe(x_in);
@@ -147,6 +149,7 @@ std::tuple<py::array, py::array> bias_act_backward(const py::array& dy_in, const
   return {dx, dbias};
 }
 
+// twinop-feature: second-order
 // g_bias=None: no gradient arrives at dbias, the same as zeros.
 std::tuple<py::array, py::array, py::array> bias_act_double_backward(const py::array& g_in, const py::array& dy_in,
                                                                      const py::array& x_in, const py::array& bias_in,
@@ -171,6 +174,7 @@ std::tuple<py::array, py::array, py::array> bias_act_double_backward(const py::a
   return {d_dy, d_x, d_bias};
 }
 
+// twinop-feature: end
 void set_num_threads(int threads) {
   if (threads < 1) throw py::value_error("set_num_threads: threads must be at least 1; got " + std::to_string(threads));
   thread_count() = threads;
@@ -179,6 +183,7 @@ void set_num_threads(int threads) {
 }  // namespace
 }  // namespace twinop::numpy_binding
 
+// twinop-feature: registration
 PYBIND11_MODULE(_twinop_numpy, m) {
   using namespace twinop;
   m.doc() = "twinop's numpy binding: y = act(x + bias), its backward and double backward on the CPU.";
@@ -190,11 +195,13 @@ PYBIND11_MODULE(_twinop_numpy, m) {
         py::arg("act") = "gelu", py::kw_only(), py::arg("out") = py::none(),
         "(dx, dbias): dx = dy * act'(x + bias), dbias = dx summed over all axes but the last; out: a tuple (dx, "
         "dbias) of arrays to write them into (dx may be dy or x).");
+  // twinop-feature: second-order
   m.def("bias_act_double_backward", &numpy_binding::bias_act_double_backward, py::arg("g"), py::arg("dy"),
         py::arg("x"), py::arg("bias"), py::arg("act") = "gelu", py::kw_only(), py::arg("g_bias") = py::none(),
         "(d_dy, d_x, d_bias): the gradients of bias_act_backward's inputs, given g arriving at dx (and g_bias at "
         "dbias): d_dy = G * act'(v), d_x = G * dy * act''(v), d_bias = d_x summed over all axes but the last, "
         "with v = x + bias and G = g + g_bias.");
+  // twinop-feature: registration
   m.def("set_num_threads", &numpy_binding::set_num_threads, py::arg("threads"),
         "Threads each call may use, the calling thread included (as torch.set_num_threads); the results are "
         "bit-identical for any count.");

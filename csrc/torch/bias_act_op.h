@@ -45,6 +45,7 @@ inline void check_same_device(const at::Tensor& x, const at::Tensor& other, cons
               " must be on the device of x (", x.device(), "); got ", other.device());
 }
 
+// twinop-feature: forward-mode
 // The ops' autograd (torch.library.register_autograd) has no forward-mode derivative: PyTorch
 // would return an output without a tangent, a silent zero. twinop.torch.bias_act, an
 // autograd.Function with a jvp, never passes a dual tensor down to the kernels.
@@ -54,6 +55,7 @@ inline void check_not_dual(const at::Tensor& t, const char* name) {
               "call twinop.torch.bias_act for forward-mode AD");
 }
 
+// twinop-feature: end
 // Validated, contiguous inputs in the core's terms.
 struct ForwardArgs {
   at::Tensor x, bias;
@@ -69,6 +71,7 @@ struct BackwardArgs {
   Activation act;
 };
 
+// twinop-feature: second-order
 struct DoubleBackwardArgs {
   at::Tensor g, g_bias, dy, x, bias;
   Matrix2D matrix;
@@ -76,6 +79,7 @@ struct DoubleBackwardArgs {
   Activation act;
 };
 
+// twinop-feature: end
 inline Activation parse_act(std::string_view act) {
   Activation parsed{};
   throw_if_error(parse_activation_arg(act, &parsed));
@@ -101,6 +105,7 @@ inline BackwardArgs backward_args(const at::Tensor& dy, const at::Tensor& x, con
           *core_dtype(x.scalar_type()), parse_act(act)};
 }
 
+// twinop-feature: second-order
 inline DoubleBackwardArgs double_backward_args(const at::Tensor& g, const at::Tensor& g_bias, const at::Tensor& dy,
                                               const at::Tensor& x, const at::Tensor& bias, std::string_view act) {
   throw_if_error(check_double_backward_args(describe(g), describe(g_bias), describe(dy), describe(x), describe(bias)));
@@ -114,6 +119,7 @@ inline DoubleBackwardArgs double_backward_args(const at::Tensor& g, const at::Te
           as_matrix(x.sizes().vec()), *core_dtype(x.scalar_type()), parse_act(act)};
 }
 
+// twinop-feature: out
 inline ByteRange bytes_of(const at::Tensor& t) { return byte_range(t.const_data_ptr(), t.numel(), t.element_size()); }
 
 // An out= tensor: like `like` (dtype, shape, device), contiguous, and sharing memory with none of
@@ -133,6 +139,7 @@ inline void check_out(const at::Tensor& out, const char* name, const at::Tensor&
   }
 }
 
+// twinop-feature: end
 template <typename Kernels>
 at::Tensor bias_act(const at::Tensor& x, const at::Tensor& bias, c10::string_view act) {
   const ForwardArgs args = forward_args(x, bias, act);
@@ -153,6 +160,7 @@ std::tuple<at::Tensor, at::Tensor> bias_act_backward(const at::Tensor& dy, const
   return {dx, dbias};
 }
 
+// twinop-feature: second-order
 template <typename Kernels>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> bias_act_double_backward(const at::Tensor& g, const at::Tensor& g_bias,
                                                                         const at::Tensor& dy, const at::Tensor& x,
@@ -166,6 +174,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> bias_act_double_backward(const at
   return {d_dy, d_x, d_bias};
 }
 
+// twinop-feature: out
 // The out= forms: the same kernels, writing into the caller's tensors.
 template <typename Kernels>
 at::Tensor& bias_act_out(const at::Tensor& x, const at::Tensor& bias, c10::string_view act, at::Tensor& out) {
@@ -190,4 +199,5 @@ std::tuple<at::Tensor&, at::Tensor&> bias_act_backward_out(const at::Tensor& dy,
   return {dx, dbias};
 }
 
+// twinop-feature: end
 }  // namespace twinop::torch_binding

@@ -119,6 +119,7 @@ struct BackwardArgs {
   Activation act;
 };
 
+// twinop-feature: second-order
 struct DoubleBackwardArgs {
   Tensor g, g_bias, dy, x, bias;
   Matrix2D matrix;
@@ -126,6 +127,7 @@ struct DoubleBackwardArgs {
   Activation act;
 };
 
+// twinop-feature: end
 inline Activation parse_act(std::string_view act) {
   Activation parsed{};
   throw_if_error(parse_activation_arg(act, &parsed));
@@ -147,6 +149,7 @@ inline BackwardArgs backward_args(const Tensor& dy, const Tensor& x, const Tenso
           *core_dtype(x.scalar_type()), parse_act(act)};
 }
 
+// twinop-feature: second-order
 inline DoubleBackwardArgs double_backward_args(const Tensor& g, const Tensor& g_bias, const Tensor& dy,
                                               const Tensor& x, const Tensor& bias, std::string_view act) {
   throw_if_error(check_double_backward_args(describe(g), describe(g_bias), describe(dy), describe(x), describe(bias)));
@@ -158,6 +161,7 @@ inline DoubleBackwardArgs double_backward_args(const Tensor& g, const Tensor& g_
           as_matrix(shape_of(x)), *core_dtype(x.scalar_type()), parse_act(act)};
 }
 
+// twinop-feature: out
 // The bytes a contiguous tensor of a supported dtype covers, for the out= overlap rule.
 inline ByteRange bytes_of(const Tensor& t) {
   return byte_range(t.const_data_ptr(), t.numel(), element_bytes(*core_dtype(t.scalar_type())));
@@ -178,6 +182,7 @@ inline void check_out(const Tensor& out, const char* name, const Tensor& like, c
   }
 }
 
+// twinop-feature: end
 // The kernels take the activation as a StringHandle (see take_string); TORCH_BOX boxes them.
 // Unlike the classic templates, no device guard here: the stable DeviceGuard is the
 // accelerator's, so the CUDA kernels take it (bias_act_cuda.cpp).
@@ -200,6 +205,7 @@ std::tuple<Tensor, Tensor> bias_act_backward(const Tensor& dy, const Tensor& x, 
   return {dx, dbias};
 }
 
+// twinop-feature: second-order
 template <typename Kernels>
 std::tuple<Tensor, Tensor, Tensor> bias_act_double_backward(const Tensor& g, const Tensor& g_bias, const Tensor& dy,
                                                             const Tensor& x, const Tensor& bias, StringHandle act) {
@@ -212,6 +218,7 @@ std::tuple<Tensor, Tensor, Tensor> bias_act_double_backward(const Tensor& g, con
   return {d_dy, d_x, d_bias};
 }
 
+// twinop-feature: out
 // The out= forms: the same kernels, writing into the caller's tensors (returned, as the schema's
 // Tensor(a!) says). Their autograd (an error if a gradient is asked for, version bumps) is in
 // python/twinop/torch/_out_autograd.py: the stable API has no GradMode or version counter.
@@ -237,4 +244,5 @@ std::tuple<Tensor, Tensor> bias_act_backward_out(const Tensor& dy, const Tensor&
   return {dx, dbias};
 }
 
+// twinop-feature: end
 }  // namespace twinop::torch_stable

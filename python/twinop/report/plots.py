@@ -76,21 +76,27 @@ def overhead(run, out_dir):
 
 
 def boilerplate(data, out_dir):
-    """Lines per binding, stacked by role, next to the shared core."""
-    bindings = [b for b in ("numpy", "torch", "torch-stable", "tensorflow", "jax", "core") if b in data["by_role"]]
-    roles = list(dict.fromkeys(role for b in bindings for role in data["by_role"][b]))
-    colors = plt.get_cmap("tab10").colors
-    fig, ax = plt.subplots(figsize=(9, 5))
-    bottom = [0] * len(bindings)
-    for i, role in enumerate(roles):
-        heights = [data["by_role"][b].get(role, 0) for b in bindings]
-        ax.bar(bindings, heights, bottom=bottom, label=role, color=colors[i % len(colors)])
+    """Lines per binding of the judged op, stacked by feature, next to the shared core."""
+    from .boilerplate import FEATURES
+    from .verdicts import JUDGED_OP
+
+    table = data["ops"][JUDGED_OP]
+    bindings = [b for b in ("numpy", "torch", "torch-stable", "tensorflow", "jax") if b in table]
+    colors = plt.get_cmap("tab20").colors
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    bottom = [0] * (len(bindings) + 1)
+    for i, (key, title) in enumerate(FEATURES.items()):
+        heights = [table[b][key].get("lines", 0) for b in bindings] + [0]
+        ax.bar(bindings + ["core"], heights, bottom=bottom, label=title, color=colors[i % len(colors)])
         bottom = [b + h for b, h in zip(bottom, heights)]
+    for i, (part, lines) in enumerate(data["core"].items()):
+        ax.bar(["core"], [lines], bottom=[bottom[-1]], label=part, color=("0.45", "0.7")[i % 2])
+        bottom[-1] += lines
     for x, total in enumerate(bottom):
         ax.annotate(str(total), (x, total), ha="center", va="bottom")
     ax.set_ylabel("non-blank, non-comment lines")
-    ax.set_title("Binding code by role, and the shared core it wraps")
-    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=9)
+    ax.set_title(f"Binding code of {JUDGED_OP} by feature, and the shared core it wraps")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     fig.tight_layout()
     return _save(fig, out_dir, "boilerplate.png")
 

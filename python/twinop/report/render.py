@@ -46,31 +46,71 @@ def header(results):
         "Every number below comes from this run; `results.json` holds them all.", ""])
 
 
+def _feature_cell(cell, notes):
+    """A feature table's cell: its lines, or its status with the number of the note saying why."""
+    if "lines" in cell:
+        return cell["lines"]
+    if cell["why"] not in notes:
+        notes.append(cell["why"])
+    return f"– {cell['status']} [{notes.index(cell['why']) + 1}]"
+
+
+def feature_table(data, op):
+    """One op's feature x binding table, the totals over the features PyTorch and TensorFlow both
+    have and over every feature, and the notes saying why a cell has no lines."""
+    from .boilerplate import FEATURES, totals
+    from .verdicts import matched_features
+
+    table = data["ops"][op]
+    bindings = [b for b in ("numpy", "torch", "torch-stable", "tensorflow", "jax") if b in table]
+    notes = []
+    rows = [[title] + [_feature_cell(table[b][key], notes) for b in bindings] for key, title in FEATURES.items()]
+    if "torch" in table and "tensorflow" in table:
+        both = matched_features(table)
+        matched = totals(table, both)
+        rows.append([f"**total, the {len(both)} features PyTorch and TensorFlow both have**"]
+                    + [f"**{matched[b]}**" for b in bindings])
+    rows.append(["**total, every feature**"] + [f"**{n}**" for n in totals(table).values()])
+    return [_table(["feature"] + [_label(b) for b in bindings], rows), ""] + [f"[{i}] {n}  " for i, n in
+                                                                            enumerate(notes, 1)] + [""]
+
+
+def _parts(f):
+    from .boilerplate import FEATURES
+
+    if len(f["parts"]) < 2 and all(p["bindings"] == f["bindings"] for p in f["parts"]):
+        return FEATURES.get(f["feature"], f["feature"])
+    return "; ".join(f"{FEATURES[p['feature']]} {p['lines']}"
+                     + (f" ({', '.join(map(_label, p['bindings']))})" if p["bindings"] != f["bindings"] else "")
+                     for p in f["parts"])
+
+
 def boilerplate(data, plots):
     out = ["## Boilerplate", "",
            "Non-blank lines that are not comments (C++ `//` and `/* */`, Python `#` and docstrings), counted "
-           "in the sources at report time; which file plays which role is declared once, in "
-           "`twinop/report/boilerplate.py` (`ROLES`).", ""]
+           "in the sources at report time, per feature: which file serves which feature of which binding is "
+           "declared once, in `twinop/report/boilerplate.py` (`ROLES`), and where a file serves several, its "
+           "`twinop-feature:` comment lines split it. A feature a binding spends no lines on says why.", ""]
     if not data.get("available"):
         return "\n".join(out + [f"Not measured: {data['reason']}.", ""])
-    bindings = [b for b in ("numpy", "torch", "torch-stable", "tensorflow", "jax") if b in data["by_role"]]
-    roles = list(dict.fromkeys(role for b in bindings for role in data["by_role"][b]))
-    rows = [[role] + [data["by_role"][b].get(role, "") for b in bindings] for role in roles]
-    rows.append(["**total**"] + [f"**{data['totals'][b]}**" for b in bindings])
-    out += [_table(["role"] + [_label(b) for b in bindings], rows), ""]
-    if "torch-stable" in bindings:
-        out += ["*torch (stable ABI)* is the same ops on the LibTorch stable ABI; it shares torch's Python package, so "
-                "its column counts its own C++ and the Python that does what its C++ cannot (typed errors, autocast, "
-                "the forward-mode guard).", ""]
-    core = data["by_role"].get("core", {})
-    out += [f"The shared core they all wrap: {data['totals'].get('core', 0)} lines "
-            f"({', '.join(f'{role} {n}' for role, n in core.items())}).", ""] + _image("boilerplate.png", "boilerplate by role", plots)
-    out += [_table(["file", "binding", "role", "lines"], [[f"`{f['path']}`", f["binding"], f["role"], f["lines"]]
-                                                         for f in data["files"]]), ""]
+    for op in data["ops"]:
+        out += [f"**{op}**", ""] + feature_table(data, op)
+    out += ["*torch (stable ABI)* is the same ops on the LibTorch stable ABI: its column counts its own C++, the "
+            "Python package it shares with *torch*, and the Python that does what its C++ cannot (typed errors, "
+            "autocast, the forward-mode guard).", ""]
+    out += [f"The shared core they all wrap: {sum(data['core'].values())} lines "
+            f"({', '.join(f'{part} {n}' for part, n in data['core'].items())}).", ""]
+    out += _image("boilerplate.png", "boilerplate by feature", plots)
+    out += [_table(["file", "op", "bindings", "lines", "feature"],
+                   [[f"`{f['path']}`", f["op"] or "every op", ", ".join(map(_label, f["bindings"])), f["lines"],
+                     _parts(f)] for f in data["files"]]), ""]
     if data["missing"]:
         out += ["Named in the table but not in this checkout (skipped): " + ", ".join(f"`{p}`" for p in data["missing"]), ""]
     if data["unlisted"]:
         out += ["**Not in the table, so not counted:** " + ", ".join(f"`{p}`" for p in data["unlisted"]), ""]
+    for path, problems in data.get("marker_problems", {}).items():
+        out += [f"**`{path}`: twinop-feature lines not understood (their lines went on to the feature before):** "
+                + "; ".join(f"`{p}`" for p in problems), ""]
     return "\n".join(out)
 
 

@@ -8,9 +8,10 @@ import statistics
 from .build_friction import describe_cuda_toolkit
 from .runtime import ITEMSIZE
 
-HOLDS, FAILS, UNSETTLED = "holds", "does not hold", "not settled"
+HOLDS, FAILS, PARTLY, UNSETTLED = "holds", "does not hold", "partly", "not settled"
 MEASURED = "measured"  # a finding: numbers with their reading, no claim to judge
 
+JUDGED_OP = "bias_act"  # the op whose bindings the verdicts compare
 MORE_BOILERPLATE = 1.10  # TF "needs more" when its binding is at least 10% longer than PyTorch's
 SIMILAR_SPEED = 1.25  # "similar speed": medians within 1.25x of each other, either way
 
@@ -43,29 +44,60 @@ def error_clarity(message, dtype):
     }
 
 
+def matched_features(table, bindings=("torch", "tensorflow")):
+    """The features every one of `bindings` has, in one op's feature table: lines spent on it, or
+    none where the framework provides it."""
+    from .boilerplate import FEATURES, PROVIDED
+
+    def has(cell):
+        return "lines" in cell or cell["status"] == PROVIDED
+
+    return [f for f in FEATURES if all(has(table[b][f]) for b in bindings)]
+
+
 def boilerplate(results):
+    from .boilerplate import FEATURES, totals
+
     claim = "TensorFlow needs more boilerplate than PyTorch"
-    criterion = (f"non-blank, non-comment lines of the TensorFlow binding >= {MORE_BOILERPLATE:.2f}x the PyTorch "
-                 "binding's (framework-integration extras such as Keras layers and nn.Modules left out)")
+    criterion = ("non-blank, non-comment lines of each binding, on the features both the PyTorch and the TensorFlow "
+                 "binding have (lines spent on it, or none where the framework provides it): holds when "
+                 f"TensorFlow's total is at least {MORE_BOILERPLATE:.2f}x PyTorch's and TensorFlow takes that much "
+                 "more in more of those features than PyTorch does; partly when one of the two is so; the totals "
+                 "over every feature, which also count what one framework offers and the other cannot, beside it")
     data = results.get("boilerplate", {})
     if not data.get("available"):
         return _verdict(claim, criterion, UNSETTLED, f"{data.get('reason', 'boilerplate not measured')}", {})
-    from .boilerplate import HIGHER_ORDER, INTEGRATION
-
-    lines = {b: sum(n for role, n in data["by_role"].get(b, {}).items() if role != INTEGRATION) for b in ("torch", "tensorflow")}
-    higher_order = {b: data["by_role"].get(b, {}).get(HIGHER_ORDER, 0) for b in ("torch", "tensorflow")}
-    if not lines["torch"] or not lines["tensorflow"]:
-        return _verdict(claim, criterion, UNSETTLED, "a binding's sources are missing", lines)
-    ratio = lines["tensorflow"] / lines["torch"]
-    numbers = {"tensorflow_lines": lines["tensorflow"], "torch_lines": lines["torch"], "ratio": round(ratio, 2),
-               "tensorflow_higher_order_lines": higher_order["tensorflow"], "torch_higher_order_lines": higher_order["torch"],
-               "core_lines": data["totals"].get("core", 0)}
+    table = data["ops"].get(JUDGED_OP, {})
+    if not all(b in table for b in ("torch", "tensorflow")):
+        return _verdict(claim, criterion, UNSETTLED, "a binding's sources are missing", {})
+    features = matched_features(table)
+    lines = {b: {f: table[b][f].get("lines", 0) for f in features} for b in ("torch", "tensorflow")}
+    matched = {b: sum(lines[b].values()) for b in lines}
+    if not matched["torch"]:
+        return _verdict(claim, criterion, UNSETTLED, "no lines counted for PyTorch", {})
+    ratio = matched["tensorflow"] / matched["torch"]
+    more = {b: [f for f in features if lines[b][f] > MORE_BOILERPLATE * lines[other][f]]
+            for b, other in (("tensorflow", "torch"), ("torch", "tensorflow"))}
+    every = totals(table)
+    numbers = {"features": features, "lines": lines, "tensorflow_lines": matched["tensorflow"],
+               "torch_lines": matched["torch"], "ratio": round(ratio, 2), "more_lines": more,
+               "all_features": {b: every[b] for b in ("torch", "tensorflow")},
+               "core_lines": sum(data["core"].values())}
     comparison = ("TensorFlow's is longer" if ratio >= MORE_BOILERPLATE else
                   "PyTorch's is longer" if ratio <= 1 / MORE_BOILERPLATE else "about the same")
-    summary = (f"TensorFlow {lines['tensorflow']} lines vs PyTorch {lines['torch']} ({ratio:.2f}x: {comparison}), "
-               f"of which second order, forward mode and batching rules {higher_order['tensorflow']} vs "
-               f"{higher_order['torch']}; the shared core they wrap is {numbers['core_lines']} lines")
-    return _verdict(claim, criterion, HOLDS if ratio >= MORE_BOILERPLATE else FAILS, summary, numbers)
+    summary = (f"on the {len(features)} features both have, TensorFlow {matched['tensorflow']} lines vs PyTorch "
+               f"{matched['torch']} ({ratio:.2f}x: {comparison}); TensorFlow takes more in "
+               f"{len(more['tensorflow'])} ({_feature_list(more['tensorflow'], FEATURES)}), PyTorch in "
+               f"{len(more['torch'])} ({_feature_list(more['torch'], FEATURES)}); over every feature TensorFlow "
+               f"{every['tensorflow']} vs PyTorch {every['torch']}; the shared core they wrap is "
+               f"{numbers['core_lines']} lines")
+    by_total, by_features = ratio >= MORE_BOILERPLATE, len(more["tensorflow"]) > len(more["torch"])
+    verdict = HOLDS if by_total and by_features else PARTLY if by_total or by_features else FAILS
+    return _verdict(claim, criterion, verdict, summary, numbers)
+
+
+def _feature_list(keys, titles):
+    return ", ".join(titles[k] for k in keys) or "none"
 
 
 def _cells(support, framework, api):
@@ -356,15 +388,16 @@ def _allocation_text(device, binding, times):
 # (which stay about PyTorch vs TensorFlow). None where the JAX binding was not measured.
 def jax_boilerplate(results):
     data = results.get("boilerplate", {})
-    if not data.get("available") or "jax" not in data["by_role"]:
+    table = data.get("ops", {}).get(JUDGED_OP, {}) if data.get("available") else {}
+    if not all(b in table for b in ("jax", "torch")):
         return None
-    from .boilerplate import HIGHER_ORDER, INTEGRATION
+    from .boilerplate import totals
 
-    roles = data["by_role"]
-    lines = {b: sum(n for role, n in roles.get(b, {}).items() if role != INTEGRATION) for b in ("jax", "torch")}
-    versus = f" ({lines['jax'] / lines['torch']:.2f}x PyTorch's)" if lines["torch"] else ""
-    return (f"{lines['jax']} lines{versus}, of which second order and batching rules "
-            f"{roles['jax'].get(HIGHER_ORDER, 0)}: XLA FFI handlers (C++) and a jax.custom_vjp chain (Python)")
+    features = matched_features(table, ("jax", "torch"))
+    shared = totals(table, features)
+    return (f"{totals(table)['jax']} lines over every feature; on the {len(features)} it shares with PyTorch "
+            f"{shared['jax']} vs PyTorch's {shared['torch']}: XLA FFI handlers (C++) and a jax.custom_vjp chain "
+            "(Python)")
 
 
 def jax_support(results):

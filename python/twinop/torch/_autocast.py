@@ -20,6 +20,7 @@ def autocast_inputs(device_type, *tensors):
                  else t for t in tensors)
 
 
+# twinop-feature: mixed-precision (torch-stable)
 def _kernel(device_type):
     below_autocast = torch._C.DispatchKeySet(getattr(torch._C.DispatchKey, KEYS[device_type]))
 

@@ -47,6 +47,7 @@ def check_bias_act_args(x, bias, act):
         raise ValueError(f"{PREFIX}act must be one of {', '.join(ACTIVATIONS)}; got {quoted}")
 
 
+# twinop-feature: out
 def check_out_arg(out, name, like, like_name):
     """The rules of an out= tensor that need no memory addresses (validate.h's check_out_arg and
     the device rule); whether it overlaps an input is checked by the op itself."""

@@ -10,17 +10,20 @@ from torch.autograd import forward_ad
 
 from . import _library
 
+# twinop-feature: forward-mode (torch-stable)
 OPS = (("bias_act", "default"), ("bias_act_backward", "default"), ("bias_act_double_backward", "default"),
        ("bias_act", "out"), ("bias_act_backward", "out"))
 BELOW = torch._C._after_ADInplaceOrView_keyset
 
 
+# twinop-feature: end
 def in_dual_level():
     """Whether a forward-mode level is open (tangents live only inside one). A private global of
     torch's forward_ad (PyTorch has no public test); where a torch lacks it, the answer is yes."""
     return getattr(forward_ad, "_current_level", 0) >= 0
 
 
+# twinop-feature: forward-mode (torch-stable)
 def _kernel(op):
     names = [argument.name for argument in op._schema.arguments]
 
