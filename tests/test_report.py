@@ -209,7 +209,17 @@ def test_feature_table_shows_why_a_cell_has_no_lines():
 CLEAR = "TypeError: x must be float32, float64, float16 or bfloat16; got int32"
 
 
-def support_results(devices, torch_error=CLEAR, tf_error=CLEAR):
+SPARSE_ERROR = ("NotImplementedError: Could not run 'twinop::bias_act' with arguments from the 'SparseCPU' backend. "
+                "'twinop::bias_act' is only available for these backends: [CPU, Meta, BackendSelect]")
+XLA_ERROR = ("InvalidArgumentError: Detected unsupported operations when trying to compile graph on XLA_CPU_JIT: "
+             "Twinop>BiasAct (No registered 'Twinop>BiasAct' OpKernel for XLA_CPU_JIT devices compatible with node)")
+DTYPES = ["float32", "float64", "float16", "bfloat16"]
+
+
+def support_results(devices, torch_error=CLEAR, tf_error=CLEAR, torch_backend_error=SPARSE_ERROR,
+                    tf_backend_error=XLA_ERROR, torch_declares=None):
+    """The support axis as measured: call cells on `devices`, the error on a backend without a
+    kernel, and each registry built with CUDA (TensorFlow's declaring and listing its dtypes)."""
     def cells(api, error):
         out = []
         for device in ("cpu", "cuda"):
@@ -221,22 +231,59 @@ def support_results(devices, torch_error=CLEAR, tf_error=CLEAR):
                 else:
                     out.append({"api": api, "device": device, "dtype": dtype, "status": "supported"})
         return out
-    return {"support": {"frameworks": {
-        "torch": {"cells": cells("torch eager", torch_error)},
-        "tensorflow": {"cells": cells("tf eager", tf_error)}}}}
+
+    def registry(name, signature, declared, devices):
+        return {"built_with_cuda": True, "ops": {name: {"signature": signature, "declared_dtypes": declared,
+                                                        "kernels": {d: declared for d in devices}}}}
+
+    return {"support": {
+        "frameworks": {
+            "torch": {"cells": cells("torch eager", torch_error),
+                      "backends": [{"backend": "SparseCPU", "status": "error", "error": torch_backend_error}]},
+            "tensorflow": {"cells": cells("tf eager", tf_error),
+                           "backends": [{"backend": "XLA_CPU_JIT", "status": "error", "error": tf_backend_error}]}},
+        "registry": {"cuda": "built with CUDA", "frameworks": {
+            "torch": registry("twinop::bias_act", "twinop::bias_act(Tensor x, Tensor bias, str act) -> Tensor",
+                              torch_declares, ("CPU", "CUDA", "Meta")),
+            "tensorflow": registry("Twinop>BiasAct", "T: {float32, float64, float16, bfloat16}", DTYPES,
+                                   ("CPU", "GPU"))}}}}
 
 
-def test_support_verdict_is_not_settled_without_a_gpu():
-    verdict = verdicts.support(support_results({"cpu"}))
-    assert verdict["verdict"] == "not settled" and "no GPU" in verdict["summary"]
+def test_support_verdict_on_a_cpu_only_machine():
+    """TensorFlow ahead on (a) and (b); its XLA error does not name a device that has a kernel,
+    PyTorch's sparse one does: behind on (c). Each part flips the verdict."""
+    partly = verdicts.support(support_results({"cpu"}))
+    assert partly["verdict"] == "partly"
+    assert partly["numbers"]["ahead"] == ["(a) dtypes declared", "(b) registry"]
+    assert partly["numbers"]["behind"] == ["(c) errors"] and partly["numbers"]["devices_both_see"] == ["cpu"]
+    assert "(b) registry 2 vs 1/2, from a build with CUDA: TensorFlow cpu (float32" in partly["summary"]
+    assert "PyTorch cpu (no dtypes listed), cuda (no dtypes listed), meta (shapes only)" in partly["summary"]
+    assert "not measured here: the GPU kernels running" in partly["summary"]
+    clear_xla = XLA_ERROR + " Registered: device='CPU'"
+    assert verdicts.support(support_results({"cpu"}, tf_backend_error=clear_xla))["verdict"] == "holds"
+    torch_declares = support_results({"cpu"}, tf_backend_error=clear_xla, torch_declares=DTYPES)
+    assert verdicts.support(torch_declares)["verdict"] == "does not hold"  # a tie on every part
 
 
-def test_support_verdict_with_a_gpu():
-    assert verdicts.support(support_results({"cpu", "cuda"}))["verdict"] == "does not hold"  # a tie
+def test_support_verdict_counts_what_runs_on_the_devices_both_see():
     vague = "InvalidArgumentError: bad attr T of int32"
     behind = verdicts.support(support_results({"cpu", "cuda"}, tf_error=vague))
-    assert behind["verdict"] == "does not hold" and behind["numbers"]["tensorflow"]["error_score"] == 1
-    assert verdicts.support(support_results({"cpu", "cuda"}, torch_error=vague))["verdict"] == "holds"
+    assert behind["numbers"]["tensorflow"]["error_score"] == 1 and behind["verdict"] == "partly"
+    assert behind["numbers"]["parts"]["(d) runs"] == {"torch": 8, "tensorflow": 8}
+    assert "not measured here" not in behind["summary"]
+
+
+def test_support_verdict_without_a_registry_is_not_settled():
+    results = support_results({"cpu"})
+    del results["support"]["registry"]
+    assert verdicts.support(results)["verdict"] == "not settled"
+
+
+def test_backend_error_clarity():
+    assert verdicts.backend_error_clarity(SPARSE_ERROR, "torch", "SparseCPU") == {
+        "names_op": True, "names_backend": True, "names_a_device_with_a_kernel": True}
+    assert verdicts.backend_error_clarity(XLA_ERROR, "tensorflow", "XLA_CPU_JIT") == {
+        "names_op": True, "names_backend": True, "names_a_device_with_a_kernel": False}
 
 
 def build_results(include="/env/lib/site-packages/torch/include", ok=True):

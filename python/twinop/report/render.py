@@ -148,7 +148,43 @@ def support(data):
     gpu_seen = any(c["device"] == "cuda" for r in data["frameworks"].values() for c in r["cells"])
     if gpu_seen and "import_error" in data["frameworks"].get("tensorflow", {}):
         out += [TF_GPU_NOT_RUN, ""]
-    return "\n".join(out)
+    return "\n".join(out + backends(data) + registry(data.get("registry")))
+
+
+def _cut(text, limit=320):
+    return text if len(text) <= limit else text[:limit] + " …"
+
+
+def backends(data):
+    """The error a user meets on a backend the op has no kernel for (and what runs instead)."""
+    rows = [[framework, b["backend"], b["status"], f"`{_cell(_cut(b['error']))}`" if "error" in b else ""]
+            for framework, result in data["frameworks"].items() for b in result.get("backends", [])]
+    if not rows:
+        return []
+    return ["Asked for a backend or device besides the dtypes: a PyTorch tensor of another layout (sparse: no "
+            "kernel; meta: the fake kernel answers with shapes), TensorFlow on the GPU with soft placement off "
+            "(it cannot fall back to the CPU) and under XLA (`jit_compile=True`):", "",
+            _table(["framework", "backend", "status", "error"], rows), ""]
+
+
+def registry(data):
+    """What each framework's registry says of each op: the dtypes its signature declares, and its kernels per
+    device and dtype."""
+    if not data:
+        return []
+    rows = []
+    for framework, result in data["frameworks"].items():
+        if not result.get("ops"):
+            rows.append([framework, "", result.get("import_error") or result.get("worker_error", ""), "", ""])
+        for name, op in result.get("ops", {}).items():
+            kernels = "; ".join(f"{device}: {', '.join(dtypes) if dtypes is not None else 'no dtypes listed'}"
+                                for device, dtypes in op["kernels"].items())
+            rows.append([framework, f"`{name}`", f"`{op['signature']}`",
+                         ", ".join(op["declared_dtypes"]) if op["declared_dtypes"] else "no", kernels])
+    return ["What each framework's own registry says of the ops, without calling them (TensorFlow's op def and "
+            "registered kernels, PyTorch's schema and dispatcher table, XLA's FFI targets per platform), read from "
+            f"a twinop {data['cuda']}:", "",
+            _table(["framework", "op", "signature", "dtypes declared", "kernels registered, per device"], rows), ""]
 
 
 def build(data, short, plots):

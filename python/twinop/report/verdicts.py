@@ -25,6 +25,10 @@ ALLOWED = ("float32", "float64", "float16", "bfloat16")
 # The public API a user calls, per framework, and what TensorFlow says without twinop's Python checks.
 USER_API = {"torch": "torch eager", "tensorflow": "tf eager"}
 BARE_TF_OP = "tf op, no Python wrapper"
+# The backend without a kernel whose error each framework's user meets (_support_worker), and the
+# registry's device names in the report's.
+NO_KERNEL_BACKEND = {"torch": "SparseCPU", "tensorflow": "XLA_CPU_JIT"}
+REGISTRY_DEVICES = {"CPU": "cpu", "CUDA": "cuda", "GPU": "cuda", "Host": "cpu", "Meta": "meta (shapes only)"}
 
 
 def _verdict(claim, criterion, verdict, summary, numbers):
@@ -107,39 +111,112 @@ def _cells(support, framework, api):
 def _support_numbers(support, framework, user_api=USER_API):
     cells = _cells(support, framework, user_api[framework])
     devices = sorted({c["device"] for c in cells if c["status"] != "not available here"})
-    supported = sum(1 for c in cells if c["dtype"] in ALLOWED and c["status"] == "supported")
+    supported = {c["device"]: [] for c in cells}
+    for c in cells:
+        if c["dtype"] in ALLOWED and c["status"] == "supported":
+            supported[c["device"]].append(c["dtype"])
     scores = [sum(error_clarity(c.get("error", ""), c["dtype"]).values()) for c in cells
               if c["dtype"] not in ALLOWED and c["status"] == "unsupported"]
-    return {"devices": devices, "supported_cells": supported,
+    return {"devices": devices, "supported": supported,
             "error_score": round(sum(scores) / len(scores), 2) if scores else None}
+
+
+def backend_error_clarity(message, framework, backend):
+    """What the error for a backend without a kernel tells the user: the op, the backend asked
+    for, a device that has a kernel (the CPU has one in every build)."""
+    from .support import OP_NAMES
+
+    return {"names_op": any(name in message for name in OP_NAMES[JUDGED_OP][framework]),
+            "names_backend": backend in message, "names_a_device_with_a_kernel": bool(re.search(r"\bCPU\b", message))}
+
+
+def _registry_numbers(support, framework):
+    """What the framework's registry says of the judged op's forward: whether its signature
+    declares the dtypes, and its kernels per device (dtypes None where the registry has none)."""
+    from .support import OP_NAMES
+
+    registry = support.get("registry", {}).get("frameworks", {}).get(framework, {})
+    op = registry.get("ops", {}).get(OP_NAMES[JUDGED_OP][framework][0])
+    if not op:
+        return None
+    kernels = {REGISTRY_DEVICES.get(key, key.lower()): dtypes for key, dtypes in op["kernels"].items()}
+    return {"signature": op["signature"], "declares_dtypes": bool(op["declared_dtypes"]), "kernels": kernels,
+            "built_with_cuda": registry.get("built_with_cuda", False),
+            "score": int(bool(kernels)) + int(bool(kernels) and all(d is not None for d in kernels.values()))}
+
+
+def _backend_numbers(support, framework):
+    backend = NO_KERNEL_BACKEND[framework]
+    probe = next((b for b in support.get("frameworks", {}).get(framework, {}).get("backends", [])
+                  if b["backend"] == backend), None)
+    if not probe:
+        return None
+    clarity = backend_error_clarity(probe.get("error", ""), framework, backend) if "error" in probe else {}
+    return {"backend": backend, **probe, **clarity, "score": sum(clarity.values())}
 
 
 def support(results):
     claim = "TensorFlow supports multiple types and devices more clearly"
-    criterion = ("on the devices both frameworks see, count the (dtype, device) cells of the public API that run and "
-                 "match the float64 reference, and score the error for an unsupported dtype (int32, complex64) on "
-                 "three points: names the argument, names the dtype given, lists the dtypes allowed. Holds when "
-                 "TensorFlow is ahead on one and behind on none; settled only when a GPU was seen by both")
+    criterion = ("four parts, each compared between the two frameworks: (a) the op's signature declares its dtypes, "
+                 "readable without calling it (TensorFlow's op def, the torch schema); (b) the framework's own "
+                 "registry lists the op's kernels per device (1 point) and the dtypes each takes (1 point), read "
+                 "from a build with CUDA where nvcc is found, so the CUDA kernels register without a GPU; (c) the "
+                 "error a user gets for an unsupported dtype (int32, complex64: names the argument, the dtype given, "
+                 "the dtypes allowed) and for a backend without a kernel (a PyTorch sparse tensor; TensorFlow's XLA, "
+                 "jit_compile=True: names the op, the backend asked for, a device that has a kernel), points added; "
+                 "(d) the dtypes that run through the public API and match the float64 reference, on every device "
+                 "both frameworks see. Holds when TensorFlow is ahead on at least one part and behind on none, "
+                 "partly when it is ahead on some and behind on others, does not hold when it is ahead on none")
     data = results.get("support", {})
-    torch, tf = (_support_numbers(data, f) for f in ("torch", "tensorflow"))
-    numbers = {"torch": torch, "tensorflow": tf}
+    calls = {f: _support_numbers(data, f) for f in ("torch", "tensorflow")}
+    registry = {f: _registry_numbers(data, f) for f in ("torch", "tensorflow")}
+    backend = {f: _backend_numbers(data, f) for f in ("torch", "tensorflow")}
+    numbers = {f: {**calls[f], "registry": registry[f], "backend_error": backend[f]} for f in calls}
     bare = [c.get("error", "") for c in _cells(data, "tensorflow", BARE_TF_OP) if c["dtype"] == "int32" and "error" in c]
     if bare:
         numbers["tensorflow_without_python_checks"] = {"error": bare[0], **error_clarity(bare[0], "int32")}
-    if not torch["devices"] or not tf["devices"] or torch["error_score"] is None or tf["error_score"] is None:
+    if not all(calls[f]["devices"] and calls[f]["error_score"] is not None and registry[f] and backend[f]
+               for f in calls):
         return _verdict(claim, criterion, UNSETTLED, "a binding could not be probed", numbers)
-    types = (f"types: {tf['supported_cells']} supported cells for TensorFlow vs {torch['supported_cells']} for PyTorch, "
-             f"error score {tf['error_score']}/3 vs {torch['error_score']}/3")
+    both = sorted(set(calls["torch"]["devices"]) & set(calls["tensorflow"]["devices"]))
+    parts = {
+        "(a) dtypes declared": {f: int(registry[f]["declares_dtypes"]) for f in calls},
+        "(b) registry": {f: registry[f]["score"] for f in calls},
+        "(c) errors": {f: calls[f]["error_score"] + backend[f]["score"] for f in calls},
+        "(d) runs": {f: sum(len(calls[f]["supported"].get(d, [])) for d in both) for f in calls},
+    }
+    ahead = [p for p, s in parts.items() if s["tensorflow"] > s["torch"]]
+    behind = [p for p, s in parts.items() if s["tensorflow"] < s["torch"]]
+    numbers.update(parts=parts, ahead=ahead, behind=behind, devices_both_see=both)
+    verdict = HOLDS if ahead and not behind else PARTLY if ahead else FAILS
+    return _verdict(claim, criterion, verdict, _support_summary(parts, registry, backend, calls, both, bare), numbers)
+
+
+def _kernels_text(registry):
+    return ", ".join(f"{device} ({', '.join(dtypes) if dtypes is not None else 'no dtypes listed'})"
+                     for device, dtypes in registry["kernels"].items())
+
+
+def _support_summary(parts, registry, backend, calls, both, bare):
+    def score(part, out_of):
+        return f"{parts[part]['tensorflow']:g} vs {parts[part]['torch']:g}/{out_of}"
+
+    built = ("with CUDA" if registry["torch"]["built_with_cuda"] and registry["tensorflow"]["built_with_cuda"]
+             else "without CUDA (no CUDA kernel to list)")
+    text = (f"TensorFlow vs PyTorch: (a) dtypes declared {score('(a) dtypes declared', 1)} (TensorFlow's op def "
+            f"`{registry['tensorflow']['signature']}`, the torch schema `{registry['torch']['signature']}`); "
+            f"(b) registry {score('(b) registry', 2)}, from a build {built}: TensorFlow "
+            f"{_kernels_text(registry['tensorflow'])}; PyTorch {_kernels_text(registry['torch'])}; "
+            f"(c) errors {score('(c) errors', 6)}: an unsupported dtype {calls['tensorflow']['error_score']:g} vs "
+            f"{calls['torch']['error_score']:g}/3, a backend without a kernel ({backend['tensorflow']['backend']} vs "
+            f"{backend['torch']['backend']}) {backend['tensorflow']['score']} vs {backend['torch']['score']}/3")
     if bare:
-        types += (f" (TensorFlow's own error, without twinop's Python checks: "
-                  f"{sum(error_clarity(bare[0], 'int32').values())}/3)")
-    if "cuda" not in torch["devices"] or "cuda" not in tf["devices"]:
-        return _verdict(claim, criterion, UNSETTLED,
-                        f"no GPU visible to both frameworks here, so devices were not compared; {types}", numbers)
-    ahead = [tf["supported_cells"] > torch["supported_cells"], tf["error_score"] > torch["error_score"]]
-    behind = [tf["supported_cells"] < torch["supported_cells"], tf["error_score"] < torch["error_score"]]
-    verdict = HOLDS if any(ahead) and not any(behind) else FAILS
-    return _verdict(claim, criterion, verdict, types, numbers)
+        text += f" (TensorFlow's own dtype error, without twinop's Python checks: {sum(error_clarity(bare[0], 'int32').values())}/3)"
+    text += f"; (d) dtypes that run and match on {', '.join(both)} {score('(d) runs', 4 * len(both))}"
+    if "cuda" not in both:
+        text += ("; not measured here: the GPU kernels running (no GPU seen by both frameworks): TensorFlow's "
+                 "run nowhere on this machine, and the CUDA rows are what the registries list")
+    return text
 
 
 def _paths(settings):
@@ -405,8 +482,12 @@ def jax_support(results):
     if not _cells(data, "jax", "jax eager"):
         return None
     numbers = {f: _support_numbers(data, f, {**USER_API, "jax": "jax eager"}) for f in ("jax", "tensorflow")}
-    line = (f"{numbers['jax']['supported_cells']} supported cells on {', '.join(numbers['jax']['devices'])}, "
-            f"error score {numbers['jax']['error_score']}/3, raised at trace time before anything runs")
+    runs = "; ".join(f"{device} {', '.join(dtypes)}" for device, dtypes in numbers["jax"]["supported"].items() if dtypes)
+    line = (f"(a) no dtypes declared (the handlers take ffi::AnyBuffer); runs and matches: {runs or 'nothing'}; "
+            f"dtype error {numbers['jax']['error_score']:g}/3, raised at trace time before anything runs")
+    registry = _registry_numbers(data, "jax")
+    if registry:
+        line += f"; (b) its registry, XLA's FFI targets per platform: {_kernels_text(registry)}"
     if "cuda" in numbers["jax"]["devices"] and "cuda" not in numbers["tensorflow"]["devices"]:
         line += "; JAX sees the GPU that TensorFlow does not, so XLA's side of the comparison runs there"
     return line
