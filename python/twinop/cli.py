@@ -35,6 +35,11 @@ def report(args):
     if unknown:
         raise SystemExit(f"twinop {args.command}: --build takes none or a comma list of {', '.join(measured.ALL_BUILDS)}; got {', '.join(unknown)}")
     results = measured.run_report(args.out, args.device, args.mode, args.source, axes, builds)
+    if results.get("boilerplate", {}).get("available"):
+        from .report import render, verdicts
+
+        print(f"Boilerplate of {verdicts.JUDGED_OP}, lines per feature:")
+        print("\n".join(render.feature_table(results["boilerplate"], verdicts.JUDGED_OP)))
     for verdict in results["verdicts"]:
         print(f"{verdict['claim']}: {verdict['verdict']} ({verdict['summary']})")
         if verdict.get("jax"):

@@ -1,4 +1,4 @@
-"""Writes REPORT.md from the results dict: one section per measured axis, the verdicts last."""
+"""Writes REPORT.md from the results dict: the verdicts first, then one section per measured axis."""
 import collections
 import re
 import statistics
@@ -372,13 +372,23 @@ def rounds_table(run):
             fastest = min(medians.values(), default=0)
             table += [[impl, dtype, pass_, ", ".join(f"{ms:.3g}" for ms in times[(impl, dtype, pass_)]),
                        f"{median:.3g}", f"{median / fastest:.2f}x"] for impl, median in medians.items()]
+    from .runtime import CHAIN
+    from .verdicts import fixed_call_cost
+
     shape = _shape(next(r["shape"] for rows in run["rounds"] for r in rows))
-    return [f"The same kernel into outputs it need not allocate, at {shape}, in {len(run['rounds'])} rounds: a fresh "
-            "process per framework per round, the frameworks taking turns, so that a slow spell of the machine "
-            "falls on each in turn, every binding's memory on the same kind of page (NUMPY_MADVISE_HUGEPAGE=0: "
-            "numpy's large arrays otherwise ask for huge pages, which PyTorch's and TensorFlow's allocators do not) "
-            "(the speed verdict's numbers; TF's eager call beside its tf.function); median ms per call:", "",
-            _table(["binding", "dtype", "pass", "each round", "median of the rounds", "of the fastest"], table), ""]
+    out = [f"The speed verdict's impls at {shape}, in {len(run['rounds'])} rounds: a fresh process per framework per "
+           "round, the frameworks taking turns, so that a slow spell of the machine falls on each in turn, every "
+           "binding's memory on the same kind of page (NUMPY_MADVISE_HUGEPAGE=0: numpy's large arrays otherwise ask "
+           "for huge pages, which PyTorch's and TensorFlow's allocators do not); median ms per call, per op for "
+           f"twinop-tf-chain (a tf.function of {CHAIN} calls, each on the one before's output):", "",
+           _table(["impl", "dtype", "pass", "each round", "median of the rounds", "of the fastest"], table), ""]
+    costs = fixed_call_cost(run)
+    if costs:
+        out += [f"What one tf.function call adds to its ops, from T1, the time of a function of one call, and q, "
+                f"the time per op of one of {CHAIN} (its time / {CHAIN}): fixed cost = {CHAIN} (T1 - q) / {CHAIN - 1}: "
+                + "; ".join(f"{c['dtype']} {c['pass']} {c['fixed_ms']:.3g} ms (T1 {c['one_call_ms']:.3g}, "
+                            f"q {c['per_op_ms']:.3g})" for c in costs) + ".", ""]
+    return out
 
 
 def runtime(data, plots):
@@ -394,19 +404,23 @@ def runtime(data, plots):
 
 
 def verdicts(items):
-    out = ["## Verdicts", "", "Claims often made about custom ops in the two frameworks, judged on this run's numbers.", "",
-           _table(["claim", "verdict", "numbers"], [[f"“{v['claim']}”", f"**{v['verdict']}**", v["summary"]] for v in items]), ""]
-    jax = [f"- *{v['claim']}*: {v['jax']}." for v in items if v.get("jax")]
-    if jax:
-        out += ["Where JAX, the third framework, changes the picture:", ""] + jax + [""]
-    out += ["Criteria:", ""]
-    return "\n".join(out + [f"- *{v['claim']}*: {v['criterion']}." for v in items] + [""])
+    """The verdicts first: a line each, then each with its criterion, the numbers it judged, and
+    where JAX, the third framework, changes the picture."""
+    out = ["## Verdicts", "", "Claims often made about custom ops in PyTorch and TensorFlow, each judged on this run's "
+           "numbers by the criterion stated under it.", "",
+           _table(["claim", "verdict"], [[f"“{v['claim']}”", f"**{v['verdict']}**"] for v in items]), ""]
+    for v in items:
+        out += [f"### “{v['claim']}”: {v['verdict']}", "", f"*Criterion:* {v['criterion']}.", "",
+                f"*Numbers:* {v['summary']}.", ""]
+        if v.get("jax"):
+            out += [f"*JAX, the third framework:* {v['jax']}.", ""]
+    return "\n".join(out)
 
 
 def report(results, plots):
     """REPORT.md's text; plots: the PNG names written next to it."""
     short = Shortener(results.get("build", {}).get("environment", results["meta"]["environment"]))
-    parts = [header(results)]
+    parts = [header(results), verdicts(results["verdicts"])]
     if "boilerplate" in results:
         parts.append(boilerplate(results["boilerplate"], plots))
     if "support" in results:
@@ -419,5 +433,4 @@ def report(results, plots):
         from .distributed import render as distributed  # it imports this module's _table
 
         parts.append(distributed(results["distributed"], results.get("boilerplate")))
-    parts.append(verdicts(results["verdicts"]))
     return "\n".join(parts)

@@ -211,7 +211,8 @@ def _support_summary(parts, registry, backend, calls, both, bare):
             f"{calls['torch']['error_score']:g}/3, a backend without a kernel ({backend['tensorflow']['backend']} vs "
             f"{backend['torch']['backend']}) {backend['tensorflow']['score']} vs {backend['torch']['score']}/3")
     if bare:
-        text += f" (TensorFlow's own dtype error, without twinop's Python checks: {sum(error_clarity(bare[0], 'int32').values())}/3)"
+        own = sum(error_clarity(bare[0], "int32").values())
+        text += f" (TensorFlow's own dtype error, without twinop's Python checks: {own}/3)"
     text += f"; (d) dtypes that run and match on {', '.join(both)} {score('(d) runs', 4 * len(both))}"
     if "cuda" not in both:
         text += ("; not measured here: the GPU kernels running (no GPU seen by both frameworks): TensorFlow's "
@@ -288,47 +289,131 @@ def _largest(rows, impl, dtype, pass_):
     return max(matching, key=lambda r: r["shape"][0] * r["shape"][1], default=None)
 
 
+# The speed verdict's comparisons, TensorFlow's impls against PyTorch's (the fastest of each side):
+# twinop's kernel per op into outputs neither allocates afresh (TF's in a function of several
+# calls, which share one call's fixed cost), and each framework's own composition of the op.
+SPEED_GROUPS = {
+    "kernel": ("twinop's kernel per op, into outputs neither framework allocates afresh (TensorFlow's in a "
+               "tf.function of several chained calls, PyTorch's out=)", ("twinop-tf-chain",), ("twinop-torch-out",)),
+    "own": ("each framework's own composition of the op, its fastest form (TensorFlow: tf.function or XLA; "
+            "PyTorch: eager or torch.compile)", ("tf-function", "tf-xla"), ("torch-eager", "torch-compile")),
+}
+# Beside them, not judged: twinop's op as a user calls it eagerly (PyTorch's allocating its outputs:
+# the allocation finding), and what one tf.function call adds to its ops.
+EAGER = ("twinop's op called eagerly (PyTorch's allocating its outputs, the next finding)", ("twinop-tf-eager",),
+         ("twinop-torch",))
+
+
+def _timed(run, impl, dtype, pass_):
+    """{"impl", "ms", "rounds": [ms per round], "shape"} of impl at the largest size: its median
+    over the run's rounds where they timed it, else its sweep row; None where not measured."""
+    rounds = [r for rows in run.get("rounds", []) for r in rows
+              if (r["impl"], r["dtype"], r["pass"]) == (impl, dtype, pass_)]
+    if rounds:
+        return {"impl": impl, "ms": statistics.median(r["median_ms"] for r in rounds),
+                "rounds": [r["median_ms"] for r in rounds], "shape": rounds[0]["shape"]}
+    row = _largest(run["rows"], impl, dtype, pass_)
+    return {"impl": impl, "ms": row["median_ms"], "rounds": [], "shape": row["shape"]} if row else None
+
+
+def _speed_pair(run, dtype, pass_, tf_impls, torch_impls):
+    """The fastest of tf_impls against the fastest of torch_impls at the largest size, with each
+    round's ratio where both were timed in the rounds; None where a side was not measured."""
+    sides = []
+    for impls in (tf_impls, torch_impls):
+        timed = [t for t in (_timed(run, impl, dtype, pass_) for impl in impls) if t]
+        if not timed:
+            return None
+        sides.append(min(timed, key=lambda t: t["ms"]))
+    tf, torch = sides
+    if tf["shape"] != torch["shape"]:
+        return None
+    pair = {"device": run["device"], "dtype": dtype, "pass": pass_, "shape": tf["shape"], "tf_impl": tf["impl"],
+            "torch_impl": torch["impl"], "tf_ms": tf["ms"], "torch_ms": torch["ms"],
+            "tf_over_torch": round(tf["ms"] / torch["ms"], 3)}
+    if tf["rounds"] and len(tf["rounds"]) == len(torch["rounds"]):
+        pair.update(rounds=len(tf["rounds"]),
+                    round_ratios=[round(a / b, 3) for a, b in zip(tf["rounds"], torch["rounds"])])
+    return pair
+
+
+def _speed_pairs(runs, tf_impls, torch_impls):
+    pairs = (_speed_pair(run, dtype, pass_, tf_impls, torch_impls) for run in runs
+             for dtype in sorted({r["dtype"] for r in run["rows"]}) for pass_ in ("fwd", "fwd+bwd"))
+    return [p for p in pairs if p]
+
+
+def _within(pair):
+    return 1 / SIMILAR_SPEED <= pair["tf_over_torch"] <= SIMILAR_SPEED
+
+
+def _pairs_text(pairs):
+    return ", ".join(f"{p['device']} {p['dtype']} {p['pass']} {_ratio_text(p['tf_over_torch'])}x" + _spread(p)
+                     for p in pairs)
+
+
+def fixed_call_cost(run):
+    """What one tf.function call adds to its ops at the largest size, per dtype and pass, from T1,
+    the time of a function of one call, and q, the time per op of a function of CHAIN calls (its
+    time / CHAIN): with p an op's own time, T1 = fixed + p and CHAIN q = fixed + CHAIN p give
+    fixed = CHAIN (T1 - q) / (CHAIN - 1)."""
+    from .runtime import CHAIN
+
+    costs = []
+    for dtype in sorted({r["dtype"] for r in run["rows"]}):
+        for pass_ in ("fwd", "fwd+bwd"):
+            one, chain = (_timed(run, impl, dtype, pass_) for impl in ("twinop-tf-function", "twinop-tf-chain"))
+            if one and chain and one["shape"] == chain["shape"]:
+                costs.append({"device": run["device"], "dtype": dtype, "pass": pass_, "per_op_ms": chain["ms"],
+                              "one_call_ms": one["ms"], "fixed_ms": CHAIN * (one["ms"] - chain["ms"]) / (CHAIN - 1)})
+    return costs
+
+
 def speed(results):
     claim = "the two run at similar speed"
-    criterion = (f"the same kernel through each framework, into outputs it need not allocate (twinop's PyTorch op "
-                 "with out= vs its TensorFlow op in a tf.function, whose allocator keeps its memory with its oneDNN options "
-                 "on, TF's default on x86): median times "
-                 f"within {SIMILAR_SPEED}x of each other at the largest size measured, for every device, dtype and "
-                 "pass (fwd, fwd+bwd); on the CPU the median over rounds that time each in a fresh process, the "
+    criterion = (f"TensorFlow's time over PyTorch's within {SIMILAR_SPEED}x either way at the largest size measured, "
+                 "for every device, dtype and pass (fwd, fwd+bwd), in two comparisons: "
+                 + "; and ".join(title for title, _, _ in SPEED_GROUPS.values())
+                 + ". On the CPU each is the median over rounds that time every impl in a fresh process, the "
                  "frameworks taking turns, so that a slow spell of the machine does not fall on one alone, with "
-                 "memory on the same kind of page for both; what allocating adds is the next finding")
+                 "memory on the same kind of page for both. Holds when both comparisons are within the limit, "
+                 "partly when one is, does not hold when neither is. Beside them, not judged: "
+                 f"{EAGER[0]}, and the fixed cost of one tf.function call")
     runs = results.get("runtime", {}).get("runs", [])
-    pairs = []
-    for run in runs:
-        for dtype in sorted({r["dtype"] for r in run["rows"]}):
-            for pass_ in ("fwd", "fwd+bwd"):
-                torch, tf = (_largest(run["rows"], impl, dtype, pass_) for impl in ("twinop-torch-out", "twinop-tf-function"))
-                if not (torch and tf and torch["shape"] == tf["shape"]):
-                    continue
-                pair = {"device": run["device"], "dtype": dtype, "pass": pass_, "shape": torch["shape"],
-                        "torch_ms": torch["median_ms"], "tf_ms": tf["median_ms"]}
-                torch_rounds, tf_rounds = (_over_rounds(run, impl, dtype, pass_)
-                                           for impl in ("twinop-torch-out", "twinop-tf-function"))
-                if torch_rounds and len(torch_rounds) == len(tf_rounds):
-                    pair.update(torch_ms=statistics.median(torch_rounds), tf_ms=statistics.median(tf_rounds),
-                                rounds=len(torch_rounds),
-                                round_ratios=[round(tf_ms / torch_ms, 3) for torch_ms, tf_ms in zip(torch_rounds, tf_rounds)])
-                pair["tf_over_torch"] = round(pair["tf_ms"] / pair["torch_ms"], 3)
-                pairs.append(pair)
-    if not pairs:
-        reason = results.get("runtime", {}).get("reason", "no size was measured for both ops")
-        return _verdict(claim, criterion, UNSETTLED, f"{reason}", {"pairs": []})
-    apart = [p for p in pairs if not 1 / SIMILAR_SPEED <= p["tf_over_torch"] <= SIMILAR_SPEED]
-    worst = max(pairs, key=lambda p: max(p["tf_over_torch"], 1 / p["tf_over_torch"]))
-    ratios = ", ".join(f"{p['device']} {p['dtype']} {p['pass']} {_ratio_text(p['tf_over_torch'])}x" + _spread(p)
-                       for p in pairs)
-    rounds = max((p.get("rounds", 1) for p in pairs), default=1)
-    summary = "TensorFlow/PyTorch time of the kernel at the largest size" + (
-        f", median of {rounds} rounds (each round's ratio in brackets)" if rounds > 1 else "") + f": {ratios}"
-    if apart:
-        faster = "PyTorch" if worst["tf_over_torch"] > 1 else "TensorFlow"
-        summary += f"; {len(apart)} of {len(pairs)} outside {SIMILAR_SPEED}x, {faster} faster at worst"
-    return _verdict(claim, criterion, FAILS if apart else HOLDS, summary, {"pairs": pairs})
+    groups = {name: _speed_pairs(runs, tf_impls, torch_impls)
+              for name, (_, tf_impls, torch_impls) in SPEED_GROUPS.items()}
+    eager = _speed_pairs(runs, *EAGER[1:])
+    costs = [c for run in runs for c in fixed_call_cost(run)]
+    numbers = {**{f"{name}_pairs": pairs for name, pairs in groups.items()}, "eager_pairs": eager,
+               "fixed_call_costs": costs}
+    if not all(groups.values()):
+        missing = " and ".join(SPEED_GROUPS[name][0].split(" (")[0] for name, pairs in groups.items() if not pairs)
+        reason = results.get("runtime", {}).get("reason", f"not measured for both frameworks: {missing}")
+        return _verdict(claim, criterion, UNSETTLED, reason, {**numbers, "pairs": groups["kernel"]})
+    rounds = max((p.get("rounds", 1) for pairs in groups.values() for p in pairs), default=1)
+    parts = ["TensorFlow/PyTorch time at the largest size" + (
+        f", median of {rounds} rounds (each round's ratio in brackets)" if rounds > 1 else "")]
+    within = {}
+    for name, pairs in groups.items():
+        within[name] = all(_within(p) for p in pairs)
+        text = f"{SPEED_GROUPS[name][0]}: {_pairs_text(pairs)}"
+        apart = [p for p in pairs if not _within(p)]
+        if apart:
+            worst = max(pairs, key=lambda p: max(p["tf_over_torch"], 1 / p["tf_over_torch"]))
+            faster = "PyTorch" if worst["tf_over_torch"] > 1 else "TensorFlow"
+            text += f" ({len(apart)} of {len(pairs)} outside {SIMILAR_SPEED}x, {faster} faster at worst)"
+        if name == "own":
+            text += " [fastest: " + ", ".join(sorted({f"{p['tf_impl']} vs {p['torch_impl']}" for p in pairs})) + "]"
+        parts.append(text)
+    if eager:
+        parts.append(f"not judged, {EAGER[0]}: {_pairs_text(eager)}")
+    if costs:
+        parts.append("a tf.function call's fixed cost, beside the time per op in a function of several: " + ", ".join(
+            f"{c['device']} {c['dtype']} {c['pass']} {c['fixed_ms']:.2g} ms ({c['per_op_ms']:.3g} ms per op)"
+            for c in costs))
+    verdict = HOLDS if all(within.values()) else PARTLY if any(within.values()) else FAILS
+    numbers["pairs"] = groups["kernel"]
+    return _verdict(claim, criterion, verdict, "; ".join(parts), numbers)
 
 
 def _ratio_text(ratio):
@@ -337,12 +422,6 @@ def _ratio_text(ratio):
     if float(text) in (SIMILAR_SPEED, round(1 / SIMILAR_SPEED, 2)) and not 1 / SIMILAR_SPEED <= ratio <= SIMILAR_SPEED:
         text = f"{ratio:.3f}"
     return text
-
-
-def _over_rounds(run, impl, dtype, pass_):
-    """impl's median ms in each of the run's rounds (runtime.HEAD_TO_HEAD); [] where it has none."""
-    return [r["median_ms"] for rows in run.get("rounds", []) for r in rows
-            if (r["impl"], r["dtype"], r["pass"]) == (impl, dtype, pass_)]
 
 
 def _spread(pair):
@@ -482,7 +561,8 @@ def jax_support(results):
     if not _cells(data, "jax", "jax eager"):
         return None
     numbers = {f: _support_numbers(data, f, {**USER_API, "jax": "jax eager"}) for f in ("jax", "tensorflow")}
-    runs = "; ".join(f"{device} {', '.join(dtypes)}" for device, dtypes in numbers["jax"]["supported"].items() if dtypes)
+    runs = "; ".join(f"{device} {', '.join(dtypes)}"
+                     for device, dtypes in numbers["jax"]["supported"].items() if dtypes)
     line = (f"(a) no dtypes declared (the handlers take ffi::AnyBuffer); runs and matches: {runs or 'nothing'}; "
             f"dtype error {numbers['jax']['error_score']:g}/3, raised at trace time before anything runs")
     registry = _registry_numbers(data, "jax")
