@@ -25,9 +25,10 @@ def importorskips_of_twinop_without_exc_type(path):
     """(line, module) of each pytest.importorskip("twinop...") call in the file that does not pass exc_type."""
     found = []
     for node in ast.walk(ast.parse(open(path).read())):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "importorskip"
-                and node.args and isinstance(node.args[0], ast.Constant) and str(node.args[0].value).startswith("twinop")
-                and not any(k.arg == "exc_type" for k in node.keywords)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "importorskip"
+                and node.args and isinstance(node.args[0], ast.Constant)):
+            continue
+        if str(node.args[0].value).startswith("twinop") and not any(k.arg == "exc_type" for k in node.keywords):
             found.append((node.lineno, node.args[0].value))
     return found
 
