@@ -32,6 +32,7 @@ and its impls per framework).
 """
 import argparse
 import collections
+import importlib
 import itertools
 import json
 import math
@@ -350,6 +351,13 @@ KITS = {"torch": TorchKit, "tensorflow": TensorFlowKit, "numpy": NumpyKit, "jax"
 # Each op's impls, per framework: a function of the framework's kit returning ({impl: Impl},
 # [skipped impls with the reason]): twinop's binding (as called and, where the framework has
 # one, into out=) and the framework's own composition of the op. runtime.IMPLS names the roles.
+def twinop_bias_act(binding):
+    """bias_act(x, b) of one of twinop's binding modules ("twinop.torch", ...) with the report's
+    activation; ImportError where that binding was not built."""
+    module = importlib.import_module(binding)
+    return lambda x, b: module.bias_act(x, b, ACT)
+
+
 def torch_bias_act(kit):
     torch = kit.torch
 
@@ -361,8 +369,7 @@ def torch_bias_act(kit):
     try:
         import twinop.torch
 
-        def twinop_bias_act(x, b):
-            return twinop.torch.bias_act(x, b, ACT)
+        ours = twinop_bias_act("twinop.torch")
 
         def into(x, b, y):
             return twinop.torch.bias_act(x, b, ACT, out=y)
@@ -372,7 +379,7 @@ def torch_bias_act(kit):
             torch.ops.twinop.bias_act_backward.out(dy, x, b, ACT, dx=dx, dbias=dbias)
             return y, dx, dbias
 
-        impls["twinop-torch"] = Impl(twinop_bias_act, kit.fwd_bwd(twinop_bias_act), False)
+        impls["twinop-torch"] = Impl(ours, kit.fwd_bwd(ours), False)
         impls["twinop-torch-out"] = Impl(into, into_fwd_bwd, False, into=True)
     except ImportError as error:
         skipped.append({"impl": "twinop-torch", "reason": first_line(error)})
@@ -399,19 +406,16 @@ def tensorflow_bias_act(kit):
 
     impls, skipped = {}, []
     try:
-        import twinop.tf
-
-        def twinop_bias_act(x, b):
-            return twinop.tf.bias_act(x, b, ACT)
-
-        impls["twinop-tf-eager"] = Impl(twinop_bias_act, kit.fwd_bwd(twinop_bias_act), False)
-        impls["twinop-tf-function"] = Impl(function(twinop_bias_act), function(kit.fwd_bwd(twinop_bias_act)), True)
-        # A model's function holds many ops, which share the fixed cost of one function call.
-        impls["twinop-tf-chain"] = Impl(function(chained(twinop_bias_act)),
-                                        function(kit.fwd_bwd(chained(twinop_bias_act))), True, chain=CHAIN)
+        ours = twinop_bias_act("twinop.tf")
     except ImportError as error:
         skipped += [{"impl": impl, "reason": first_line(error)}
                     for impl in ("twinop-tf-eager", "twinop-tf-function", "twinop-tf-chain")]
+    else:
+        impls["twinop-tf-eager"] = Impl(ours, kit.fwd_bwd(ours), False)
+        impls["twinop-tf-function"] = Impl(function(ours), function(kit.fwd_bwd(ours)), True)
+        # A model's function holds many ops, which share the fixed cost of one function call.
+        impls["twinop-tf-chain"] = Impl(function(chained(ours)), function(kit.fwd_bwd(chained(ours))), True,
+                                        chain=CHAIN)
     impls["tf-eager"] = Impl(gelu_bias, kit.fwd_bwd(gelu_bias), False)
     impls["tf-function"] = Impl(function(gelu_bias), function(kit.fwd_bwd(gelu_bias)), True)
     impls["tf-xla"] = Impl(function(gelu_bias, jit_compile=True), function(kit.fwd_bwd(gelu_bias), jit_compile=True),
@@ -449,15 +453,12 @@ def jax_bias_act(kit):
 
     impls, skipped = {}, []
     try:
-        import twinop.jax
-
-        def twinop_bias_act(x, b):
-            return twinop.jax.bias_act(x, b, ACT)
-
-        impls["twinop-jax-eager"] = Impl(twinop_bias_act, kit.fwd_bwd(twinop_bias_act), False)
-        impls["twinop-jax-jit"] = Impl(jax.jit(twinop_bias_act), jax.jit(kit.fwd_bwd(twinop_bias_act)), True)
+        ours = twinop_bias_act("twinop.jax")
     except ImportError as error:
         skipped += [{"impl": impl, "reason": first_line(error)} for impl in ("twinop-jax-eager", "twinop-jax-jit")]
+    else:
+        impls["twinop-jax-eager"] = Impl(ours, kit.fwd_bwd(ours), False)
+        impls["twinop-jax-jit"] = Impl(jax.jit(ours), jax.jit(kit.fwd_bwd(ours)), True)
     # XLA's own fusion of the composition: the peer a JAX user would otherwise have.
     impls["jax-jit"] = Impl(jax.jit(gelu_bias), jax.jit(kit.fwd_bwd(gelu_bias)), True)
     return impls, skipped
@@ -536,8 +537,8 @@ def gbps(passes, shape, dtype, seconds):
 
 def sweep(kit, op, device, mode, progress, largest_only=False):
     """(rows, copy rows, skipped) of kit.impls of `op` (a key of OPS) over every dtype and shape of
-    the mode (its largest shape alone if largest_only: results are checked at the first shape, so
-    not there). A chain's times (and page faults) are per op."""
+    the mode (its largest shape alone if largest_only: results are checked at the first shape, and
+    page faults counted at the largest, so neither there). A chain's times (and page faults) are per op."""
     settings, rows, copies, skipped = SETTINGS[mode], [], [], []
     shapes = list(enumerate(SIZES[(device, mode)]))
     for dtype in DTYPES[mode]:
@@ -580,7 +581,7 @@ def sweep(kit, op, device, mode, progress, largest_only=False):
                         row["host_bound"] = True
                     if compiled:
                         row["compile_s"] = max(0.0, first_s - median_s * chain)
-                    if device == "cpu" and shape == shapes[-1][1]:  # what the allocation finding reads
+                    if device == "cpu" and shape == shapes[-1][1] and not largest_only:  # the allocation finding's
                         row["page_faults"] = round(page_faults_per_call(kit.timer, rotating(fn, arg_sets)) / chain)
                     rows.append(row)
             del sets

@@ -220,8 +220,8 @@ def torch_registry():
     ops = {}
     for name in framework_names("torch"):
         schema = str(getattr(torch.ops.twinop, name.split("::")[1]).default._schema)
-        ops[name] = {"signature": schema, "declared_dtypes": None,
-                     "kernels": {key: None for key in keys if torch._C._dispatch_has_kernel_for_dispatch_key(name, key)}}
+        kernels = {key: None for key in keys if torch._C._dispatch_has_kernel_for_dispatch_key(name, key)}
+        ops[name] = {"signature": schema, "declared_dtypes": None, "kernels": kernels}
     return ops, {"torch": torch.__version__}
 
 
@@ -238,9 +238,10 @@ def tensorflow_registry():
         registered = {}
         for kernel in kernels.get_registered_kernels_for_op(name).kernel:
             constrained = [c.allowed_values.list.type for c in kernel.constraint if c.name == type_attr.name]
-            registered[kernel.device_type] = [tf.dtypes.as_dtype(t).name for t in constrained[0]] if constrained else declared
+            registered[kernel.device_type] = ([tf.dtypes.as_dtype(t).name for t in constrained[0]] if constrained
+                                              else declared)
         ops[name] = {"signature": f"{type_attr.name}: {{{', '.join(declared)}}}", "declared_dtypes": declared,
-                     "kernels": registered}
+                     "kernels": dict(sorted(registered.items()))}
     return ops, {"tensorflow": tf.__version__}
 
 

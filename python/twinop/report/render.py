@@ -310,7 +310,7 @@ def runtime_run(run, plots):
             out += [HOST_BOUND_NOTE, ""]
         out += _image(f"runtime_{run['device']}_{dtype}.png", f"{run['device']} {dtype}", plots)
     out += allocation_table(run)
-    out += rounds_table(run)
+    out += rounds_table(run) + fixed_cost_lines(run)
     if run["overhead"]:
         out += [f"Call overhead at {_shape(run['overhead'][0]['shape'])} {run['overhead'][0]['dtype']}, median microseconds per call:", "",
                 _table(["impl", "pass", "µs"], [[r["impl"], r["pass"], f"{r['median_us']:.1f}"] for r in run["overhead"]]), ""]
@@ -373,7 +373,6 @@ def rounds_table(run):
             table += [[impl, dtype, pass_, ", ".join(f"{ms:.3g}" for ms in times[(impl, dtype, pass_)]),
                        f"{median:.3g}", f"{median / fastest:.2f}x"] for impl, median in medians.items()]
     from .runtime import CHAIN
-    from .verdicts import fixed_call_cost
 
     shape = _shape(next(r["shape"] for rows in run["rounds"] for r in rows))
     out = [f"The speed verdict's impls at {shape}, in {len(run['rounds'])} rounds: a fresh process per framework per "
@@ -382,13 +381,22 @@ def rounds_table(run):
            "for huge pages, which PyTorch's and TensorFlow's allocators do not); median ms per call, per op for "
            f"twinop-tf-chain (a tf.function of {CHAIN} calls, each on the one before's output):", "",
            _table(["impl", "dtype", "pass", "each round", "median of the rounds", "of the fastest"], table), ""]
-    costs = fixed_call_cost(run)
-    if costs:
-        out += [f"What one tf.function call adds to its ops, from T1, the time of a function of one call, and q, "
-                f"the time per op of one of {CHAIN} (its time / {CHAIN}): fixed cost = {CHAIN} (T1 - q) / {CHAIN - 1}: "
-                + "; ".join(f"{c['dtype']} {c['pass']} {c['fixed_ms']:.3g} ms (T1 {c['one_call_ms']:.3g}, "
-                            f"q {c['per_op_ms']:.3g})" for c in costs) + ".", ""]
     return out
+
+
+def fixed_cost_lines(run):
+    """What one tf.function call adds to its ops, from the function of one call and the chain."""
+    from .runtime import CHAIN
+    from .verdicts import fixed_call_cost
+
+    costs = fixed_call_cost(run)
+    if not costs:
+        return []
+    return [f"What one tf.function call adds to its ops at {_shape(costs[0]['shape'])}, from T1, the time of a function "
+            f"of one call, and q, the time per op of one of {CHAIN} calls (its time / {CHAIN}), in one process: fixed "
+            f"cost = {CHAIN} (T1 - q) / {CHAIN - 1}: "
+            + "; ".join(f"{c['dtype']} {c['pass']} {c['fixed_ms']:.3g} ms (T1 {c['one_call_ms']:.3g}, "
+                        f"q {c['per_op_ms']:.3g})" for c in costs) + ".", ""]
 
 
 def runtime(data, plots):

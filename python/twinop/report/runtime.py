@@ -44,12 +44,10 @@ CHAIN = 4  # twinop-tf-chain: a tf.function of this many calls, each on the one 
 # The speed verdict's comparisons (verdicts.speed), timed again in rounds on the CPU at the largest
 # size, in a fresh process per framework per round, the frameworks taking turns, so that a slow spell
 # of a shared machine falls on each in turn rather than on one: twinop's kernel through each
-# framework (per op, into outputs neither allocates afresh; and as a user calls it, eagerly), each
-# framework's own composition, and TF's function of one call, which with the chain gives the fixed
-# cost of a call. numpy's out= rides along as the bare kernel's time.
-HEAD_TO_HEAD = {"torch": ("twinop-torch-out", "twinop-torch", "torch-eager", "torch-compile"),
-                "tensorflow": ("twinop-tf-chain", "twinop-tf-function", "twinop-tf-eager", "tf-function", "tf-xla"),
-                "numpy": ("twinop-numpy-out",)}
+# framework (per op, into outputs neither allocates afresh) and each framework's own composition.
+# numpy's out= rides along as the bare kernel's time.
+HEAD_TO_HEAD = {"torch": ("twinop-torch-out", "torch-eager", "torch-compile"),
+                "tensorflow": ("twinop-tf-chain", "tf-function", "tf-xla"), "numpy": ("twinop-numpy-out",)}
 # ...and on pages of one size: numpy asks the kernel for 2 MiB pages for its large arrays (and TF tensors
 # made from them), PyTorch's and TensorFlow's allocators do not, and the same kernel took 9-14% longer on
 # 4 KiB pages. With numpy's request off, every binding's inputs and outputs get the same kind of page.

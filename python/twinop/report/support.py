@@ -72,7 +72,8 @@ def cuda_package(source_dir, scratch, progress):
     if not build_friction.cuda_compiler_available():
         return None, "not built with CUDA: no nvcc here, so the registry was read from the installed twinop"
     if not source_dir or not os.path.isdir(os.path.join(source_dir, "csrc")):
-        return None, "not built with CUDA: no sources to build (or not asked to), so the registry was read from the installed twinop"
+        return None, ("not built with CUDA: no sources to build (or not asked to), so the registry was read from the "
+                      "installed twinop")
     build, site = os.path.join(scratch, "build"), os.path.join(scratch, "site")
     targets = [t for framework, t in REGISTRY_TARGETS.items() if importlib.util.find_spec(framework)]
     progress(f"support: building {', '.join(targets)} with CUDA for the registry")
@@ -80,7 +81,8 @@ def cuda_package(source_dir, scratch, progress):
     for step in (configure, [build_friction._tool("cmake"), "--build", build, "--target", *targets]):
         _, _, result = build_friction._run(step)
         if result.returncode:
-            return None, f"the build with CUDA failed: {build_friction._tail(result, 1)}; read from the installed twinop"
+            return None, (f"the build with CUDA failed: {build_friction._tail(result, 1)}; the registry was read from "
+                          "the installed twinop")
     shutil.copytree(os.path.join(source_dir, "python", "twinop"), os.path.join(site, "twinop"))
     installed = os.path.dirname(importlib.util.find_spec("twinop").origin)
     # `import twinop` loads the numpy module, which has no CUDA kernels: the installed one serves.

@@ -28,7 +28,7 @@ BARE_TF_OP = "tf op, no Python wrapper"
 # The backend without a kernel whose error each framework's user meets (_support_worker), and the
 # registry's device names in the report's.
 NO_KERNEL_BACKEND = {"torch": "SparseCPU", "tensorflow": "XLA_CPU_JIT"}
-REGISTRY_DEVICES = {"CPU": "cpu", "CUDA": "cuda", "GPU": "cuda", "Host": "cpu", "Meta": "meta (shapes only)"}
+REGISTRY_DEVICES = {"CPU": "cpu", "CUDA": "cuda", "GPU": "cuda", "Host": "cpu", "Meta": "meta"}
 
 
 def _verdict(claim, criterion, verdict, summary, numbers):
@@ -299,9 +299,9 @@ SPEED_GROUPS = {
             "PyTorch: eager or torch.compile)", ("tf-function", "tf-xla"), ("torch-eager", "torch-compile")),
 }
 # Beside them, not judged: twinop's op as a user calls it eagerly (PyTorch's allocating its outputs:
-# the allocation finding), and what one tf.function call adds to its ops.
-EAGER = ("twinop's op called eagerly (PyTorch's allocating its outputs, the next finding)", ("twinop-tf-eager",),
-         ("twinop-torch",))
+# the allocation finding), from the sweep's one run of each.
+EAGER = ("twinop's op called eagerly, one run each (PyTorch's allocating its outputs, the next finding)",
+         ("twinop-tf-eager",), ("twinop-torch",))
 
 
 def _timed(run, impl, dtype, pass_):
@@ -355,17 +355,18 @@ def _pairs_text(pairs):
 def fixed_call_cost(run):
     """What one tf.function call adds to its ops at the largest size, per dtype and pass, from T1,
     the time of a function of one call, and q, the time per op of a function of CHAIN calls (its
-    time / CHAIN): with p an op's own time, T1 = fixed + p and CHAIN q = fixed + CHAIN p give
-    fixed = CHAIN (T1 - q) / (CHAIN - 1)."""
+    time / CHAIN), timed in the same process: with p an op's own time, T1 = fixed + p and
+    CHAIN q = fixed + CHAIN p give fixed = CHAIN (T1 - q) / (CHAIN - 1)."""
     from .runtime import CHAIN
 
     costs = []
     for dtype in sorted({r["dtype"] for r in run["rows"]}):
         for pass_ in ("fwd", "fwd+bwd"):
-            one, chain = (_timed(run, impl, dtype, pass_) for impl in ("twinop-tf-function", "twinop-tf-chain"))
+            one, chain = (_largest(run["rows"], impl, dtype, pass_) for impl in ("twinop-tf-function", "twinop-tf-chain"))
             if one and chain and one["shape"] == chain["shape"]:
-                costs.append({"device": run["device"], "dtype": dtype, "pass": pass_, "per_op_ms": chain["ms"],
-                              "one_call_ms": one["ms"], "fixed_ms": CHAIN * (one["ms"] - chain["ms"]) / (CHAIN - 1)})
+                t1, q = one["median_ms"], chain["median_ms"]
+                costs.append({"device": run["device"], "dtype": dtype, "pass": pass_, "shape": one["shape"],
+                              "per_op_ms": q, "one_call_ms": t1, "fixed_ms": CHAIN * (t1 - q) / (CHAIN - 1)})
     return costs
 
 
