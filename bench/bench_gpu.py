@@ -23,7 +23,6 @@ import datetime
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 import twinop.torch as tt
+from twinop.report import gpu_timer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 from tolerances import tolerance  # noqa: E402  (the one tolerance table)
@@ -40,11 +40,8 @@ HEADLINE = (16384, 8192)
 SHAPES = [HEADLINE, (1024, 1024), (4096, 1024), (4096, 4096), (8192, 8192)]  # the targets' shape first
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 TARGET_DEVICE = "H100"  # the device the project's targets are stated for
-CALLS_PER_BATCH = 10
 BATCHES = 9
 WARMUP_CALLS = 3
-QUEUE_AHEAD_CYCLES = 10_000_000  # a spin kernel of ~5 ms: time for the CPU to queue a batch
-QUEUE_AHEAD_TRIES = 3  # each spin 4x the last: up to ~80 ms for a batch paced by the CPU
 ELEMENTS_MOVED = {"fwd": 2, "fwd+bwd": 5, "double-bwd": 5}  # per input element, per pass
 
 
@@ -84,25 +81,10 @@ class Rotation:
         return (*self.sets[i], self.outputs[i])
 
 
-def timed_batch(call, rotation, spin_cycles):
-    """(GPU ms per call of one batch, whether the CPU queued the whole batch before the spin
-    ahead of it ended: if not, the GPU waited for the host within the timed span)."""
-    spin, start, end = (torch.cuda.Event(enable_timing=True) for _ in range(3))
-    spin.record()
-    torch.cuda._sleep(spin_cycles)
-    start.record()
-    queuing = time.perf_counter()
-    for _ in range(CALLS_PER_BATCH):
-        call(*rotation.next())
-    end.record()
-    queued_ms = (time.perf_counter() - queuing) * 1e3
-    end.synchronize()
-    return start.elapsed_time(end) / CALLS_PER_BATCH, queued_ms < spin.elapsed_time(start)
-
-
 def ms_per_call(call, rotation):
-    """Median over batches of the GPU milliseconds per call; returns (ms, first call seconds,
-    host-bound: whether most batches, even behind the longest spin, were paced by the CPU)."""
+    """Median over batches of the GPU milliseconds per call (gpu_timer.cuda_median); returns (ms,
+    first call seconds, host-bound: whether most batches, even behind the longest spin, were paced
+    by the CPU)."""
     start_wall = time.perf_counter()
     call(*rotation.next())
     torch.cuda.synchronize()
@@ -110,12 +92,8 @@ def ms_per_call(call, rotation):
     for _ in range(WARMUP_CALLS - 1):
         call(*rotation.next())
     torch.cuda.synchronize()
-    for attempt in range(QUEUE_AHEAD_TRIES):
-        batches = [timed_batch(call, rotation, QUEUE_AHEAD_CYCLES * 4**attempt) for _ in range(BATCHES)]
-        # The median is a GPU time when most batches are: a batch the GPU waited in only takes longer.
-        if sum(covered for _, covered in batches) > BATCHES // 2:
-            return statistics.median(ms for ms, _ in batches), first_call_s, False
-    return statistics.median(ms for ms, _ in batches), first_call_s, True
+    seconds, host_bound = gpu_timer.cuda_median(torch, lambda: call(*rotation.next()), BATCHES)
+    return seconds * 1e3, first_call_s, host_bound
 
 
 def forward_cases():

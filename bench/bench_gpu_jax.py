@@ -3,8 +3,8 @@ own jax.jit fusion of gelu(x + b) (the peer a JAX user would otherwise have), fo
 forward+backward, bfloat16 and float32, with a device copy of x as the ceiling.
 
 Method. JAX offers no CUDA events, and dispatches asynchronously: each time is the median over
-batches of the wall time per call of CALLS_PER_BATCH back-to-back calls, the batch ending when
-the last call's result is ready. The host queues each call while the GPU runs the previous one,
+batches of the wall time per call of ten back-to-back calls, the batch ending when the last
+call's result is ready (twinop.report.gpu_timer). The host queues each call while the GPU runs the previous one,
 so at the large sizes this is GPU time; where a call's kernels take less than JAX's dispatch
 (tens of microseconds), the dispatch shows. Calls rotate over input sets that together exceed
 3x the L2 cache. Effective GB/s counts the fewest bytes a pass must move: 2N elements forward
@@ -23,7 +23,6 @@ import importlib.metadata
 import json
 import math
 import os
-import statistics
 import sys
 import time
 
@@ -31,13 +30,13 @@ import jax
 import jax.numpy as jnp
 
 import twinop.jax as tj
+from twinop.report import gpu_timer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 from tolerances import tolerance  # noqa: E402  (the one tolerance table)
 
 SHAPES = [(16384, 8192), (8192, 8192), (4096, 4096), (1024, 1024)]  # the headline first
 DTYPES = ("bfloat16", "float32")
-CALLS_PER_BATCH = 10
 BATCHES = 9
 WARMUP_CALLS = 3
 L2_BYTES = 50 * 2**20  # an H100's; JAX does not report the L2's size
@@ -82,7 +81,8 @@ def input_sets(shape, dtype, gpu, key):
 
 
 def ms_per_call(call, sets):
-    """Median over batches of the milliseconds per call; and the first call's seconds (compile)."""
+    """Median over batches of the milliseconds per call (gpu_timer.wall_median); and the first
+    call's seconds (compile)."""
     calls = iter(range(10**9))
 
     def next_call():
@@ -93,14 +93,7 @@ def ms_per_call(call, sets):
     first_call_s = time.perf_counter() - start
     for _ in range(WARMUP_CALLS):
         jax.block_until_ready(next_call())
-    per_call = []
-    for _ in range(BATCHES):
-        start = time.perf_counter()
-        for _ in range(CALLS_PER_BATCH - 1):
-            next_call()
-        jax.block_until_ready(next_call())
-        per_call.append((time.perf_counter() - start) * 1e3 / CALLS_PER_BATCH)
-    return statistics.median(per_call), first_call_s
+    return gpu_timer.wall_median(next_call, jax.block_until_ready, BATCHES) * 1e3, first_call_s
 
 
 def max_error_over_tolerance(fn, x, b, dy, dtype):

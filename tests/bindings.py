@@ -7,16 +7,18 @@ A call runs one op form (the raw op, an out= form, an autodiff layer, a vmap) of
 binding's tensors and names what it returns (bias_act: y, dx, dbias, d_dy, d_x, d_bias; rms_norm
 and add_rms_norm: y, s, rstd, dx, dweight; or a per-example sum under vmap); the tests compute the
 same names from the float64 reference. tests/op_specs.py says what each op takes."""
+import dataclasses
 import importlib
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
 import pytest
 
+from cases import numpy_dtype
 
-@dataclass(frozen=True)
+
+@dataclasses.dataclass(frozen=True)
 class Call:
     fn: Callable  # fn(inputs, attrs) -> tuple of the binding's tensors; inputs: the op's (op_specs.py)
     outputs: tuple  # the names of what fn returns, in order
@@ -38,12 +40,6 @@ def rms_norm(fn, outputs, **kwargs):
 
 def add_rms_norm(fn, outputs, **kwargs):
     return Call(fn, outputs, op="add_rms_norm", **kwargs)
-
-
-def numpy_dtype(name):
-    if name == "bfloat16":
-        return np.dtype(pytest.importorskip("ml_dtypes").bfloat16)
-    return np.dtype(name)
 
 
 def nan_like(array):
@@ -380,9 +376,8 @@ class JaxBinding:
         self.tj = pytest.importorskip("twinop.jax", exc_type=ImportError)
         from twinop.jax import _ffi
 
-        self.jax.config.update("jax_enable_x64", True)  # for float64; every array's dtype is explicit
         jax, tj = self.jax, self.tj
-        self.calls = {
+        calls = {
             "ffi forward": Call(lambda i, act: (_ffi.forward(i.x, i.bias, act=act),), FORWARD),
             "ffi backward": Call(lambda i, act: _ffi.backward(i.dy, i.x, i.bias, act=act), BACKWARD),
             "ffi double backward": Call(lambda i, act: _ffi.double_backward(i.g, i.g_bias, i.dy, i.x, i.bias, act=act),
@@ -395,7 +390,17 @@ class JaxBinding:
                 i.x, self._per_example(i.bias, i.x)),), FORWARD, min_ndim=2),
             "vmap bias_act vjp": Call(self._vmap_vjp, ("dx", "dbias per example"), min_ndim=2),
         }
+        self.calls = {name: dataclasses.replace(call, fn=self._float64(call.fn)) for name, call in calls.items()}
         return self
+
+    def _float64(self, fn):
+        """fn with JAX's float64 on for its call alone: every array's dtype is explicit, and users
+        (and the other tests) run with it off."""
+        def with_float64(*args):
+            with self.jax.enable_x64(True):
+                return fn(*args)
+
+        return with_float64
 
     def _vjp(self, i, act):
         y, pullback = self.jax.vjp(lambda x, bias: self.tj.bias_act(x, bias, act), i.x, i.bias)
@@ -418,7 +423,7 @@ class JaxBinding:
         return self.jax.numpy.broadcast_to(row, (like.shape[0], row.shape[0]))
 
     def tensor(self, values, dtype):
-        return self.jax.numpy.asarray(values.astype(numpy_dtype(dtype)))
+        return self._float64(self.jax.numpy.asarray)(values.astype(numpy_dtype(dtype)))
 
     def to_float64(self, t):
         return np.asarray(t).astype(np.float64)
@@ -430,13 +435,13 @@ class JaxBinding:
         return np.asarray(t).tobytes()
 
     def transpose(self, t):  # JAX arrays have no strided views: these are copies in a new layout
-        return self.jax.numpy.swapaxes(t, -1, -2)
+        return self._float64(self.jax.numpy.swapaxes)(t, -1, -2)
 
     def slice(self, t, index):
-        return t[index]
+        return self._float64(t.__getitem__)(index)
 
     def broadcast(self, t, shape):
-        return self.jax.numpy.broadcast_to(t, shape)
+        return self._float64(self.jax.numpy.broadcast_to)(t, shape)
 
 
 # The stable-ABI PyTorch library is TorchBinding on TWINOP_TORCH_ABI=stable (tests/test_torch_stable.py).

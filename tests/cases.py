@@ -1,6 +1,7 @@
 """The inputs every binding is tested on, as float64 numpy arrays exactly representable in
 the dtype under test, so the reference and the binding see the same numbers."""
 import numpy as np
+import pytest
 
 import twinop
 
@@ -8,6 +9,13 @@ DTYPES = ("float32", "float64", "float16", "bfloat16")
 ACTIVATIONS = twinop.ACTIVATIONS
 # Odd sizes, a size-1 feature axis, 3-D, and a few thousand columns.
 SHAPES = [(1,), (37,), (2, 13), (3, 5, 7), (32, 1, 32), (3, 3001)]
+
+
+def numpy_dtype(name):
+    """The numpy dtype of a dtype name (bfloat16 from ml_dtypes: the test skips without it)."""
+    if name == "bfloat16":
+        return np.dtype(pytest.importorskip("ml_dtypes").bfloat16)
+    return np.dtype(name)
 
 
 def round_to(values, dtype_name):

@@ -31,3 +31,15 @@ def jax_float64():
     jax.config.update("jax_enable_x64", True)
     yield
     jax.config.update("jax_enable_x64", enabled)
+
+
+@pytest.fixture(autouse=True)
+def jax_float64_only_where_asked(request):
+    """Fails a test that leaves JAX's float64 switched on, or runs with it on without asking
+    (jax_float64, or jax.enable_x64 around its own calls): users run with it off, and a test's
+    setting would otherwise change what every later JAX test checks."""
+    yield
+    jax = sys.modules.get("jax")
+    if jax is not None and jax.config.jax_enable_x64 != ("jax_float64" in request.fixturenames):
+        pytest.fail(f"jax_enable_x64 is {jax.config.jax_enable_x64} after this test; only the jax_float64 "
+                    "fixture may switch it on for a module", pytrace=False)

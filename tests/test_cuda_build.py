@@ -3,6 +3,7 @@ toolkit and from the one pip installs (requirements-cuda.txt, in a fresh venv wi
 hidden), and the op libraries with GPU kernels load under CPU-only torch, TensorFlow and JAX
 (static cudart, linked before TensorFlow's CUDA stubs). Skipped where that toolkit or cmake is
 missing."""
+import json
 import os
 import re
 import shutil
@@ -124,3 +125,24 @@ def test_jax_library_with_cuda_handlers_loads_on_cpu_jax(cuda_package):
     """)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "0.0"]
+
+
+@pytest.mark.parametrize("framework,cpu,cuda", [("torch", "CPU", "CUDA"), ("tensorflow", "CPU", "GPU"),
+                                                ("jax", "Host", "CUDA")])
+def test_the_registry_lists_the_cuda_kernels_without_a_gpu(cuda_package, framework, cpu, cuda):
+    """The report's reading of each framework's registry (_support_worker --registry) on this build:
+    every op has its CUDA kernels listed beside its CPU ones; TensorFlow's with the dtypes its op def
+    declares, the others' registries with none."""
+    pytest.importorskip(framework)
+    result = run_in(cuda_package, f"""
+        import json
+        from twinop.report._support_worker import registry
+        print(json.dumps(registry({framework!r})))
+    """)
+    assert result.returncode == 0, result.stderr
+    read = json.loads(result.stdout.splitlines()[-1])
+    assert read["built_with_cuda"] and len(read["ops"]) == 3
+    for name, op in read["ops"].items():
+        assert {cpu, cuda} <= set(op["kernels"]), name
+        assert op["kernels"][cuda] == op["declared_dtypes"], name
+        assert (op["declared_dtypes"] == ["float32", "float64", "float16", "bfloat16"]) == (framework == "tensorflow")

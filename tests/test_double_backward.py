@@ -6,19 +6,13 @@ import numpy as np
 import pytest
 
 import twinop.numpy as tn
-from cases import ACTIVATIONS, DTYPES, SHAPES, SPECIAL_X, make_double_backward_inputs, rows_of
+from cases import ACTIVATIONS, DTYPES, SHAPES, SPECIAL_X, make_double_backward_inputs, numpy_dtype, rows_of
 from tolerances import assert_close
 from twinop import reference
 
 
-def np_dtype(name):
-    if name == "bfloat16":
-        return np.dtype(pytest.importorskip("ml_dtypes").bfloat16)
-    return np.dtype(name)
-
-
 def run_numpy(g, g_bias, dy, x, bias, act, dtype):
-    arrays = [a.astype(np_dtype(dtype)) for a in (g, g_bias, dy, x, bias)]
+    arrays = [a.astype(numpy_dtype(dtype)) for a in (g, g_bias, dy, x, bias)]
     return tn.bias_act_double_backward(arrays[0], *arrays[2:], act, g_bias=arrays[1])
 
 
@@ -41,9 +35,9 @@ def run_jax(g, g_bias, dy, x, bias, act, dtype):
     pytest.importorskip("twinop.jax", exc_type=ImportError)
     from twinop.jax import _ffi
 
-    jax.config.update("jax_enable_x64", True)  # for float64; every array's dtype is explicit
-    arrays = [jax.numpy.asarray(a, dtype=dtype) for a in (g, g_bias, dy, x, bias)]
-    return [np.asarray(t, np.float64) for t in _ffi.double_backward(*arrays, act=act)]
+    with jax.enable_x64(True):  # for float64, in this call alone (users run with it off)
+        arrays = [jax.numpy.asarray(a, dtype=dtype) for a in (g, g_bias, dy, x, bias)]
+        return [np.asarray(t, np.float64) for t in _ffi.double_backward(*arrays, act=act)]
 
 
 BINDINGS = {"numpy": run_numpy, "torch": run_torch, "tensorflow": run_tf, "jax": run_jax}

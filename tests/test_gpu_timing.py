@@ -1,7 +1,7 @@
-"""The GPU timers' logic on a simulated GPU (no GPU here), bench/bench_gpu.py's and the report's
-CudaTimer: a median is a GPU time only where Python queued each batch before the spin ahead of
-it ended; a longer spin is tried, and a case Python still paces is marked host-bound (and
-bench_gpu.py judges no target on it)."""
+"""The CUDA timer's logic (twinop.report.gpu_timer) on a simulated GPU (no GPU here), as
+bench/bench_gpu.py and the report's CudaTimer call it: a median is a GPU time only where Python
+queued each batch before the spin ahead of it ended; a longer spin is tried, and a case Python
+still paces is marked host-bound (and bench_gpu.py judges no target on it)."""
 import os
 import sys
 from types import SimpleNamespace
@@ -12,7 +12,7 @@ pytest.importorskip("torch")
 pytest.importorskip("twinop.torch", exc_type=ImportError)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
 import bench_gpu  # noqa: E402
-from twinop.report import _runtime_worker  # noqa: E402
+from twinop.report import _runtime_worker, gpu_timer  # noqa: E402
 
 SPIN_CYCLES_PER_MS = 2e6  # the simulated GPU's clock: 2 GHz
 
@@ -81,14 +81,8 @@ def measure(request, monkeypatch):
     return lambda host_ms, gpu_ms: request.param(monkeypatch, SimulatedGpu(host_ms, gpu_ms))
 
 
-def spin_ms(attempt):  # the same spins in both timers (checked below)
-    return bench_gpu.QUEUE_AHEAD_CYCLES * 4**attempt / SPIN_CYCLES_PER_MS
-
-
-def test_both_timers_spin_alike():
-    timer = _runtime_worker.CudaTimer
-    assert (timer.QUEUE_AHEAD_CYCLES, timer.QUEUE_AHEAD_TRIES, timer.CALLS_PER_BATCH) == (
-        bench_gpu.QUEUE_AHEAD_CYCLES, bench_gpu.QUEUE_AHEAD_TRIES, bench_gpu.CALLS_PER_BATCH)
+def spin_ms(attempt):  # both timers are gpu_timer.cuda_median
+    return gpu_timer.QUEUE_AHEAD_CYCLES * 4**attempt / SPIN_CYCLES_PER_MS
 
 
 def test_a_batch_queued_behind_the_spin_gives_the_gpu_time(measure):
@@ -97,14 +91,14 @@ def test_a_batch_queued_behind_the_spin_gives_the_gpu_time(measure):
 
 
 def test_a_longer_spin_recovers_the_gpu_time_of_a_case_the_cpu_paced(measure):
-    host_ms = 1.5 * spin_ms(0) / bench_gpu.CALLS_PER_BATCH  # queues a batch in 1.5 first spins
+    host_ms = 1.5 * spin_ms(0) / gpu_timer.CALLS_PER_BATCH  # queues a batch in 1.5 first spins
     ms, host_bound = measure(host_ms=host_ms, gpu_ms=0.03)
     assert ms == pytest.approx(0.03) and not host_bound
 
 
 def test_a_case_the_cpu_paces_behind_every_spin_is_marked_host_bound(measure):
-    longest = spin_ms(bench_gpu.QUEUE_AHEAD_TRIES - 1)
-    ms, host_bound = measure(host_ms=2 * longest / bench_gpu.CALLS_PER_BATCH, gpu_ms=0.03)
+    longest = spin_ms(gpu_timer.QUEUE_AHEAD_TRIES - 1)
+    ms, host_bound = measure(host_ms=2 * longest / gpu_timer.CALLS_PER_BATCH, gpu_ms=0.03)
     assert host_bound and ms > 0.03
 
 

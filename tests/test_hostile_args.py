@@ -126,8 +126,8 @@ def test_act_that_is_not_text_raises_the_framework_error(binding_name, what):
 @pytest.mark.parametrize("act", HOSTILE_ACTS.values(), ids=HOSTILE_ACTS.keys())
 def test_modules_refuse_a_bad_act(act):
     """The PyTorch module and the Keras layer check act when they are made."""
-    torch_module = pytest.importorskip("twinop.torch").BiasAct
-    keras_layer = pytest.importorskip("twinop.tf").BiasAct
+    torch_module = pytest.importorskip("twinop.torch", exc_type=ImportError).BiasAct
+    keras_layer = pytest.importorskip("twinop.tf", exc_type=ImportError).BiasAct
     for make in (lambda: torch_module(5, act=act), lambda: keras_layer(act=act)):
         with pytest.raises(ValueError, match="act must be one of"):
             make()
@@ -209,7 +209,7 @@ def vmap_cases(torch):
                                   "dy of another dtype", "g_bias of another size", "bad act"])
 def test_vmap_raises_the_ops_own_errors(case):
     torch = pytest.importorskip("torch")
-    pytest.importorskip("twinop.torch")
+    pytest.importorskip("twinop.torch", exc_type=ImportError)
     call, error, words = vmap_cases(torch)[case]
     with pytest.raises(error, match=words):
         call()

@@ -9,20 +9,13 @@ import numpy as np
 import pytest
 
 import twinop.numpy as tn
-from cases import ACTIVATIONS, DTYPES, SHAPES, SPECIAL_X, make_inputs, rows_of
+from cases import ACTIVATIONS, DTYPES, SHAPES, SPECIAL_X, make_inputs, numpy_dtype, rows_of
 from tolerances import assert_close
 from twinop import reference
 
 
-def np_dtype(name):
-    if name == "bfloat16":
-        ml_dtypes = pytest.importorskip("ml_dtypes")
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(name)
-
-
 def as_array(values, dtype_name):
-    return values.astype(np_dtype(dtype_name))
+    return values.astype(numpy_dtype(dtype_name))
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
@@ -57,8 +50,8 @@ def test_non_contiguous_inputs(act):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_empty_input(dtype):
-    x = np.zeros((0, 5), np_dtype(dtype))
-    bias = np.ones(5, np_dtype(dtype))
+    x = np.zeros((0, 5), numpy_dtype(dtype))
+    bias = np.ones(5, numpy_dtype(dtype))
     assert tn.bias_act(x, bias).shape == (0, 5)
     dx, dbias = tn.bias_act_backward(x, x, bias)
     assert dx.shape == (0, 5)

@@ -4,17 +4,11 @@ import numpy as np
 import pytest
 
 import twinop.numpy as tn
-from cases import ACTIVATIONS, DTYPES, make_inputs, rows_of
+from cases import ACTIVATIONS, DTYPES, make_inputs, numpy_dtype, rows_of
 from tolerances import assert_close
 from twinop import reference
 
 SHAPES = [(37,), (5, 13), (2, 3, 64)]
-
-
-def np_dtype(name):
-    if name == "bfloat16":
-        return np.dtype(pytest.importorskip("ml_dtypes").bfloat16)
-    return np.dtype(name)
 
 
 # numpy
@@ -24,7 +18,7 @@ def np_dtype(name):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("act", ACTIVATIONS)
 def test_numpy_out_matches_the_allocating_call(act, dtype, shape):
-    x, bias, dy = (a.astype(np_dtype(dtype)) for a in make_inputs(shape, dtype))
+    x, bias, dy = (a.astype(numpy_dtype(dtype)) for a in make_inputs(shape, dtype))
     out = np.full_like(x, np.nan)
     assert tn.bias_act(x, bias, act, out=out) is out
     np.testing.assert_array_equal(out, tn.bias_act(x, bias, act))
@@ -239,3 +233,34 @@ def test_tf_in_place_results_match_the_reference(act, dtype):
     assert_close(tf.cast(y, tf.float64).numpy(), reference.bias_act(x, bias, act), dtype, what="y")
     assert_close(tf.cast(dx, tf.float64).numpy(), want_dx, dtype, what="dx")
     assert_close(tf.cast(dbias, tf.float64).numpy(), want_dbias, dtype, summed=33, what="dbias")
+
+
+# Each raw op, its inputs, and the input whose buffer its CPU kernel may compute in for an output.
+IN_PLACE = {"twinop_bias_act": (("x", "bias"), "x", 0), "twinop_bias_act_grad": (("dy", "x", "bias"), "dy", 0),
+            "twinop_bias_act_grad_grad": (("g", "g_bias", "dy", "x", "bias"), "dy", 1)}
+
+
+@pytest.mark.parametrize("op", IN_PLACE)
+def test_tf_cpu_kernels_compute_in_an_input_that_nobody_else_holds(op):
+    """Seen in TensorFlow's own step statistics (RunMetadata with FULL_TRACE), which give the
+    address of each output's buffer: fed a temporary that nobody else holds, the op writes its
+    output there; fed one that the caller also fetches, into a buffer of its own."""
+    tf = pytest.importorskip("tensorflow")
+    ttf = pytest.importorskip("twinop.tf", exc_type=ImportError)
+    names, reused, output = IN_PLACE[op]
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, (64, 96))
+        values = {name: x * (k + 2) if name not in ("bias", "g_bias") else tf.ones(96) for k, name in enumerate(names)}
+        free = tf.nest.flatten(getattr(ttf._ops, op)(*values.values(), act="gelu"))[0].op
+        free_input = values[reused]
+        values[reused] = held_input = x * 9  # the same kind of temporary, but the caller fetches it too
+        held = tf.nest.flatten(getattr(ttf._ops, op)(*values.values(), act="gelu"))[0].op
+    with tf.compat.v1.Session(graph=graph) as session:
+        metadata = tf.compat.v1.RunMetadata()
+        session.run([free, held, held_input], {x: np.ones((64, 96), np.float32)}, run_metadata=metadata,
+                    options=tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE))
+    address = {(node.node_name, out.slot): out.tensor_description.allocation_description.ptr
+               for device in metadata.step_stats.dev_stats for node in device.node_stats for out in node.output}
+    assert address[(free.name, output)] == address[(free_input.op.name, 0)]
+    assert address[(held.name, output)] != address[(held_input.op.name, 0)]

@@ -37,7 +37,7 @@ from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
 import bindings  # noqa: E402
-from cases import ACTIVATIONS, DTYPES, WEIGHT_DTYPES  # noqa: E402
+from cases import ACTIVATIONS, DTYPES, WEIGHT_DTYPES, numpy_dtype  # noqa: E402
 from op_specs import RmsNormAttrs, input_shapes  # noqa: E402
 from tolerances import tolerance  # noqa: E402
 from twinop import reference  # noqa: E402
@@ -50,7 +50,7 @@ MAX_ELEMENTS = 2048
 
 def finfo(dtype):
     if dtype == "bfloat16":
-        return pytest.importorskip("ml_dtypes").finfo(bindings.numpy_dtype(dtype))
+        return pytest.importorskip("ml_dtypes").finfo(numpy_dtype(dtype))
     return np.finfo(dtype)
 
 
@@ -62,7 +62,7 @@ LARGEST_GRADIENT = {**LARGEST_INPUT, "float32": 1e16, "bfloat16": 1e16}
 def round_to(values, dtype):
     """float64 values rounded once to `dtype` (past its largest finite value: +-Inf), as float64."""
     with np.errstate(over="ignore", invalid="ignore"):
-        return values.astype(bindings.numpy_dtype(dtype)).astype(np.float64)
+        return values.astype(numpy_dtype(dtype)).astype(np.float64)
 
 
 def compute_type(dtype):

@@ -50,8 +50,10 @@ def test_rows_cover_the_sweep_with_consistent_units(tiny):
         assert copy["median_ms"] > 0
         assert copy["GBps"] == pytest.approx(2 * math.prod(row["shape"]) * 4 / (copy["median_ms"] * 1e-3) / 1e9)
         assert row["copy_fraction"] == pytest.approx(row["GBps"] / copy["GBps"])
-        assert ("compile_s" in row) == (row["impl"] in ("torch-compile", "twinop-tf-function", "tf-function",
-                                                        "tf-xla", "twinop-jax-jit", "jax-jit"))
+        assert ("compile_s" in row) == (row["impl"] in ("torch-compile", "twinop-tf-function", "twinop-tf-chain",
+                                                        "tf-function", "tf-xla", "twinop-jax-jit", "jax-jit"))
+        assert row["op"] == "bias_act"
+        assert row.get("chain", 1) == (runtime.CHAIN if row["impl"] == "twinop-tf-chain" else 1)
         assert row.get("compile_s", 0) >= 0
         assert ("page_faults" in row) == (row["shape"] == list(sizes[-1])) and row.get("page_faults", 0) >= 0
     assert len(progress) >= len(result["rows"])
@@ -144,7 +146,7 @@ def test_a_wrong_result_stops_the_worker_before_timing():
 
     kit = kit_with(tanh_gelu, lambda x, b, dy: (tanh_gelu(x, b), *reference.bias_act_backward(dy, x, b, "gelu")))
     with pytest.raises(worker.WrongResult, match="twinop-numpy float32 fwd: y differs"):
-        worker.sweep(kit, "cpu", "tiny", lambda line: None)
+        worker.sweep(kit, "bias_act", "cpu", "tiny", lambda line: None)
 
 
 def test_a_wrong_dbias_is_caught_too():
@@ -154,14 +156,15 @@ def test_a_wrong_dbias_is_caught_too():
 
     kit = kit_with(lambda x, b: reference.bias_act(x, b, "gelu"), doubled_dbias)
     with pytest.raises(worker.WrongResult, match="fwd\\+bwd: dbias differs"):
-        worker.sweep(kit, "cpu", "tiny", lambda line: None)
+        worker.sweep(kit, "bias_act", "cpu", "tiny", lambda line: None)
 
 
 def test_an_impl_that_cannot_run_is_skipped_with_its_error():
     def unsupported(*args):
         raise TypeError("no kernel for this dtype\nmore detail")
 
-    rows, copies, skipped = worker.sweep(kit_with(unsupported, unsupported), "cpu", "tiny", lambda line: None)
+    kit = kit_with(unsupported, unsupported)
+    rows, copies, skipped = worker.sweep(kit, "bias_act", "cpu", "tiny", lambda line: None)
     assert rows == [] and copies
     assert skipped == [{"impl": "twinop-numpy", "reason": "float32 fwd at 8x64: TypeError: no kernel for this dtype"}]
 
@@ -172,9 +175,23 @@ def test_a_failing_worker_raises_with_its_stderr():
 
 
 def test_check_accepts_the_reference_itself():
-    kit = worker.NumpyKit("cpu")
+    kit, op = worker.NumpyKit("cpu"), worker.OPS["bias_act"]
     rng = np.random.default_rng(0)
     x, b, dy = rng.standard_normal((8, 64)), rng.standard_normal(64), rng.standard_normal((8, 64))
-    worker.check(kit, "reference", "float64", "fwd", (x, b), reference.bias_act(x, b, "gelu"))
+    worker.check(kit, op, "reference", "float64", "fwd", (x, b), reference.bias_act(x, b, "gelu"))
     y, (dx, dbias) = reference.bias_act(x, b, "gelu"), reference.bias_act_backward(dy, x, b, "gelu")
-    worker.check(kit, "reference", "float64", "fwd+bwd", (x, b, dy), (y, dx, dbias))
+    worker.check(kit, op, "reference", "float64", "fwd+bwd", (x, b, dy), (y, dx, dbias))
+
+
+def test_a_chain_is_checked_against_the_op_applied_as_often():
+    """Two ops chained: y = f(f(x)), dx through both, dbias summed over both; one op's result fails."""
+    kit, op = worker.NumpyKit("cpu"), worker.OPS["bias_act"]
+    rng = np.random.default_rng(1)
+    x, b, dy = rng.standard_normal((8, 64)), rng.standard_normal(64), rng.standard_normal((8, 64))
+    h = reference.bias_act(x, b, "gelu")
+    y = reference.bias_act(h, b, "gelu")
+    dh, db2 = reference.bias_act_backward(dy, h, b, "gelu")
+    dx, db1 = reference.bias_act_backward(dh, x, b, "gelu")
+    worker.check(kit, op, "chain", "float64", "fwd+bwd", (x, b, dy), (y, dx, db1 + db2), chain=2)
+    with pytest.raises(worker.WrongResult, match="chain float64 fwd: y differs"):
+        worker.check(kit, op, "chain", "float64", "fwd", (x, b), h, chain=2)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import bindings
-from cases import WEIGHT_DTYPES
+from cases import WEIGHT_DTYPES, numpy_dtype
 from op_specs import OPS, attrs
 
 THREADS = 8
@@ -26,7 +26,7 @@ def thread_work(binding, k):
     shapes = {name: ((rows, cols) if kind == "x" else (cols,)) for op in OPS.values() for name, kind in op.inputs.items()}
     dtypes = {name: dtype for name in shapes}
     dtypes["weight"] = WEIGHT_DTYPES[dtype][k // 4 % len(WEIGHT_DTYPES[dtype])]  # mixed precision for some
-    inputs = {name: binding.tensor(rng.normal(0.0, 2.0, shape).astype(bindings.numpy_dtype(dtypes[name])).astype(float),
+    inputs = {name: binding.tensor(rng.normal(0.0, 2.0, shape).astype(numpy_dtype(dtypes[name])).astype(float),
                                    dtypes[name]) for name, shape in shapes.items()}
     return SimpleNamespace(**inputs), k
 

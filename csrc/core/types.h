@@ -54,14 +54,4 @@ inline std::size_t element_bytes(DType dtype) {
   return 0;
 }
 
-inline std::string_view dtype_name(DType dtype) {
-  switch (dtype) {
-    case DType::kFloat32: return "float32";
-    case DType::kFloat64: return "float64";
-    case DType::kFloat16: return "float16";
-    case DType::kBFloat16: return "bfloat16";
-  }
-  return "unknown";
-}
-
 }  // namespace twinop

@@ -30,7 +30,9 @@ std::optional<ArgError> check(const std::vector<TensorInfo>& t, std::string_view
   switch (t.size()) {
     case 2: error = check_bias_act_args(t[0], t[1]); break;
     case 3: error = check_bias_act_backward_args(t[0], t[1], t[2]); break;
+    // twinop-feature: second-order
     case 5: error = check_bias_act_double_backward_args(t[0], t[1], t[2], t[3], t[4]); break;
+    // twinop-feature: end
     default: return ArgError{ArgError::Kind::kValue, "TwinopCheckArgs takes 2, 3 or 5 arrays"};
   }
   Activation act{};

@@ -21,6 +21,7 @@ struct CpuLaunch {
     bias_act_backward_cpu(dy, x, bias, dx, dbias, rows, cols, dtype, act, xla_parallel_for(pool));
     return ffi::Error::Success();
   }
+  // twinop-feature: second-order
   ffi::Error double_backward(const void* g, const void* g_bias, const void* dy, const void* x, const void* bias,
                              void* d_dy, void* d_x, void* d_bias, std::int64_t rows, std::int64_t cols, DType dtype,
                              Activation act) const {
@@ -28,6 +29,7 @@ struct CpuLaunch {
                                  xla_parallel_for(pool));
     return ffi::Error::Success();
   }
+  // twinop-feature: end
 };
 
 ffi::Error forward(ffi::ThreadPool pool, std::string_view act, ffi::AnyBuffer x, ffi::AnyBuffer bias,
@@ -40,12 +42,14 @@ ffi::Error backward(ffi::ThreadPool pool, std::string_view act, ffi::AnyBuffer d
   return bias_act_backward(CpuLaunch{pool}, act, dy, x, bias, dx, dbias);
 }
 
+// twinop-feature: second-order
 ffi::Error double_backward(ffi::ThreadPool pool, std::string_view act, ffi::AnyBuffer g, ffi::AnyBuffer g_bias,
                            ffi::AnyBuffer dy, ffi::AnyBuffer x, ffi::AnyBuffer bias, ffi::Result<ffi::AnyBuffer> d_dy,
                            ffi::Result<ffi::AnyBuffer> d_x, ffi::Result<ffi::AnyBuffer> d_bias) {
   return bias_act_double_backward(CpuLaunch{pool}, act, g, g_bias, dy, x, bias, d_dy, d_x, d_bias);
 }
 
+// twinop-feature: end
 }  // namespace
 }  // namespace twinop::jax_binding
 
@@ -55,5 +59,6 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(TwinopBiasActCpu, jb::forward,
                               jb::forward_signature(jb::ffi::Ffi::Bind().Ctx<jb::ffi::ThreadPool>()));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(TwinopBiasActBackwardCpu, jb::backward,
                               jb::backward_signature(jb::ffi::Ffi::Bind().Ctx<jb::ffi::ThreadPool>()));
+// twinop-feature: second-order
 XLA_FFI_DEFINE_HANDLER_SYMBOL(TwinopBiasActDoubleBackwardCpu, jb::double_backward,
                               jb::double_backward_signature(jb::ffi::Ffi::Bind().Ctx<jb::ffi::ThreadPool>()));

@@ -27,6 +27,7 @@ struct CudaLaunch {
     bias_act_backward_cuda(dy, x, bias, dx, dbias, workspace, bytes, rows, cols, dtype, act, stream);
     return ffi::Error::Success();
   }
+  // twinop-feature: second-order
   ffi::Error double_backward(const void* g, const void* g_bias, const void* dy, const void* x, const void* bias,
                              void* d_dy, void* d_x, void* d_bias, std::int64_t rows, std::int64_t cols, DType dtype,
                              Activation act) const {
@@ -38,6 +39,7 @@ struct CudaLaunch {
     return ffi::Error::Success();
   }
 
+  // twinop-feature: end
   // Scratch for the deterministic column sums. XLA frees it when the handler returns, while the
   // kernels may still be queued: its allocator is stream-ordered, as for XLA's own temporaries
   // (jaxlib's GPU solvers take their workspaces the same way).
@@ -64,6 +66,7 @@ ffi::Error backward(cudaStream_t stream, ffi::ScratchAllocator scratch, std::str
   return bias_act_backward(CudaLaunch{stream, scratch}, act, dy, x, bias, dx, dbias);
 }
 
+// twinop-feature: second-order
 ffi::Error double_backward(cudaStream_t stream, ffi::ScratchAllocator scratch, std::string_view act, ffi::AnyBuffer g,
                            ffi::AnyBuffer g_bias, ffi::AnyBuffer dy, ffi::AnyBuffer x, ffi::AnyBuffer bias,
                            ffi::Result<ffi::AnyBuffer> d_dy, ffi::Result<ffi::AnyBuffer> d_x,
@@ -71,6 +74,7 @@ ffi::Error double_backward(cudaStream_t stream, ffi::ScratchAllocator scratch, s
   return bias_act_double_backward(CudaLaunch{stream, scratch}, act, g, g_bias, dy, x, bias, d_dy, d_x, d_bias);
 }
 
+// twinop-feature: end
 // The stream XLA runs this call on, so the op stays ordered with the rest of the program, and
 // scratch memory from XLA's allocator.
 auto cuda_context() {
@@ -84,5 +88,6 @@ namespace jb = twinop::jax_binding;
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(TwinopBiasActCuda, jb::forward, jb::forward_signature(jb::cuda_context()));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(TwinopBiasActBackwardCuda, jb::backward, jb::backward_signature(jb::cuda_context()));
+// twinop-feature: second-order
 XLA_FFI_DEFINE_HANDLER_SYMBOL(TwinopBiasActDoubleBackwardCuda, jb::double_backward,
                               jb::double_backward_signature(jb::cuda_context()));

@@ -86,6 +86,7 @@ ffi::Error bias_act_backward(Launch launch, std::string_view act_name, ffi::AnyB
   });
 }
 
+// twinop-feature: second-order
 template <typename Launch>
 ffi::Error bias_act_double_backward(Launch launch, std::string_view act_name, ffi::AnyBuffer g,
                                     ffi::AnyBuffer g_bias, ffi::AnyBuffer dy, ffi::AnyBuffer x, ffi::AnyBuffer bias,
@@ -108,6 +109,7 @@ ffi::Error bias_act_double_backward(Launch launch, std::string_view act_name, ff
   });
 }
 
+// twinop-feature: end
 // The three handlers' signatures after a platform's contexts (`binding`, e.g.
 // ffi::Ffi::Bind().Ctx<ffi::ThreadPool>()): the attribute, then arguments and results in the
 // order of the functions above.
@@ -131,6 +133,7 @@ auto backward_signature(Binding binding) {
       .template Ret<ffi::AnyBuffer>();  // dbias
 }
 
+// twinop-feature: second-order
 template <typename Binding>
 auto double_backward_signature(Binding binding) {
   return std::move(binding)
@@ -145,4 +148,5 @@ auto double_backward_signature(Binding binding) {
       .template Ret<ffi::AnyBuffer>();  // d_bias
 }
 
+// twinop-feature: end
 }  // namespace twinop::jax_binding

@@ -19,10 +19,12 @@ TWINOP_JAX_EXPORT XLA_FFI_Error* TwinopBiasActCuda(XLA_FFI_CallFrame* call_frame
 TWINOP_JAX_EXPORT XLA_FFI_Error* TwinopBiasActBackwardCpu(XLA_FFI_CallFrame* call_frame);
 TWINOP_JAX_EXPORT XLA_FFI_Error* TwinopBiasActBackwardCuda(XLA_FFI_CallFrame* call_frame);
 
+// twinop-feature: second-order
 // Target "twinop_bias_act_double_backward": (g, g_bias, dy, x, bias; act) -> (d_dy, d_x, d_bias).
 TWINOP_JAX_EXPORT XLA_FFI_Error* TwinopBiasActDoubleBackwardCpu(XLA_FFI_CallFrame* call_frame);
 TWINOP_JAX_EXPORT XLA_FFI_Error* TwinopBiasActDoubleBackwardCuda(XLA_FFI_CallFrame* call_frame);
 
+// twinop-feature: shapes
 // The op's argument rules (csrc/core/bias_act_args.h) on shapes and dtype names, for `count` arrays
 // in the order of one op's arguments: 2 (forward), 3 (backward) or 5 (double backward).
 // `act` is `act_size` bytes, a NUL among them included. Returns 0 when they hold; otherwise 1 for

@@ -70,6 +70,7 @@ std::tuple<py::array, py::array> bias_act_backward(const py::array& dy_in, const
   return {dx, dbias};
 }
 
+// twinop-feature: second-order
 // g_bias=None: no gradient arrives at dbias, the same as zeros.
 std::tuple<py::array, py::array, py::array> bias_act_double_backward(
     const py::array& g_in, const py::array& dy_in, const py::array& x_in, const py::array& bias_in,
@@ -93,8 +94,10 @@ std::tuple<py::array, py::array, py::array> bias_act_double_backward(
   return {d_dy, d_x, d_bias};
 }
 
+// twinop-feature: end
 }  // namespace
 
+// twinop-feature: registration
 void define_bias_act(py::module_& m) {
   m.def("bias_act", &bias_act, py::arg("x"), py::arg("bias"), py::arg("act") = "gelu", py::kw_only(),
         py::arg("out") = py::none(),
@@ -104,6 +107,7 @@ void define_bias_act(py::module_& m) {
         py::arg("act") = "gelu", py::kw_only(), py::arg("out") = py::none(),
         "(dx, dbias): dx = dy * act'(x + bias), dbias = dx summed over all axes but the last; out: a tuple (dx, "
         "dbias) of arrays to write them into (dx may be dy or x).");
+  // twinop-feature: second-order
   m.def("bias_act_double_backward", &bias_act_double_backward, py::arg("g"), py::arg("dy"), py::arg("x"),
         py::arg("bias"), py::arg("act") = "gelu", py::kw_only(), py::arg("g_bias") = py::none(),
         "(d_dy, d_x, d_bias): the gradients of bias_act_backward's inputs, given g arriving at dx (and g_bias at "

@@ -73,6 +73,7 @@ inline py::array empty_like(const py::array& a) {
 
 inline ByteRange bytes_of(const py::array& a) { return byte_range(a.data(), a.size(), a.itemsize()); }
 
+// twinop-feature: out
 // The caller's out= array, checked: a writeable, C-contiguous ndarray shaped and typed like
 // `like`, sharing no memory with `inputs` (the contiguous arrays the kernel reads) unless it is
 // one named in `may_be` (in place: the kernels read each element before they write it).
@@ -98,4 +99,5 @@ inline py::array checked_out(const char* op, const py::object& out, const char* 
   return array;
 }
 
+// twinop-feature: end
 }  // namespace twinop::numpy_binding

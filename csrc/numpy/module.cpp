@@ -24,6 +24,7 @@ void set_num_threads(int threads) {
 }  // namespace
 }  // namespace twinop::numpy_binding
 
+// twinop-feature: registration
 PYBIND11_MODULE(_twinop_numpy, m) {
   using namespace twinop;
   m.doc() = "twinop's numpy binding: bias_act and rms_norm, their backward (and bias_act's double backward) on "

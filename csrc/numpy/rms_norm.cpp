@@ -72,6 +72,7 @@ std::tuple<py::array, py::array> rms_norm_backward(const py::array& dy_in, const
 
 }  // namespace
 
+// twinop-feature: registration
 void define_rms_norm(py::module_& m) {
   m.def("rms_norm", &rms_norm, py::arg("x"), py::arg("weight"), py::arg("eps") = 1e-6, py::kw_only(),
         py::arg("offset") = 0.0, py::arg("out") = py::none(),

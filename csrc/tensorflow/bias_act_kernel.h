@@ -53,6 +53,7 @@ void run_guarded(tensorflow::OpKernelContext* ctx, Fn&& launch) {
   }
 }
 
+// twinop-feature: buffer-reuse
 // Output `output` in input `input`'s buffer when TensorFlow says nobody else holds that input and
 // the device's kernels run in place (Launch::kRunsInPlace), as TF's own elementwise ops reuse
 // their inputs; a fresh buffer otherwise.
@@ -63,6 +64,7 @@ absl::Status allocate_output_in_place(tensorflow::OpKernelContext* ctx, int inpu
   return ctx->allocate_output(output, shape, out);
 }
 
+// twinop-feature: end
 template <typename Launch>
 class BiasActOp : public tensorflow::OpKernel {
  public:
@@ -110,6 +112,7 @@ class BiasActGradOp : public tensorflow::OpKernel {
   const Activation act_;
 };
 
+// twinop-feature: second-order
 template <typename Launch>
 class BiasActGradGradOp : public tensorflow::OpKernel {
  public:
@@ -139,6 +142,7 @@ class BiasActGradGradOp : public tensorflow::OpKernel {
   const Activation act_;
 };
 
+// twinop-feature: end
 // One kernel per op and device serves every T: the kernel reads the dtype at run time, so
 // no per-type registration (TypeConstraint) is needed.
 #define TWINOP_REGISTER_TF_KERNELS(DEVICE, LAUNCH)                                               \

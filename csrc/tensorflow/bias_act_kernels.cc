@@ -20,7 +20,9 @@ ParallelFor tf_parallel_for(tensorflow::OpKernelContext* ctx) {
 }  // namespace
 
 struct CpuLaunch {
+  // twinop-feature: buffer-reuse
   static constexpr bool kRunsInPlace = true;  // each element is read before it is written
+  // twinop-feature: end
   static void forward(tensorflow::OpKernelContext* ctx, const void* x, const void* bias, void* y,
                       std::int64_t rows, std::int64_t cols, DType dtype, Activation act) {
     bias_act_forward_cpu(x, bias, y, rows, cols, dtype, act, tf_parallel_for(ctx));
@@ -30,12 +32,14 @@ struct CpuLaunch {
                        Activation act) {
     bias_act_backward_cpu(dy, x, bias, dx, dbias, rows, cols, dtype, act, tf_parallel_for(ctx));
   }
+  // twinop-feature: second-order
   static void double_backward(tensorflow::OpKernelContext* ctx, const void* g, const void* g_bias, const void* dy,
                               const void* x, const void* bias, void* d_dy, void* d_x, void* d_bias,
                               std::int64_t rows, std::int64_t cols, DType dtype, Activation act) {
     bias_act_double_backward_cpu(g, g_bias, dy, x, bias, d_dy, d_x, d_bias, rows, cols, dtype, act,
                                  tf_parallel_for(ctx));
   }
+  // twinop-feature: end
 };
 
 TWINOP_REGISTER_TF_KERNELS(tensorflow::DEVICE_CPU, CpuLaunch);

@@ -25,7 +25,9 @@ bool allocate_workspace(tensorflow::OpKernelContext* ctx, std::int64_t rows, std
 }  // namespace
 
 struct GpuLaunch {
+  // twinop-feature: buffer-reuse
   static constexpr bool kRunsInPlace = false;  // the kernels read through __restrict__ pointers
+  // twinop-feature: end
   static void forward(tensorflow::OpKernelContext* ctx, const void* x, const void* bias, void* y,
                       std::int64_t rows, std::int64_t cols, DType dtype, Activation act) {
     bias_act_forward_cuda(x, bias, y, rows, cols, dtype, act, op_stream(ctx));
@@ -38,6 +40,7 @@ struct GpuLaunch {
     bias_act_backward_cuda(dy, x, bias, dx, dbias, workspace.data(), workspace.NumElements(), rows, cols, dtype,
                            act, op_stream(ctx));
   }
+  // twinop-feature: second-order
   static void double_backward(tensorflow::OpKernelContext* ctx, const void* g, const void* g_bias, const void* dy,
                               const void* x, const void* bias, void* d_dy, void* d_x, void* d_bias,
                               std::int64_t rows, std::int64_t cols, DType dtype, Activation act) {
@@ -46,6 +49,7 @@ struct GpuLaunch {
     bias_act_double_backward_cuda(g, g_bias, dy, x, bias, d_dy, d_x, d_bias, workspace.data(),
                                   workspace.NumElements(), rows, cols, dtype, act, op_stream(ctx));
   }
+  // twinop-feature: end
 };
 
 TWINOP_REGISTER_TF_KERNELS(tensorflow::DEVICE_GPU, GpuLaunch);

@@ -41,6 +41,7 @@ REGISTER_OP("Twinop>BiasActGrad")
     .SetShapeFn(bias_act_grad_shape)
     .Doc("dx = dy * act'(x + bias); dbias = dx summed over all axes but the last.");
 
+// twinop-feature: second-order
 // The gradient of BiasActGrad, for second-order autodiff (python/twinop/tf/_gradient.py).
 REGISTER_OP("Twinop>BiasActGradGrad")
     .Input("g: T")
@@ -57,6 +58,7 @@ REGISTER_OP("Twinop>BiasActGradGrad")
     .Doc("With v = x + bias and G = g + g_bias: d_dy = G * act'(v), d_x = G * dy * act''(v), d_bias = d_x "
          "summed over all axes but the last.");
 
+// twinop-feature: forward-mode
 // Stands for the one term of BiasActGradGrad's gradient that needs act''' (third_order_kernel.cc).
 REGISTER_OP("Twinop>ThirdOrderTerm")
     .Input("factor: T")
@@ -66,4 +68,5 @@ REGISTER_OP("Twinop>ThirdOrderTerm")
     .Doc("Zeros shaped like factor if factor is all zeros, else an error: third-order derivatives are not "
          "supported.");
 
+// twinop-feature: end
 }  // namespace twinop::tf_binding

@@ -70,6 +70,7 @@ absl::Status bias_act_grad_shape(InferenceContext* c) {
   return absl::OkStatus();
 }
 
+// twinop-feature: second-order
 // Inputs (g, g_bias, dy, x, bias) -> (d_dy, d_x shaped like x, dy and g; d_bias like bias and g_bias).
 absl::Status bias_act_grad_grad_shape(InferenceContext* c) {
   ShapeHandle x;
@@ -87,4 +88,5 @@ absl::Status bias_act_grad_grad_shape(InferenceContext* c) {
   return absl::OkStatus();
 }
 
+// twinop-feature: end
 }  // namespace twinop::tf_binding

@@ -34,6 +34,7 @@ struct BackwardArgs {
   Activation act;
 };
 
+// twinop-feature: second-order
 struct DoubleBackwardArgs {
   at::Tensor g, g_bias, dy, x, bias;
   Matrix2D matrix;
@@ -41,6 +42,7 @@ struct DoubleBackwardArgs {
   Activation act;
 };
 
+// twinop-feature: end
 inline Activation parse_act(std::string_view act) {
   Activation parsed{};
   throw_if_error(kBiasAct, parse_activation_arg(act, &parsed));
@@ -62,6 +64,7 @@ inline BackwardArgs backward_args(const at::Tensor& dy, const at::Tensor& x, con
           *core_dtype(x.scalar_type()), parse_act(act)};
 }
 
+// twinop-feature: second-order
 inline DoubleBackwardArgs double_backward_args(const at::Tensor& g, const at::Tensor& g_bias, const at::Tensor& dy,
                                               const at::Tensor& x, const at::Tensor& bias, std::string_view act) {
   throw_if_error(kBiasAct, check_bias_act_double_backward_args(describe(g), describe(g_bias), describe(dy),
@@ -71,6 +74,7 @@ inline DoubleBackwardArgs double_backward_args(const at::Tensor& g, const at::Te
           as_matrix(x.sizes().vec()), *core_dtype(x.scalar_type()), parse_act(act)};
 }
 
+// twinop-feature: end
 template <typename Kernels>
 at::Tensor bias_act(const at::Tensor& x, const at::Tensor& bias, c10::string_view act) {
   const ForwardArgs args = forward_args(x, bias, act);
@@ -91,6 +95,7 @@ std::tuple<at::Tensor, at::Tensor> bias_act_backward(const at::Tensor& dy, const
   return {dx, dbias};
 }
 
+// twinop-feature: second-order
 template <typename Kernels>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> bias_act_double_backward(const at::Tensor& g, const at::Tensor& g_bias,
                                                                         const at::Tensor& dy, const at::Tensor& x,
@@ -104,6 +109,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> bias_act_double_backward(const at
   return {d_dy, d_x, d_bias};
 }
 
+// twinop-feature: out
 // The out= forms: the same kernels, writing into the caller's tensors.
 template <typename Kernels>
 at::Tensor& bias_act_out(const at::Tensor& x, const at::Tensor& bias, c10::string_view act, at::Tensor& out) {
@@ -130,4 +136,5 @@ std::tuple<at::Tensor&, at::Tensor&> bias_act_backward_out(const at::Tensor& dy,
   return {dx, dbias};
 }
 
+// twinop-feature: end
 }  // namespace twinop::torch_binding

@@ -52,6 +52,7 @@ inline void check_same_device(const char* op, const at::Tensor& x, const at::Ten
               other.device());
 }
 
+// twinop-feature: forward-mode
 // The ops' autograd (torch.library.register_autograd) has no forward-mode derivative: PyTorch
 // would return an output without a tangent, a silent zero. The differentiable entry points
 // (twinop.torch.bias_act, rms_norm), autograd.Functions with a jvp, never pass a dual tensor down.
@@ -62,6 +63,7 @@ inline void check_not_dual(const char* op, const at::Tensor& t, const char* name
               "call twinop.torch.", function, " for forward-mode AD");
 }
 
+// twinop-feature: end
 // The device and forward-mode checks of an op's tensor arguments, named; x is the first.
 inline void check_tensors(const char* op, std::initializer_list<std::pair<const at::Tensor*, const char*>> tensors) {
   const at::Tensor& x = *tensors.begin()->first;
@@ -74,6 +76,7 @@ inline void check_tensors(const char* op, std::initializer_list<std::pair<const 
 // The core's CPU chunks on PyTorch's intra-op thread pool, so torch.set_num_threads applies.
 inline void torch_parallel_for(std::int64_t chunks, const ChunkBody& body) { at::parallel_for(0, chunks, 1, body); }
 
+// twinop-feature: out
 inline ByteRange bytes_of(const at::Tensor& t) { return byte_range(t.const_data_ptr(), t.numel(), t.element_size()); }
 
 // An out= tensor: like `like` (dtype, shape, device), contiguous, and sharing memory with none of
@@ -93,6 +96,7 @@ inline void check_out(const char* op, const at::Tensor& out, const char* name, c
   }
 }
 
+// twinop-feature: end
 // The stream PyTorch is using on the tensor's device: launching there keeps the op ordered
 // with the rest of the program, and capturable by CUDA graphs. Plain C++ over c10's
 // device-generic API, so it compiles against any torch build, the CPU-only wheel included.

@@ -21,6 +21,7 @@
 #include "rms_norm_cuda.h"
 #endif
 
+// twinop-feature: registration
 TORCH_LIBRARY_FRAGMENT(twinop, m) {
   // Returns (y, rstd): rstd = 1 / sqrt(mean(x^2) + eps) per row, float32 (float64 for float64
   // x), shaped x.shape[:-1]; the backward takes it instead of recomputing it.
@@ -34,6 +35,7 @@ TORCH_LIBRARY_FRAGMENT(twinop, m) {
         "-> (Tensor, Tensor)");
 }
 
+// twinop-feature: end
 namespace twinop::torch_binding {
 
 constexpr const char* kRmsNorm = "twinop.rms_norm";
@@ -192,6 +194,7 @@ struct RmsNormCudaKernels {
 };
 #endif
 
+// twinop-feature: mixed-precision
 // Autocast on CUDA, torch.nn.functional.rms_norm's policy there: float32, the floating inputs cast
 // to it (so the outputs are float32 too). On the CPU, as for F.rms_norm, autocast leaves the op alone:
 // a bfloat16 x with a float32 weight runs as it is, mixed.
@@ -222,8 +225,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> add_rms_norm_autocast_cuda(const 
                  at::autocast::cached_cast(at::kFloat, weight, cuda), eps, offset);
 }
 
+// twinop-feature: end
 }  // namespace twinop::torch_binding
 
+// twinop-feature: registration
 TORCH_LIBRARY_IMPL(twinop, CPU, m) {
   using twinop::torch_binding::RmsNormCpuKernels;
   m.impl("rms_norm", &twinop::torch_binding::rms_norm<RmsNormCpuKernels>);
@@ -242,6 +247,7 @@ TORCH_LIBRARY_IMPL(twinop, CUDA, m) {
 }
 #endif
 
+// twinop-feature: mixed-precision
 // Registered in every build (it calls no CUDA code), so a CUDA build needs nothing more.
 TORCH_LIBRARY_IMPL(twinop, AutocastCUDA, m) {
   m.impl("rms_norm", &twinop::torch_binding::rms_norm_autocast_cuda);

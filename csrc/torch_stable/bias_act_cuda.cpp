@@ -17,8 +17,10 @@ inline Tensor workspace_for(const Tensor& like, const Matrix2D& m, DType dtype) 
 using torch::stable::accelerator::DeviceGuard;
 
 struct CudaKernels {
+  // twinop-feature: out
   // The kernels read through __restrict__ pointers: an output may not alias an input.
   static constexpr bool kRunsInPlace = false;
+  // twinop-feature: end
   static void forward(const ForwardArgs& a, Tensor& y) {
     const DeviceGuard guard(a.x.get_device_index());
     bias_act_forward_cuda(a.x.const_data_ptr(), a.bias.const_data_ptr(), y.mutable_data_ptr(), a.matrix.rows,
@@ -32,6 +34,7 @@ struct CudaKernels {
                            workspace.numel(), a.matrix.rows, a.matrix.cols, a.dtype, a.act,
                            current_stream(kBiasAct, a.x));
   }
+  // twinop-feature: second-order
   static void double_backward(const DoubleBackwardArgs& a, Tensor& d_dy, Tensor& d_x, Tensor& d_bias) {
     const DeviceGuard guard(a.x.get_device_index());
     Tensor workspace = workspace_for(a.x, a.matrix, a.dtype);
@@ -41,6 +44,7 @@ struct CudaKernels {
                                   workspace.numel(), a.matrix.rows, a.matrix.cols, a.dtype, a.act,
                                   current_stream(kBiasAct, a.x));
   }
+  // twinop-feature: end
 };
 
 }  // namespace twinop::torch_stable
@@ -49,7 +53,10 @@ STABLE_TORCH_LIBRARY_IMPL(twinop, CUDA, m) {
   using namespace twinop::torch_stable;
   m.impl("bias_act", TORCH_BOX(&bias_act<CudaKernels>));
   m.impl("bias_act_backward", TORCH_BOX(&bias_act_backward<CudaKernels>));
+  // twinop-feature: second-order
   m.impl("bias_act_double_backward", TORCH_BOX(&bias_act_double_backward<CudaKernels>));
+  // twinop-feature: out
   m.impl("bias_act.out", TORCH_BOX(&bias_act_out<CudaKernels>));
   m.impl("bias_act_backward.out", TORCH_BOX(&bias_act_backward_out<CudaKernels>));
+  // twinop-feature: end
 }

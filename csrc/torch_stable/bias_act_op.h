@@ -35,6 +35,7 @@ struct BackwardArgs {
   Activation act;
 };
 
+// twinop-feature: second-order
 struct DoubleBackwardArgs {
   Tensor g, g_bias, dy, x, bias;
   Matrix2D matrix;
@@ -42,6 +43,7 @@ struct DoubleBackwardArgs {
   Activation act;
 };
 
+// twinop-feature: end
 inline Activation parse_act(std::string_view act) {
   Activation parsed{};
   throw_if_error(kBiasAct, parse_activation_arg(act, &parsed));
@@ -62,6 +64,7 @@ inline BackwardArgs backward_args(const Tensor& dy, const Tensor& x, const Tenso
           *core_dtype(x.scalar_type()), parse_act(act)};
 }
 
+// twinop-feature: second-order
 inline DoubleBackwardArgs double_backward_args(const Tensor& g, const Tensor& g_bias, const Tensor& dy,
                                               const Tensor& x, const Tensor& bias, std::string_view act) {
   throw_if_error(kBiasAct, check_bias_act_double_backward_args(describe(g), describe(g_bias), describe(dy),
@@ -74,6 +77,7 @@ inline DoubleBackwardArgs double_backward_args(const Tensor& g, const Tensor& g_
 // The kernels take the activation as a StringHandle (see take_string); TORCH_BOX boxes them.
 // Unlike the classic templates, no device guard here: the stable DeviceGuard is the
 // accelerator's, so the CUDA kernels take it (bias_act_cuda.cpp).
+// twinop-feature: end
 template <typename Kernels>
 Tensor bias_act(const Tensor& x, const Tensor& bias, StringHandle act) {
   const std::string act_name = take_string(act);
@@ -93,6 +97,7 @@ std::tuple<Tensor, Tensor> bias_act_backward(const Tensor& dy, const Tensor& x, 
   return {dx, dbias};
 }
 
+// twinop-feature: second-order
 template <typename Kernels>
 std::tuple<Tensor, Tensor, Tensor> bias_act_double_backward(const Tensor& g, const Tensor& g_bias, const Tensor& dy,
                                                             const Tensor& x, const Tensor& bias, StringHandle act) {
@@ -105,6 +110,7 @@ std::tuple<Tensor, Tensor, Tensor> bias_act_double_backward(const Tensor& g, con
   return {d_dy, d_x, d_bias};
 }
 
+// twinop-feature: out
 // The out= forms: the same kernels, writing into the caller's tensors (returned, as the schema's
 // Tensor(a!) says). Their autograd (an error if a gradient is asked for, version bumps) is in
 // python/twinop/torch/_out_autograd.py: the stable API has no GradMode or version counter.
@@ -132,4 +138,5 @@ std::tuple<Tensor, Tensor> bias_act_backward_out(const Tensor& dy, const Tensor&
   return {dx, dbias};
 }
 
+// twinop-feature: end
 }  // namespace twinop::torch_stable

@@ -123,6 +123,7 @@ inline Tensor as_contiguous(const Tensor& t) {
   return t.is_contiguous() ? t : torch::stable::contiguous(t);
 }
 
+// twinop-feature: out
 // The bytes a contiguous tensor of a supported dtype covers, for the out= overlap rule.
 inline ByteRange bytes_of(const Tensor& t) {
   return byte_range(t.const_data_ptr(), t.numel(), element_bytes(*core_dtype(t.scalar_type())));
@@ -144,6 +145,7 @@ inline void check_out(const char* op, const Tensor& out, const char* name, const
   }
 }
 
+// twinop-feature: end
 // The core's CPU chunks on PyTorch's intra-op thread pool, so torch.set_num_threads applies:
 // torch::stable::parallel_for is at::parallel_for behind the C shim (from torch 2.10; the stable
 // API also has get_num_threads, and nothing else of ATen/Parallel.h).

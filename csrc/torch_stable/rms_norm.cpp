@@ -21,6 +21,7 @@
 
 // The same schemas as the classic library's, so the Python side serves both; a `float` arrives as
 // a double.
+// twinop-feature: registration
 STABLE_TORCH_LIBRARY_FRAGMENT(twinop, m) {
   // Returns (y, rstd): rstd = 1 / sqrt(mean(x^2) + eps) per row, float32 (float64 for float64
   // x), shaped x.shape[:-1]; the backward takes it instead of recomputing it.
@@ -34,6 +35,7 @@ STABLE_TORCH_LIBRARY_FRAGMENT(twinop, m) {
         "-> (Tensor, Tensor)");
 }
 
+// twinop-feature: end
 namespace twinop::torch_stable {
 
 constexpr const char* kRmsNorm = "twinop.rms_norm";
@@ -195,6 +197,7 @@ struct RmsNormCudaKernels {
 
 }  // namespace twinop::torch_stable
 
+// twinop-feature: registration
 STABLE_TORCH_LIBRARY_IMPL(twinop, CPU, m) {
   using namespace twinop::torch_stable;
   m.impl("rms_norm", TORCH_BOX(&rms_norm<RmsNormCpuKernels>));

@@ -35,6 +35,11 @@ def report(args):
     if unknown:
         raise SystemExit(f"twinop {args.command}: --build takes none or a comma list of {', '.join(measured.ALL_BUILDS)}; got {', '.join(unknown)}")
     results = measured.run_report(args.out, args.device, args.mode, args.source, axes, builds)
+    if results.get("boilerplate", {}).get("available"):
+        from .report import render, verdicts
+
+        print(f"Boilerplate of {verdicts.JUDGED_OP}, lines per feature:")
+        print("\n".join(render.feature_table(results["boilerplate"], verdicts.JUDGED_OP)))
     for verdict in results["verdicts"]:
         print(f"{verdict['claim']}: {verdict['verdict']} ({verdict['summary']})")
         if verdict.get("jax"):
@@ -54,9 +59,12 @@ def add_report_options(parser, every_axis):
     parser.set_defaults(mode="quick", run=report, source=None, build="none")
     if not every_axis:
         return
+    from .report import ALL_BUILDS
+
     parser.add_argument("--source", help="the twinop checkout to count and build (default: the one this install was built from)")
-    parser.add_argument("--build", default="numpy,torch,torch-stable,tensorflow,jax",
-                        help="bindings the build axis compiles from clean: a comma list, or none (default: all four)")
+    parser.add_argument("--build", default=",".join(ALL_BUILDS),
+                        help="bindings the build axis compiles from clean: a comma list, or none "
+                             f"(default: {','.join(ALL_BUILDS)})")
 
 
 def main(argv=None):

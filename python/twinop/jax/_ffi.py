@@ -38,6 +38,7 @@ def backward(dy, x, bias, *, act):
     return tuple(jax.ffi.ffi_call(BACKWARD, (_like(x), _bias_like(bias, x)))(dy, x, bias, act=act))
 
 
+# twinop-feature: second-order
 def double_backward(g, g_bias, dy, x, bias, *, act):
     """(d_dy, d_x, d_bias): the gradients of backward's inputs, given g at dx and g_bias at dbias."""
     check_args(act, g, g_bias, dy, x, bias)

@@ -21,6 +21,7 @@ for _target, _symbol in _HANDLERS.items():
     for _platform, _suffix in _PLATFORMS.items():
         jax.ffi.register_ffi_target(_target, jax.ffi.pycapsule(getattr(library, _symbol + _suffix)), platform=_platform)
 
+# twinop-feature: shapes
 library.TwinopCheckArgs.restype = ctypes.c_int
 library.TwinopCheckArgs.argtypes = (ctypes.c_int, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_int),
                                     ctypes.POINTER(ctypes.POINTER(ctypes.c_int64)), ctypes.c_char_p, ctypes.c_size_t,

@@ -115,7 +115,7 @@ def run_report(out_dir, device="auto", mode="quick", source=None, axes=AXES, bui
     # What may overlap: in full mode nothing (clean wall times); in quick mode the support probes
     # and the builds (whose CPU times hold), the runtime alone after them; in tiny mode everything.
     jobs = {
-        "support": lambda: support.measure(progress),
+        "support": lambda: support.measure(progress, src, with_cuda=mode != "tiny"),
         "build": lambda: build_friction.measure(src, builds, with_cuda, mode != "full", progress),
         "runtime": lambda: measure_runtime(devices, mode, progress),
         "distributed": lambda: distributed.measure(mode, progress),

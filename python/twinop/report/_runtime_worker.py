@@ -1,6 +1,7 @@
 """One framework's runtime measurements for `twinop report`, in a process of its own:
 
-    python -m twinop.report._runtime_worker --framework torch|tensorflow|numpy|jax --device cpu|cuda --mode quick|full|tiny [--thp | --head-to-head]
+    python -m twinop.report._runtime_worker [--op bias_act] --framework torch|tensorflow|numpy|jax --device cpu|cuda
+        --mode quick|full|tiny [--thp | --head-to-head]
 
 prints one JSON object on stdout ({"framework", "version", "machine", "rows", "copy", "overhead",
 "skipped"}, the parts of runtime.measure's result) and progress lines on stderr.
@@ -21,14 +22,17 @@ numpy's out=), so the two differ by what the allocation costs. TensorFlow's allo
 memory (with its oneDNN options on, x86's default), and its kernels compute in an input's buffer
 when nobody else holds it: there is no out= to time. --thp sets PyTorch's THP_MEM_ALLOC_ENABLE=1
 (huge pages for large CPU allocations) before torch is imported, and times the allocating impls
-under it ("-thp"). On the CPU, at the largest
-size, each row also counts the process's minor page faults per call: what shows an allocator
-handing out fresh memory, whatever the framework (JAX's CPU client has no out= either).
---head-to-head times only the framework's impls in runtime.HEAD_TO_HEAD, at the largest size (a
-round of the speed verdict's comparison).
+under it ("-thp"). On the CPU, at the largest size, each row also counts the process's minor page
+faults per call: what shows an allocator handing out fresh memory, whatever the framework (JAX's
+CPU client has no out= either). twinop's TensorFlow op is also timed in a tf.function of CHAIN
+calls, each on the one before's output, as a model's function holds many ops: its times are per
+op. --head-to-head times only the framework's impls in runtime.HEAD_TO_HEAD, at the largest size
+(a round of the speed verdict's comparison). --op picks the op (OPS, keyed by op: its reference
+and its impls per framework).
 """
 import argparse
 import collections
+import importlib
 import itertools
 import json
 import math
@@ -42,10 +46,11 @@ import time
 import numpy as np
 
 from twinop import reference
-from twinop.report.runtime import DTYPES, ELEMENTS_MOVED, HEAD_TO_HEAD, OVERHEAD_SHAPE, PROGRESS_PREFIX, SIZES
+from twinop.report import gpu_timer
+from twinop.report.runtime import (CHAIN, DTYPES, ELEMENTS_MOVED, HEAD_TO_HEAD, IMPLS, ITEMSIZE, OVERHEAD_SHAPE,
+                                   PROGRESS_PREFIX, SIZES)
 
 ACT = "gelu"
-ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
 MAX_INPUT_SETS = 64  # below this many, the smallest shapes stay in cache: their cost is the call, not the data
 PAGE_FAULT_CALLS = 3  # calls counted for the page faults per call, after the timing (a fault is paid once)
 
@@ -64,7 +69,9 @@ TOLERANCE = {"float64": 1e-6, "float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2
 # fwd(x, b) -> y; fwd_bwd(x, b, dy) -> (y, dx, dbias): y is returned, as a training step uses it,
 # so that no graph compiler drops the forward (the gradients recompute from x and b). An impl
 # `into` preallocated outputs takes them after its inputs: fwd(x, b, y), fwd_bwd(x, b, dy, y, dx, dbias).
-Impl = collections.namedtuple("Impl", "fwd fwd_bwd compiled into", defaults=(False,))
+# An impl of `chain` > 1 runs the op that many times, each on the one before's output (x, then y):
+# its rows are per op, its results those of the last op (dx the gradient of the chain's input).
+Impl = collections.namedtuple("Impl", "fwd fwd_bwd compiled into chain", defaults=(False, 1))
 # The arguments of each pass, of the kit's copy, and of the passes into preallocated outputs.
 Inputs = collections.namedtuple("Inputs", "fwd fwd_bwd copy into_fwd into_fwd_bwd")
 
@@ -128,10 +135,14 @@ class CpuTimer:
         return statistics.median(self.once(call)[0] for _ in range(reps)), False
 
 
+def batch_count(estimate, settings):
+    """Batches of gpu_timer.CALLS_PER_BATCH calls that fill settings.seconds, for calls of `estimate` seconds."""
+    return min(max(round(settings.seconds / (estimate * gpu_timer.CALLS_PER_BATCH)), settings.min_reps),
+               settings.max_reps)
+
+
 class CudaTimer(CpuTimer):
-    CALLS_PER_BATCH = 10
-    QUEUE_AHEAD_CYCLES = 10_000_000  # a ~5 ms spin kernel: time for Python to queue a whole batch behind it
-    QUEUE_AHEAD_TRIES = 3  # each spin 4x the last: up to ~80 ms where Python queues a batch slower
+    """GPU seconds per call from CUDA events, over batches queued behind a spin kernel (gpu_timer)."""
 
     def __init__(self, torch):
         self.torch = torch
@@ -139,34 +150,10 @@ class CudaTimer(CpuTimer):
     def sync(self):
         self.torch.cuda.synchronize()
 
-    def batch(self, call, spin_cycles):
-        """(GPU seconds per call of one batch, whether Python queued the whole batch before the
-        spin ahead of it ended: if not, the GPU waited for the host within the timed span)."""
-        spin, start, end = (self.torch.cuda.Event(enable_timing=True) for _ in range(3))
-        spin.record()
-        self.torch.cuda._sleep(spin_cycles)
-        start.record()
-        queuing = time.perf_counter()
-        for _ in range(self.CALLS_PER_BATCH):
-            call()
-        end.record()
-        queued_ms = (time.perf_counter() - queuing) * 1e3
-        end.synchronize()
-        return start.elapsed_time(end) * 1e-3 / self.CALLS_PER_BATCH, queued_ms < spin.elapsed_time(start)
-
     def median(self, call, settings):
-        """(median over batches of GPU seconds per call, host-bound): a longer spin is tried where
-        most batches were paced by Python; host-bound if they still were behind the longest."""
+        """(median over batches of GPU seconds per call, host-bound); one call first sizes the batches."""
         estimate, _ = self.once(call)
-        batches = min(max(round(settings.seconds / (estimate * self.CALLS_PER_BATCH)), settings.min_reps),
-                      settings.max_reps)
-        for attempt in range(self.QUEUE_AHEAD_TRIES):
-            timed = [self.batch(call, self.QUEUE_AHEAD_CYCLES * 4**attempt) for _ in range(batches)]
-            # The median is a GPU time when most batches are: a batch the GPU waited in only takes longer.
-            host_bound = sum(covered for _, covered in timed) <= len(timed) // 2
-            if not host_bound:
-                break
-        return statistics.median(seconds for seconds, _ in timed), host_bound
+        return gpu_timer.cuda_median(self.torch, call, batch_count(estimate, settings))
 
 
 class TorchKit:
@@ -176,7 +163,6 @@ class TorchKit:
         if thp:  # read once, when torch's CPU allocator first allocates
             os.environ["THP_MEM_ALLOC_ENABLE"] = "1"
         import torch
-        import torch.nn.functional as F
 
         if device == "cuda" and not torch.cuda.is_available():
             raise Unavailable(f"torch {torch.__version__} sees no CUDA device")
@@ -189,42 +175,14 @@ class TorchKit:
             self.timer = CudaTimer(torch)
         else:
             self.machine, self.cache_bytes, self.timer = cpu_description(), cpu_cache_bytes(), CpuTimer()
-
-        def gelu_bias(x, b):
-            return F.gelu(x + b)
-
         # CPU: dynamic=True compiles once per dtype and pass (each C++ compile takes seconds on 2
         # cores; one per shape too would not fit quick mode). GPU: dynamic=False, as the baselines,
         # kernels specialized to each shape; the limit is raised so that none falls back to eager.
         torch._dynamo.config.recompile_limit = 256  # above shapes x dtypes x passes of any mode
-        compiled = torch.compile(gelu_bias, dynamic=device == "cpu")
-        self.impls, self.skipped = {}, []
-        try:
-            import twinop.torch
-
-            def twinop_bias_act(x, b):
-                return twinop.torch.bias_act(x, b, ACT)
-
-            def into(x, b, y):
-                return twinop.torch.bias_act(x, b, ACT, out=y)
-
-            def into_fwd_bwd(x, b, dy, y, dx, dbias):
-                into(x, b, y)
-                torch.ops.twinop.bias_act_backward.out(dy, x, b, ACT, dx=dx, dbias=dbias)
-                return y, dx, dbias
-
-            self.impls["twinop-torch"] = Impl(twinop_bias_act, self._fwd_bwd(twinop_bias_act), False)
-            self.impls["twinop-torch-out"] = Impl(into, into_fwd_bwd, False, into=True)
-        except ImportError as error:
-            self.skipped.append({"impl": "twinop-torch", "reason": first_line(error)})
-        self.impls["torch-eager"] = Impl(gelu_bias, self._fwd_bwd(gelu_bias), False)
-        self.impls["torch-compile"] = Impl(compiled, self._fwd_bwd(compiled), True)
-        if thp:  # the same allocating calls, under huge pages
-            self.impls = {f"{name}-thp": impl for name, impl in self.impls.items()
-                          if name in ("twinop-torch", "torch-eager")}
+        self.compile_dynamic = device == "cpu"
 
     @staticmethod
-    def _fwd_bwd(fn):
+    def fwd_bwd(fn):
         def fwd_bwd(x, b, dy):
             x.grad = b.grad = None  # as zero_grad(set_to_none=True): no pass accumulating into .grad
             y = fn(x, b)
@@ -265,31 +223,10 @@ class TensorFlowKit:
         self.tf, self.version = tf, tf.__version__
         self.machine, self.cache_bytes, self.timer = cpu_description(), cpu_cache_bytes(), CpuTimer()
 
-        def gelu_bias(x, b):
-            return tf.nn.gelu(x + b, approximate=False)
+    def function(self, fn, **options):
+        return self.tf.function(fn, autograph=False, **options)  # no Python control flow to convert
 
-        def function(fn, **options):
-            return tf.function(fn, autograph=False, **options)  # no Python control flow to convert
-
-        self.impls, self.skipped = {}, []
-        try:
-            import twinop.tf
-
-            def twinop_bias_act(x, b):
-                return twinop.tf.bias_act(x, b, ACT)
-
-            self.impls["twinop-tf-eager"] = Impl(twinop_bias_act, self._fwd_bwd(twinop_bias_act), False)
-            self.impls["twinop-tf-function"] = Impl(function(twinop_bias_act),
-                                                    function(self._fwd_bwd(twinop_bias_act)), True)
-        except ImportError as error:
-            self.skipped += [{"impl": impl, "reason": first_line(error)}
-                             for impl in ("twinop-tf-eager", "twinop-tf-function")]
-        self.impls["tf-eager"] = Impl(gelu_bias, self._fwd_bwd(gelu_bias), False)
-        self.impls["tf-function"] = Impl(function(gelu_bias), function(self._fwd_bwd(gelu_bias)), True)
-        self.impls["tf-xla"] = Impl(function(gelu_bias, jit_compile=True),
-                                    function(self._fwd_bwd(gelu_bias), jit_compile=True), True)
-
-    def _fwd_bwd(self, fn):
+    def fwd_bwd(self, fn):
         def fwd_bwd(x, b, dy):
             with self.tf.GradientTape() as tape:
                 tape.watch([x, b])
@@ -323,26 +260,6 @@ class NumpyKit:
             raise Unavailable("numpy runs on the CPU only")
         self.version = np.__version__
         self.machine, self.cache_bytes, self.timer = cpu_description(), cpu_cache_bytes(), CpuTimer()
-        self.impls, self.skipped = {}, []
-        try:
-            import twinop.numpy
-
-            def fwd(x, b):
-                return twinop.numpy.bias_act(x, b, ACT)
-
-            def fwd_bwd(x, b, dy):
-                return (twinop.numpy.bias_act(x, b, ACT), *twinop.numpy.bias_act_backward(dy, x, b, ACT))
-
-            def into(x, b, y):
-                return twinop.numpy.bias_act(x, b, ACT, out=y)
-
-            def into_fwd_bwd(x, b, dy, y, dx, dbias):
-                return (into(x, b, y), *twinop.numpy.bias_act_backward(dy, x, b, ACT, out=(dx, dbias)))
-
-            self.impls["twinop-numpy"] = Impl(fwd, fwd_bwd, False)
-            self.impls["twinop-numpy-out"] = Impl(into, into_fwd_bwd, False, into=True)
-        except ImportError as error:
-            self.skipped.append({"impl": "twinop-numpy", "reason": first_line(error)})
 
     @staticmethod
     def inputs(x, b, dy, dtype):
@@ -366,11 +283,9 @@ class NumpyKit:
 
 class JaxTimer(CpuTimer):
     """JAX dispatches asynchronously on every backend: a call's time ends when its result is
-    ready. On the GPU, the median is over batches of back-to-back calls, ready when the last one
-    is: Python's dispatch overlaps the kernels, as in a training loop, except at sizes where the
+    ready. On the GPU, the median is over batches of back-to-back calls (gpu_timer.wall_median):
+    Python's dispatch overlaps the kernels, as in a training loop, except at sizes where the
     dispatch takes longer than the kernel (JAX offers no events to time the GPU alone)."""
-
-    CALLS_PER_BATCH = 10
 
     def __init__(self, jax, batches):
         self.jax, self.batches = jax, batches
@@ -385,16 +300,7 @@ class JaxTimer(CpuTimer):
         if not self.batches:
             return super().median(call, settings)
         estimate, _ = self.once(call)
-        batches = min(max(round(settings.seconds / (estimate * self.CALLS_PER_BATCH)), settings.min_reps),
-                      settings.max_reps)
-        per_call = []
-        for _ in range(batches):
-            start = time.perf_counter()
-            for _ in range(self.CALLS_PER_BATCH - 1):
-                call()
-            self.jax.block_until_ready(call())
-            per_call.append((time.perf_counter() - start) / self.CALLS_PER_BATCH)
-        return statistics.median(per_call), False
+        return gpu_timer.wall_median(call, self.jax.block_until_ready, batch_count(estimate, settings)), False
 
 
 class JaxKit:
@@ -414,26 +320,9 @@ class JaxKit:
         else:
             self.machine, self.cache_bytes = cpu_description(), cpu_cache_bytes()
         self.timer = JaxTimer(jax, batches=self.on_gpu)
-
-        def gelu_bias(x, b):
-            return jax.nn.gelu(x + b, approximate=False)
-
-        self.impls, self.skipped = {}, []
-        try:
-            import twinop.jax
-
-            def twinop_bias_act(x, b):
-                return twinop.jax.bias_act(x, b, ACT)
-
-            self.impls["twinop-jax-eager"] = Impl(twinop_bias_act, self._fwd_bwd(twinop_bias_act), False)
-            self.impls["twinop-jax-jit"] = Impl(jax.jit(twinop_bias_act), jax.jit(self._fwd_bwd(twinop_bias_act)), True)
-        except ImportError as error:
-            self.skipped += [{"impl": impl, "reason": first_line(error)} for impl in ("twinop-jax-eager", "twinop-jax-jit")]
-        # XLA's own fusion of the composition: the peer a JAX user would otherwise have.
-        self.impls["jax-jit"] = Impl(jax.jit(gelu_bias), jax.jit(self._fwd_bwd(gelu_bias)), True)
         self._device_copy = jax.jit(lambda x: x.copy())
 
-    def _fwd_bwd(self, fn):
+    def fwd_bwd(self, fn):
         def fwd_bwd(x, b, dy):
             y, vjp = self.jax.vjp(fn, x, b)
             return (y, *vjp(dy))
@@ -459,6 +348,131 @@ class JaxKit:
 KITS = {"torch": TorchKit, "tensorflow": TensorFlowKit, "numpy": NumpyKit, "jax": JaxKit}
 
 
+# Each op's impls, per framework: a function of the framework's kit returning ({impl: Impl},
+# [skipped impls with the reason]): twinop's binding (as called and, where the framework has
+# one, into out=) and the framework's own composition of the op. runtime.IMPLS names the roles.
+def twinop_bias_act(binding):
+    """bias_act(x, b) of one of twinop's binding modules ("twinop.torch", ...) with the report's
+    activation; ImportError where that binding was not built."""
+    module = importlib.import_module(binding)
+    return lambda x, b: module.bias_act(x, b, ACT)
+
+
+def torch_bias_act(kit):
+    torch = kit.torch
+
+    def gelu_bias(x, b):
+        return torch.nn.functional.gelu(x + b)
+
+    compiled = torch.compile(gelu_bias, dynamic=kit.compile_dynamic)
+    impls, skipped = {}, []
+    try:
+        import twinop.torch
+
+        ours = twinop_bias_act("twinop.torch")
+
+        def into(x, b, y):
+            return twinop.torch.bias_act(x, b, ACT, out=y)
+
+        def into_fwd_bwd(x, b, dy, y, dx, dbias):
+            into(x, b, y)
+            torch.ops.twinop.bias_act_backward.out(dy, x, b, ACT, dx=dx, dbias=dbias)
+            return y, dx, dbias
+
+        impls["twinop-torch"] = Impl(ours, kit.fwd_bwd(ours), False)
+        impls["twinop-torch-out"] = Impl(into, into_fwd_bwd, False, into=True)
+    except ImportError as error:
+        skipped.append({"impl": "twinop-torch", "reason": first_line(error)})
+    impls["torch-eager"] = Impl(gelu_bias, kit.fwd_bwd(gelu_bias), False)
+    impls["torch-compile"] = Impl(compiled, kit.fwd_bwd(compiled), True)
+    return impls, skipped
+
+
+def chained(fn, times=CHAIN):
+    """fn applied `times` times, each call on the one before's output."""
+    def chain(x, b):
+        for _ in range(times):
+            x = fn(x, b)
+        return x
+
+    return chain
+
+
+def tensorflow_bias_act(kit):
+    tf, function = kit.tf, kit.function
+
+    def gelu_bias(x, b):
+        return tf.nn.gelu(x + b, approximate=False)
+
+    impls, skipped = {}, []
+    try:
+        ours = twinop_bias_act("twinop.tf")
+    except ImportError as error:
+        skipped += [{"impl": impl, "reason": first_line(error)}
+                    for impl in ("twinop-tf-eager", "twinop-tf-function", "twinop-tf-chain")]
+    else:
+        impls["twinop-tf-eager"] = Impl(ours, kit.fwd_bwd(ours), False)
+        impls["twinop-tf-function"] = Impl(function(ours), function(kit.fwd_bwd(ours)), True)
+        # A model's function holds many ops, which share the fixed cost of one function call.
+        impls["twinop-tf-chain"] = Impl(function(chained(ours)), function(kit.fwd_bwd(chained(ours))), True,
+                                        chain=CHAIN)
+    impls["tf-eager"] = Impl(gelu_bias, kit.fwd_bwd(gelu_bias), False)
+    impls["tf-function"] = Impl(function(gelu_bias), function(kit.fwd_bwd(gelu_bias)), True)
+    impls["tf-xla"] = Impl(function(gelu_bias, jit_compile=True), function(kit.fwd_bwd(gelu_bias), jit_compile=True),
+                           True)
+    return impls, skipped
+
+
+def numpy_bias_act(kit):
+    try:
+        import twinop.numpy
+    except ImportError as error:
+        return {}, [{"impl": "twinop-numpy", "reason": first_line(error)}]
+
+    def fwd(x, b):
+        return twinop.numpy.bias_act(x, b, ACT)
+
+    def fwd_bwd(x, b, dy):
+        return (twinop.numpy.bias_act(x, b, ACT), *twinop.numpy.bias_act_backward(dy, x, b, ACT))
+
+    def into(x, b, y):
+        return twinop.numpy.bias_act(x, b, ACT, out=y)
+
+    def into_fwd_bwd(x, b, dy, y, dx, dbias):
+        return (into(x, b, y), *twinop.numpy.bias_act_backward(dy, x, b, ACT, out=(dx, dbias)))
+
+    impls = {"twinop-numpy": Impl(fwd, fwd_bwd, False), "twinop-numpy-out": Impl(into, into_fwd_bwd, False, into=True)}
+    return impls, []
+
+
+def jax_bias_act(kit):
+    jax = kit.jax
+
+    def gelu_bias(x, b):
+        return jax.nn.gelu(x + b, approximate=False)
+
+    impls, skipped = {}, []
+    try:
+        ours = twinop_bias_act("twinop.jax")
+    except ImportError as error:
+        skipped += [{"impl": impl, "reason": first_line(error)} for impl in ("twinop-jax-eager", "twinop-jax-jit")]
+    else:
+        impls["twinop-jax-eager"] = Impl(ours, kit.fwd_bwd(ours), False)
+        impls["twinop-jax-jit"] = Impl(jax.jit(ours), jax.jit(kit.fwd_bwd(ours)), True)
+    # XLA's own fusion of the composition: the peer a JAX user would otherwise have.
+    impls["jax-jit"] = Impl(jax.jit(gelu_bias), jax.jit(kit.fwd_bwd(gelu_bias)), True)
+    return impls, skipped
+
+
+# Per op: its float64 reference, forward(x, b) -> y and backward(dy, x, b) -> (dx, db), on the
+# inputs input_sets draws (x and dy of a shape, b of its last axis), and its impls per framework.
+Op = collections.namedtuple("Op", "forward backward impls")
+OPS = {"bias_act": Op(lambda x, b: reference.bias_act(x, b, ACT),
+                      lambda dy, x, b: reference.bias_act_backward(dy, x, b, ACT),
+                      {"torch": torch_bias_act, "tensorflow": tensorflow_bias_act, "numpy": numpy_bias_act,
+                       "jax": jax_bias_act})}
+
+
 def input_sets(kit, shape, dtype, seed):
     """Enough input sets (x, b, dy) that cycling over them outruns the cache."""
     set_bytes = 2 * math.prod(shape) * ITEMSIZE[dtype]  # x and dy, what each call reads
@@ -475,15 +489,33 @@ def rotating(fn, arg_sets):
     return lambda: fn(*next(cycle))
 
 
-def check(kit, impl, dtype, passes, args, got):
-    """Raises WrongResult unless `got` matches twinop.reference on args within TOLERANCE."""
+def chained_reference(op, x, b, dy, times):
+    """(y, dx, db) of `times` ops chained (each on the one before's output) in float64; dx and db
+    None where dy is."""
+    layer_inputs, y = [], x
+    for _ in range(times):
+        layer_inputs.append(y)
+        y = op.forward(y, b)
+    if dy is None:
+        return y, None, None
+    dx, db = dy, 0.0
+    for layer_input in reversed(layer_inputs):
+        dx, d = op.backward(dx, layer_input, b)
+        db = db + d
+    return y, dx, db
+
+
+def check(kit, op, impl, dtype, passes, args, got, chain=1):
+    """Raises WrongResult unless `got` matches op's float64 reference on args within TOLERANCE (one
+    more TOLERANCE per op of a chain, whose intermediate results are rounded to dtype)."""
     x, b = kit.as_float64(args[0]), kit.as_float64(args[1])
-    pairs = [("y", got if passes == "fwd" else got[0], reference.bias_act(x, b, ACT), 1)]
+    dy = kit.as_float64(args[2]) if passes == "fwd+bwd" else None
+    y, dx, db = chained_reference(op, x, b, dy, chain)
+    pairs = [("y", got if passes == "fwd" else got[0], y, 1)]
     if passes == "fwd+bwd":
-        dx, dbias = reference.bias_act_backward(kit.as_float64(args[2]), x, b, ACT)
-        pairs += [("dx", got[1], dx, 1), ("dbias", got[2], dbias, x.shape[0])]
+        pairs += [("dx", got[1], dx, 1), ("dbias", got[2], db, x.shape[0] * chain)]
     for name, actual, expected, summed in pairs:
-        tol = TOLERANCE[dtype] * math.sqrt(summed)
+        tol = TOLERANCE[dtype] * math.sqrt(summed) * chain
         error = np.abs(kit.as_float64(actual) - expected)
         if not np.all(error <= tol * (1 + np.abs(expected))):
             raise WrongResult(f"{impl} {dtype} {passes}: {name} differs from the float64 reference by up to "
@@ -503,9 +535,10 @@ def gbps(passes, shape, dtype, seconds):
     return ELEMENTS_MOVED[passes] * math.prod(shape) * ITEMSIZE[dtype] / seconds / 1e9
 
 
-def sweep(kit, device, mode, progress, largest_only=False):
-    """(rows, copy rows, skipped) over every dtype and shape of the mode (its largest shape alone if
-    largest_only: results are checked at the first shape, so not there)."""
+def sweep(kit, op, device, mode, progress, largest_only=False):
+    """(rows, copy rows, skipped) of kit.impls of `op` (a key of OPS) over every dtype and shape of
+    the mode (its largest shape alone if largest_only: results are checked at the first shape, and
+    page faults counted at the largest, so neither there). A chain's times (and page faults) are per op."""
     settings, rows, copies, skipped = SETTINGS[mode], [], [], []
     shapes = list(enumerate(SIZES[(device, mode)]))
     for dtype in DTYPES[mode]:
@@ -522,15 +555,16 @@ def sweep(kit, device, mode, progress, largest_only=False):
             copy_gbps = gbps("copy", shape, dtype, copy_s)
             copies.append({"framework": kit.framework, "dtype": dtype, "shape": list(shape),
                            "median_ms": copy_s * 1e3, "GBps": copy_gbps, **({"host_bound": True} if host_bound else {})})
-            for impl, (fwd, fwd_bwd, compiled, into) in list(impls.items()):
+            for impl, (fwd, fwd_bwd, compiled, into, chain) in list(impls.items()):
                 for passes, fn, arg_sets in (("fwd", fwd, [s.into_fwd if into else s.fwd for s in sets]),
                                              ("fwd+bwd", fwd_bwd, [s.into_fwd_bwd if into else s.fwd_bwd for s in sets])):
                     progress(f"{label} {impl} {passes}")
                     try:
                         first_s, result = kit.timer.once(lambda: fn(*arg_sets[0]))
                         if index == 0:
-                            check(kit, impl, dtype, passes, arg_sets[0], result)
+                            check(kit, OPS[op], impl, dtype, passes, arg_sets[0], result, chain)
                         median_s, host_bound = kit.timer.median(rotating(fn, arg_sets), settings)
+                        median_s /= chain
                     except WrongResult:
                         raise
                     except Exception as error:  # this impl cannot run this dtype (or shape)
@@ -538,25 +572,28 @@ def sweep(kit, device, mode, progress, largest_only=False):
                                                                 f"{first_line(error)}"})
                         del impls[impl]
                         break
-                    row = {"impl": impl, "framework": kit.framework, "dtype": dtype, "shape": list(shape),
+                    row = {"op": op, "impl": impl, "framework": kit.framework, "dtype": dtype, "shape": list(shape),
                            "pass": passes, "median_ms": median_s * 1e3, "GBps": gbps(passes, shape, dtype, median_s)}
                     row["copy_fraction"] = row["GBps"] / copy_gbps
+                    if chain > 1:
+                        row["chain"] = chain
                     if host_bound:
                         row["host_bound"] = True
                     if compiled:
-                        row["compile_s"] = max(0.0, first_s - median_s)
-                    if device == "cpu" and shape == shapes[-1][1]:  # what the allocation finding reads
-                        row["page_faults"] = page_faults_per_call(kit.timer, rotating(fn, arg_sets))
+                        row["compile_s"] = max(0.0, first_s - median_s * chain)
+                    if device == "cpu" and shape == shapes[-1][1] and not largest_only:  # the allocation finding's
+                        row["page_faults"] = round(page_faults_per_call(kit.timer, rotating(fn, arg_sets)) / chain)
                     rows.append(row)
             del sets
     return rows, copies, skipped
 
 
 def overhead(kit, ran, mode, progress):
-    """Microseconds per call from Python at OVERHEAD_SHAPE in float32, for each (impl, pass) in `ran`."""
+    """Microseconds per call (per op, for a chain) from Python at OVERHEAD_SHAPE in float32, for
+    each (impl, pass) in `ran`."""
     settings, out = SETTINGS[mode], []
     args = input_sets(kit, OVERHEAD_SHAPE, "float32", seed=0)[0]
-    for impl, (fwd, fwd_bwd, _, into) in kit.impls.items():
+    for impl, (fwd, fwd_bwd, _, into, chain) in kit.impls.items():
         for passes, fn, fn_args in (("fwd", fwd, args.into_fwd if into else args.fwd),
                                     ("fwd+bwd", fwd_bwd, args.into_fwd_bwd if into else args.fwd_bwd)):
             if (impl, passes) not in ran:
@@ -564,14 +601,14 @@ def overhead(kit, ran, mode, progress):
             progress(f"{kit.framework} overhead {impl} {passes}")
             call = lambda: fn(*fn_args)  # noqa: E731  (same inputs every call: the cost measured is the call's)
             call()
-            seconds = statistics.median(kit.timer.once(call)[0] for _ in range(settings.overhead_calls))
+            seconds = statistics.median(kit.timer.once(call)[0] for _ in range(settings.overhead_calls)) / chain
             out.append({"impl": impl, "dtype": "float32", "shape": list(OVERHEAD_SHAPE), "pass": passes,
                         "median_us": seconds * 1e6})
     return out
 
 
-def measure(framework, device, mode, progress, thp=False, head_to_head=False):
-    """This worker's part of runtime.measure's result, with the framework's "version"."""
+def measure(framework, device, mode, progress, thp=False, head_to_head=False, op="bias_act"):
+    """This worker's part of runtime.measure's result for `op`, with the framework's "version"."""
     result = {"framework": framework, "version": None, "machine": None, "rows": [], "copy": [], "overhead": [],
               "skipped": []}
     try:
@@ -580,9 +617,12 @@ def measure(framework, device, mode, progress, thp=False, head_to_head=False):
         result["machine"] = cpu_description() if device == "cpu" else "unknown GPU"
         result["skipped"].append({"impl": framework, "reason": first_line(error)})
         return result
+    kit.impls, kit.skipped = OPS[op].impls[framework](kit)
+    if thp:  # the allocating calls, under huge pages
+        kit.impls = {f"{impl}-thp": fns for impl, fns in kit.impls.items() if f"{impl}-thp" in IMPLS}
     if head_to_head:
         kit.impls = {impl: fns for impl, fns in kit.impls.items() if impl in HEAD_TO_HEAD[framework]}
-    rows, copies, skipped = sweep(kit, device, mode, progress, largest_only=head_to_head)
+    rows, copies, skipped = sweep(kit, op, device, mode, progress, largest_only=head_to_head)
     ran = {(row["impl"], row["pass"]) for row in rows  # none at the largest size alone
            if row["dtype"] == "float32" and tuple(row["shape"]) == OVERHEAD_SHAPE}
     result.update(version=kit.version, machine=kit.machine, rows=rows, copy=copies,
@@ -592,6 +632,7 @@ def measure(framework, device, mode, progress, thp=False, head_to_head=False):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--op", choices=sorted(OPS), default="bias_act")
     parser.add_argument("--framework", choices=sorted(KITS), required=True)
     parser.add_argument("--device", choices=("cpu", "cuda"), required=True)
     parser.add_argument("--mode", choices=sorted(DTYPES), required=True)
@@ -605,8 +646,8 @@ def main():
     def progress(line):
         print(PROGRESS_PREFIX + line, file=sys.stderr, flush=True)
 
-    json.dump(measure(args.framework, args.device, args.mode, progress, thp=args.thp, head_to_head=args.head_to_head),
-              json_out)
+    json.dump(measure(args.framework, args.device, args.mode, progress, thp=args.thp, head_to_head=args.head_to_head,
+                      op=args.op), json_out)
     json_out.close()
     os._exit(0)  # skips interpreter teardown: after a torch.compile it takes seconds and saves nothing we need
 

@@ -1,5 +1,12 @@
-"""Axis 2's worker, one framework per process (python -m twinop.report._support_worker numpy|torch|tensorflow|jax):
-calls each API of that binding on each dtype and device, and prints one JSON object.
+"""Axis 2's worker, one framework per process, printing one JSON object:
+
+    python -m twinop.report._support_worker numpy|torch|tensorflow|jax
+        calls each API of that binding on each dtype and device, and on a device or backend the
+        op has no kernel for;
+    python -m twinop.report._support_worker --registry torch|tensorflow|jax
+        reads what the framework's own registry says of the op: the dtypes its signature
+        declares, and the (device, dtype) kernels registered (run where the twinop package on
+        PYTHONPATH was built with CUDA, so that its CUDA kernels register without a GPU).
 
 A cell is "supported" when forward and backward run and match the float64 reference within
 a loose per-dtype tolerance, "wrong result" when they run but differ, "unsupported" with the
@@ -11,7 +18,7 @@ import sys
 import numpy as np
 
 from twinop import ACTIVATIONS, reference
-from twinop.report.support import EXPECTED, PROBES, SHAPE, TOLERANCE
+from twinop.report.support import EXPECTED, OP_NAMES, PROBES, SHAPE, TOLERANCE
 
 DEVICES = ("cpu", "cuda")
 
@@ -79,6 +86,18 @@ def torch_apis():
     return {"torch eager": run}, devices, {"torch": torch.__version__}
 
 
+def torch_backends():
+    """{backend: call} of twinop.torch.bias_act on tensors of a backend besides the devices: a
+    sparse one has no kernel; on meta the fake kernel answers with shapes alone."""
+    import torch
+
+    import twinop.torch as tt
+
+    x, bias = torch.ones(3, 5), torch.ones(5)
+    return {"SparseCPU": lambda: tt.bias_act(x.to_sparse(), bias, "gelu"),
+            "Meta": lambda: tt.bias_act(x.to("meta"), bias.to("meta"), "gelu")}
+
+
 def tensorflow_apis():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
@@ -106,6 +125,27 @@ def tensorflow_apis():
     }
     devices = {"cpu": True, "cuda": bool(tf.config.list_physical_devices("GPU"))}
     return apis, devices, {"tensorflow": tf.__version__}
+
+
+def tensorflow_backends():
+    """{backend: call} of twinop.tf.bias_act where a user asks for a device without falling back:
+    the GPU with soft placement off (a CPU-only machine has none), and XLA (jit_compile=True)."""
+    import tensorflow as tf
+
+    import twinop.tf as ttf
+
+    x, bias = tf.ones((3, 5)), tf.ones(5)
+
+    def on_gpu_without_soft_placement():
+        tf.config.set_soft_device_placement(False)
+        try:
+            with tf.device("/GPU:0"):
+                return ttf.bias_act(x, bias, "gelu").numpy()
+        finally:
+            tf.config.set_soft_device_placement(True)
+
+    xla = tf.function(lambda x, bias: ttf.bias_act(x, bias, "gelu"), jit_compile=True)
+    return {"GPU (soft placement off)": on_gpu_without_soft_placement, "XLA_CPU_JIT": lambda: xla(x, bias)}
 
 
 def jax_apis():
@@ -136,6 +176,7 @@ def probe(framework):
     try:
         apis, devices, versions = {"numpy": numpy_apis, "torch": torch_apis, "tensorflow": tensorflow_apis,
                                    "jax": jax_apis}[framework]()
+        backends = {"torch": torch_backends, "tensorflow": tensorflow_backends}.get(framework, dict)()
     except ImportError as error:
         return {"framework": framework, "import_error": first_line(error), "cells": []}
     cells = []
@@ -150,7 +191,87 @@ def probe(framework):
                 else:
                     cell.update(call(run, device, dtype))
                 cells.append(cell)
-    return {"framework": framework, "versions": versions, "devices": devices, "cells": cells}
+    return {"framework": framework, "versions": versions, "devices": devices, "cells": cells,
+            "backends": [{"backend": name, **run_once(call)} for name, call in backends.items()]}
+
+
+def run_once(call):
+    """{"status": "runs"} or {"status": "error", "error": what the user reads}."""
+    try:
+        call()
+    except Exception as error:  # the point is to record what a user would see
+        return {"status": "error", "error": first_line(error)}
+    return {"status": "runs"}
+
+
+def framework_names(framework):
+    """The names every op's forward, backward and double backward have in the framework's registry."""
+    return [name for names in OP_NAMES.values() for name in names[framework]]
+
+
+# The registry of each framework: what the op's signature declares, and its kernels per device.
+# A device's dtypes are None where the registry has no dtypes (the kernel decides at run time).
+def torch_registry():
+    import torch
+
+    import twinop.torch  # noqa: F401  (registers the ops)
+
+    keys = ("CPU", "CUDA", "Meta", "SparseCPU", "SparseCUDA", "MPS", "XPU", "HIP")
+    ops = {}
+    for name in framework_names("torch"):
+        schema = str(getattr(torch.ops.twinop, name.split("::")[1]).default._schema)
+        kernels = {key: None for key in keys if torch._C._dispatch_has_kernel_for_dispatch_key(name, key)}
+        ops[name] = {"signature": schema, "declared_dtypes": None, "kernels": kernels}
+    return ops, {"torch": torch.__version__}
+
+
+def tensorflow_registry():
+    import tensorflow as tf
+    from tensorflow.python.framework import kernels, op_def_registry
+
+    import twinop.tf  # noqa: F401  (loads the op library)
+
+    ops = {}
+    for name in framework_names("tensorflow"):
+        type_attr = next(a for a in op_def_registry.get(name).attr if a.type == "type")
+        declared = [tf.dtypes.as_dtype(t).name for t in type_attr.allowed_values.list.type]
+        registered = {}
+        for kernel in kernels.get_registered_kernels_for_op(name).kernel:
+            constrained = [c.allowed_values.list.type for c in kernel.constraint if c.name == type_attr.name]
+            registered[kernel.device_type] = ([tf.dtypes.as_dtype(t).name for t in constrained[0]] if constrained
+                                              else declared)
+        ops[name] = {"signature": f"{type_attr.name}: {{{', '.join(declared)}}}", "declared_dtypes": declared,
+                     "kernels": dict(sorted(registered.items()))}
+    return ops, {"tensorflow": tf.__version__}
+
+
+def jax_registry():
+    """The FFI targets per XLA platform: registered with a platform's client, or queued until that
+    platform's backend loads (CUDA on a machine without one); XLA's registry has no dtypes."""
+    import jax
+    from jax._src.lib import xla_client
+
+    import twinop.jax  # noqa: F401  (registers the targets)
+
+    jax.devices()  # the CPU client takes the targets queued for it
+    queued = {platform: {entry[0] for entry in entries} for platform, entries in xla_client._custom_callback.items()}
+    ops = {}
+    for name in framework_names("jax"):
+        platforms = {p: None for p in ("Host", "CUDA", "ROCM")
+                     if name in xla_client.custom_call_targets(p) or name in queued.get(p, ())}
+        ops[name] = {"signature": f"jax.ffi.ffi_call({name!r}, ...): ffi::AnyBuffer arguments",
+                     "declared_dtypes": None, "kernels": platforms}
+    return ops, {"jax": jax.__version__}
+
+
+def registry(framework):
+    from twinop import _build_info
+
+    try:
+        ops, versions = {"torch": torch_registry, "tensorflow": tensorflow_registry, "jax": jax_registry}[framework]()
+    except ImportError as error:
+        return {"framework": framework, "import_error": first_line(error), "ops": {}}
+    return {"framework": framework, "versions": versions, "built_with_cuda": _build_info.WITH_CUDA, "ops": ops}
 
 
 def call(run, device, dtype):
@@ -166,4 +287,4 @@ def call(run, device, dtype):
 
 
 if __name__ == "__main__":
-    print(json.dumps(probe(sys.argv[1])))
+    print(json.dumps(registry(sys.argv[2]) if sys.argv[1] == "--registry" else probe(sys.argv[1])))

@@ -1,124 +1,188 @@
-"""Axis 1, boilerplate: non-blank, non-comment lines of each binding, by role, counted from
-the source files at report time, next to the size of the shared core they all wrap."""
+"""Axis 1, boilerplate: non-blank, non-comment lines each binding spends on each feature (op
+registration, the kernel wrapper, gradients, batching, out=, ...), counted from the source files
+at report time, next to the size of the shared core they all wrap.
+
+Which file serves which feature of which binding is declared once, in ROLES. Where a file serves
+several features, comment lines split it: `// twinop-feature: <feature>` (`#` in Python) gives
+the lines after it to that feature, or to that feature of some of the file's bindings only
+(`twinop-feature: mixed-precision (torch-stable)`), up to the next such line;
+`twinop-feature: end` gives them back to the file's own. No share is guessed.
+
+A feature a binding spends no lines on is explained in WITHOUT_LINES: provided by the framework,
+not possible in it, or not built by twinop."""
 import ast
+import collections
 import io
 import os
+import re
 import tokenize
 
 CORE = "core"
-INTEGRATION = "framework integration (module/layer/autocast)"
-HIGHER_ORDER = "higher-order autodiff and batching rules"
-DISTRIBUTED = "distributed (sharding rules)"
 TORCH_STABLE = "torch-stable"  # the PyTorch op on the LibTorch stable ABI; its column reads "torch (stable ABI)"
+BINDINGS = ("numpy", "torch", TORCH_STABLE, "tensorflow", "jax")
+TORCH = ("torch", TORCH_STABLE)  # the Python package both PyTorch libraries load under
 
-# The one place that says which file does which job. A file under a binding folder that is
-# missing here fails tests/test_report.py, so the counts stay true as files are added.
-ROLES = {
-    "csrc/torch/binding.h": ("torch", "kernel wrapper and dtype dispatch"),
-    "csrc/torch/bias_act_ops.cpp": ("torch", "op/schema registration"),
-    "csrc/torch/bias_act_op.h": ("torch", "kernel wrapper and dtype dispatch"),
-    "csrc/torch/bias_act_cpu.cpp": ("torch", "kernel wrapper and dtype dispatch"),
-    "csrc/torch/bias_act_cuda.cpp": ("torch", "kernel wrapper and dtype dispatch"),
-    "csrc/torch/bias_act_autocast.cpp": ("torch", INTEGRATION),
-    "csrc/torch/bias_act_out_autograd.cpp": ("torch", "gradient/autograd registration"),
-    "python/twinop/torch/_autograd.py": ("torch", "gradient/autograd registration"),
-    "python/twinop/torch/_second_order.py": ("torch", HIGHER_ORDER),
-    "python/twinop/torch/_function.py": ("torch", HIGHER_ORDER),
-    "python/twinop/torch/_no_derivative.py": ("torch", HIGHER_ORDER),
-    "python/twinop/torch/_vmap.py": ("torch", HIGHER_ORDER),
-    "python/twinop/torch/_bias_act.py": ("torch", "Python loader and API"),
-    "python/twinop/torch/_fake.py": ("torch", "shape inference or fake kernel"),
-    "python/twinop/torch/_library.py": ("torch", "Python loader and API"),
-    "python/twinop/torch/__init__.py": ("torch", "Python loader and API"),
-    "python/twinop/torch/module.py": ("torch", INTEGRATION),
-    "python/twinop/torch/_sharding.py": ("torch", DISTRIBUTED),
-    # The stable-ABI library shares the Python package above; its column counts its own C++ and
-    # the Python that does what its C++ cannot (typed errors, autocast, the forward-mode guard).
-    "csrc/torch_stable/binding.h": (TORCH_STABLE, "kernel wrapper and dtype dispatch"),
-    "csrc/torch_stable/bias_act_ops.cpp": (TORCH_STABLE, "op/schema registration"),
-    "csrc/torch_stable/bias_act_op.h": (TORCH_STABLE, "kernel wrapper and dtype dispatch"),
-    "csrc/torch_stable/bias_act_cpu.cpp": (TORCH_STABLE, "kernel wrapper and dtype dispatch"),
-    "csrc/torch_stable/bias_act_cuda.cpp": (TORCH_STABLE, "kernel wrapper and dtype dispatch"),
-    "python/twinop/torch/_checks.py": (TORCH_STABLE, "Python loader and API"),
-    "python/twinop/torch/_autocast.py": (TORCH_STABLE, INTEGRATION),
-    "python/twinop/torch/_dual_check.py": (TORCH_STABLE, HIGHER_ORDER),
-    "python/twinop/torch/_out_autograd.py": (TORCH_STABLE, "gradient/autograd registration"),
-    "csrc/tensorflow/bias_act_ops.cc": ("tensorflow", "op/schema registration"),
-    "csrc/tensorflow/bias_act_kernel.h": ("tensorflow", "kernel wrapper and dtype dispatch"),
-    "csrc/tensorflow/bias_act_kernels.cc": ("tensorflow", "kernel wrapper and dtype dispatch"),
-    "csrc/tensorflow/bias_act_kernels_gpu.cc": ("tensorflow", "kernel wrapper and dtype dispatch"),
-    "csrc/tensorflow/bias_act_shapes.h": ("tensorflow", "shape inference or fake kernel"),
-    "csrc/tensorflow/bias_act_shapes.cc": ("tensorflow", "shape inference or fake kernel"),
-    "python/twinop/tf/_gradient.py": ("tensorflow", "gradient/autograd registration"),
-    "python/twinop/tf/_second_order.py": ("tensorflow", HIGHER_ORDER),
-    "csrc/tensorflow/third_order_kernel.cc": ("tensorflow", HIGHER_ORDER),
-    "python/twinop/tf/_library.py": ("tensorflow", "Python loader and API"),
-    "python/twinop/tf/_bias_act.py": ("tensorflow", "Python loader and API"),
-    "python/twinop/tf/__init__.py": ("tensorflow", "Python loader and API"),
-    "python/twinop/tf/layer.py": ("tensorflow", INTEGRATION),
-    # JAX: XLA FFI handlers loaded with ctypes, registered as custom-call targets from Python.
-    "csrc/jax/bias_act_targets.h": ("jax", "op/schema registration"),
-    "python/twinop/jax/_ffi.py": ("jax", "op/schema registration"),
-    "csrc/jax/bias_act_handler.h": ("jax", "kernel wrapper and dtype dispatch"),
-    "csrc/jax/bias_act_cpu.cpp": ("jax", "kernel wrapper and dtype dispatch"),
-    "csrc/jax/xla_parallel_for.h": ("jax", "kernel wrapper and dtype dispatch"),
-    "csrc/jax/bias_act_cuda.cpp": ("jax", "kernel wrapper and dtype dispatch"),
-    # JAX knows every shape at trace time: the bias_act_args.h rules asked there, as shape functions are.
-    "csrc/jax/bias_act_check.cpp": ("jax", "shape inference or fake kernel"),
-    "python/twinop/jax/_gradient.py": ("jax", "gradient/autograd registration"),
-    "python/twinop/jax/_second_order.py": ("jax", HIGHER_ORDER),
-    "python/twinop/jax/_vmap.py": ("jax", HIGHER_ORDER),
-    "python/twinop/jax/_library.py": ("jax", "Python loader and API"),
-    "python/twinop/jax/_bias_act.py": ("jax", "Python loader and API"),
-    "python/twinop/jax/__init__.py": ("jax", "Python loader and API"),
-    "python/twinop/jax/_sharding.py": ("jax", DISTRIBUTED),
-    "python/twinop/jax/_auto_partitioning.py": ("jax", DISTRIBUTED),
-    # pybind11 defines the module, converts and dispatches in one file, all of it wrapper; numpy lends no
-    # thread pool, so the binding starts its own threads.
-    "csrc/numpy/module.cpp": ("numpy", "kernel wrapper and dtype dispatch"),
-    "csrc/numpy/binding.h": ("numpy", "kernel wrapper and dtype dispatch"),
-    "csrc/numpy/bias_act.cpp": ("numpy", "kernel wrapper and dtype dispatch"),
-    "csrc/numpy/thread_parallel_for.h": ("numpy", "kernel wrapper and dtype dispatch"),
-    "python/twinop/numpy.py": ("numpy", "Python loader and API"),
-    "python/twinop/_layouts.py": (CORE, DISTRIBUTED),  # the ops' layouts, read by torch's and JAX's rules
-    "csrc/core/types.h": (CORE, "shared core (C++)"),
-    "csrc/core/activation_math.h": (CORE, "shared core (C++)"),
-    "csrc/core/bias_act.h": (CORE, "shared core (C++)"),
-    "csrc/core/bias_act_cpu.cpp": (CORE, "shared core (C++)"),
-    "csrc/core/dispatch.h": (CORE, "shared core (C++)"),
-    "csrc/core/half_cpu.h": (CORE, "shared core (C++)"),
-    "csrc/core/arg_checks.h": (CORE, "shared core (C++)"),
-    "csrc/core/bias_act_args.h": (CORE, "shared core (C++)"),
-    "csrc/core/compute_type.h": (CORE, "shared core (C++)"),
-    "csrc/core/cpu_clones.h": (CORE, "shared core (C++)"),
-    "csrc/core/cuda_stream.h": (CORE, "shared core (C++)"),
-    "csrc/core/parallel_for.h": (CORE, "shared core (C++)"),
-    "csrc/core/storage_dispatch.h": (CORE, "shared core (C++)"),
-    "cuda/bias_act_cuda.h": (CORE, "shared core (CUDA)"),
-    "cuda/bias_act_forward.cu": (CORE, "shared core (CUDA)"),
-    "cuda/bias_act_backward.cu": (CORE, "shared core (CUDA)"),
-    "cuda/bias_act_double_backward.cu": (CORE, "shared core (CUDA)"),
-    "cuda/column_sums.cuh": (CORE, "shared core (CUDA)"),
-    "cuda/compute_type.cuh": (CORE, "shared core (CUDA)"),
-    "cuda/cuda_check.h": (CORE, "shared core (CUDA)"),
-    "cuda/storage_dispatch.cuh": (CORE, "shared core (CUDA)"),
-    "cuda/tile_launch.cuh": (CORE, "shared core (CUDA)"),
-    "cuda/vector_io.cuh": (CORE, "shared core (CUDA)"),
+# Every feature a binding may spend lines on, in the table's order.
+FEATURES = {
+    "registration": "op/schema registration",
+    "wrapper": "kernel wrapper and dtype dispatch",
+    "shapes": "shape inference or fake kernel",
+    "gradient": "first-order gradient",
+    "second-order": "second order",
+    "forward-mode": "forward mode",
+    "batching": "batching (vmap / pfor)",
+    "out": "out= (into the caller's buffer)",
+    "buffer-reuse": "in-place buffer reuse",
+    "compiled": "compiled-graph integration",
+    "mixed-precision": "mixed precision (autocast)",
+    "module": "module / layer",
+    "distributed": "distributed (sharding rules)",
+    "loader": "loader and Python API",
+}
+CORE_PARTS = ("shared core (C++)", "shared core (CUDA)")
+
+PROVIDED, NOT_POSSIBLE, NOT_BUILT = "provided by the framework", "not possible in this framework", "not built"
+NO_AUTODIFF = "numpy has no autodiff"
+# (binding, feature) -> (status, why), for every feature a binding spends no lines on.
+WITHOUT_LINES = {
+    ("numpy", "shapes"): (NOT_POSSIBLE, "numpy runs every call eagerly: there is no graph to infer shapes for"),
+    ("numpy", "gradient"): (NOT_POSSIBLE, NO_AUTODIFF),
+    ("numpy", "forward-mode"): (NOT_POSSIBLE, NO_AUTODIFF),
+    ("numpy", "batching"): (NOT_POSSIBLE, "numpy has no function transforms"),
+    ("numpy", "buffer-reuse"): (NOT_POSSIBLE, "a function cannot know that nobody else holds an array: the caller "
+                                              "asks for it with out=x"),
+    ("numpy", "compiled"): (NOT_POSSIBLE, "numpy has no graph compiler"),
+    ("numpy", "mixed-precision"): (NOT_POSSIBLE, "numpy has no autocast"),
+    ("numpy", "module"): (NOT_POSSIBLE, "numpy has no layers"),
+    ("numpy", "distributed"): (NOT_POSSIBLE, "numpy has no distributed engine"),
+    **{(binding, "buffer-reuse"): (NOT_POSSIBLE, "PyTorch's dispatcher does not tell a kernel that nobody else "
+                                                 "holds an input: the caller asks for it with out=x")
+       for binding in TORCH},
+    ("tensorflow", "batching"): (NOT_POSSIBLE, "no public batching rule for a custom op: tf.vectorized_map falls "
+                                               "back to a while_loop (pfor's RegisterPFor is private)"),
+    ("tensorflow", "out"): (NOT_POSSIBLE, "a TensorFlow op has no out= argument: its kernel allocates its outputs "
+                                          "(computing in an input's buffer where it may, the next row)"),
+    ("tensorflow", "compiled"): (PROVIDED, "tf.function and SavedModel take the op as it is (a SavedModel is "
+                                           "loaded after `import twinop.tf`)"),
+    ("tensorflow", "distributed"): (NOT_POSSIBLE, "TF DTensor has no public way to give a custom op a layout "
+                                                  "rule (MirroredStrategy's data parallelism needs none, as "
+                                                  "PyTorch's DDP and FSDP2 need none)"),
+    ("tensorflow", "mixed-precision"): (PROVIDED, "Keras casts a layer's inputs and weights under a mixed-precision "
+                                                  "policy; TensorFlow has no autocast for ops outside layers"),
+    ("jax", "forward-mode"): (NOT_BUILT, "a custom_vjp has no JVP; forward mode needs a primitive with JVP and "
+                                         "transpose rules (jax.extend)"),
+    ("jax", "out"): (NOT_POSSIBLE, "JAX arrays are immutable"),
+    ("jax", "buffer-reuse"): (NOT_BUILT, "jax.ffi.ffi_call's input_output_aliases would let XLA give an output "
+                                         "an input's buffer"),
+    ("jax", "compiled"): (PROVIDED, "jax.jit traces the FFI call as it is"),
+    ("jax", "mixed-precision"): (NOT_POSSIBLE, "JAX has no autocast: the caller casts"),
+    ("jax", "module"): (NOT_POSSIBLE, "JAX itself has no layers (Flax and Equinox each have their own)"),
 }
 
-# The second op's files, counted apart until the report measures each op (its own axis rows).
-SECOND_OP = "rms_norm"
-ROLES.update({
-    "csrc/core/rms_norm.h": (SECOND_OP, "shared core (C++)"),
-    "csrc/core/rms_norm_args.h": (SECOND_OP, "shared core (C++)"),
-    "csrc/core/rms_norm_cpu.cpp": (SECOND_OP, "shared core (C++)"),
-    "cuda/rms_norm_cuda.h": (SECOND_OP, "shared core (CUDA)"),
-    "csrc/numpy/rms_norm.cpp": (SECOND_OP, "numpy"),
-    "csrc/torch/rms_norm.cpp": (SECOND_OP, "torch"),
-    "csrc/torch_stable/rms_norm.cpp": (SECOND_OP, TORCH_STABLE),
-    "python/twinop/torch/_rms_norm.py": (SECOND_OP, "torch"),
-    "python/twinop/torch/_rms_norm_ops.py": (SECOND_OP, "torch"),
-})
+Role = collections.namedtuple("Role", "bindings feature op", defaults=("bias_act",))
+
+
+def shared(bindings, feature):
+    """The role of a file every op of a binding uses (op None: counted in each op's table)."""
+    return Role(bindings, feature, None)
+
+
+# The one place that says which file serves which feature of which binding, and of which op. A
+# file under a binding folder that is missing here fails tests/test_report.py, so the counts stay
+# true as files are added.
+ROLES = {
+    "csrc/torch/binding.h": shared(("torch",), "wrapper"),
+    "csrc/torch/bias_act_ops.cpp": Role(("torch",), "registration"),
+    "csrc/torch/bias_act_op.h": Role(("torch",), "wrapper"),
+    "csrc/torch/bias_act_cpu.cpp": Role(("torch",), "wrapper"),
+    "csrc/torch/bias_act_cuda.cpp": Role(("torch",), "wrapper"),
+    "csrc/torch/bias_act_autocast.cpp": Role(("torch",), "mixed-precision"),
+    "csrc/torch/bias_act_out_autograd.cpp": Role(("torch",), "out"),
+    # One file per (op, framework) from the second op on: schema, kernels, autocast, registration.
+    "csrc/torch/rms_norm.cpp": Role(("torch",), "wrapper", "rms_norm"),
+    # The stable-ABI library: its own C++, the Python package it shares with the classic library,
+    # and the Python that does what its C++ cannot (typed errors, autocast, the forward-mode guard).
+    "csrc/torch_stable/binding.h": shared((TORCH_STABLE,), "wrapper"),
+    "csrc/torch_stable/bias_act_ops.cpp": Role((TORCH_STABLE,), "registration"),
+    "csrc/torch_stable/bias_act_op.h": Role((TORCH_STABLE,), "wrapper"),
+    "csrc/torch_stable/bias_act_cpu.cpp": Role((TORCH_STABLE,), "wrapper"),
+    "csrc/torch_stable/bias_act_cuda.cpp": Role((TORCH_STABLE,), "wrapper"),
+    "csrc/torch_stable/rms_norm.cpp": Role((TORCH_STABLE,), "wrapper", "rms_norm"),
+    "python/twinop/torch/_out_autograd.py": Role((TORCH_STABLE,), "out"),
+    # The stable library's autocast and forward-mode guard: tables of every op's policies.
+    "python/twinop/torch/_autocast.py": shared(TORCH, "mixed-precision"),
+    "python/twinop/torch/_dual_check.py": shared(TORCH, "forward-mode"),
+    "python/twinop/torch/_checks.py": Role(TORCH, "loader"),
+    "python/twinop/torch/_autograd.py": Role(TORCH, "gradient"),
+    "python/twinop/torch/_second_order.py": Role(TORCH, "second-order"),
+    "python/twinop/torch/_function.py": Role(TORCH, "forward-mode"),  # and the Function torch.func needs
+    "python/twinop/torch/_no_derivative.py": shared(TORCH, "second-order"),
+    # RMSNorm's Python, split by feature inside: fakes, autograd, batching; Functions and entry points.
+    "python/twinop/torch/_rms_norm_ops.py": Role(TORCH, "loader", "rms_norm"),
+    "python/twinop/torch/_rms_norm.py": Role(TORCH, "forward-mode", "rms_norm"),
+    "python/twinop/torch/_vmap.py": Role(TORCH, "batching"),
+    "python/twinop/torch/_fake.py": Role(TORCH, "shapes"),
+    "python/twinop/torch/_bias_act.py": Role(TORCH, "loader"),
+    "python/twinop/torch/_library.py": shared(TORCH, "loader"),
+    "python/twinop/torch/__init__.py": shared(TORCH, "loader"),
+    "python/twinop/torch/module.py": Role(TORCH, "module"),
+    "python/twinop/torch/_sharding.py": Role(TORCH, "distributed"),
+    "csrc/tensorflow/bias_act_ops.cc": Role(("tensorflow",), "registration"),
+    "csrc/tensorflow/bias_act_kernel.h": Role(("tensorflow",), "wrapper"),
+    "csrc/tensorflow/bias_act_kernels.cc": Role(("tensorflow",), "wrapper"),
+    "csrc/tensorflow/bias_act_kernels_gpu.cc": Role(("tensorflow",), "wrapper"),
+    "csrc/tensorflow/bias_act_shapes.h": Role(("tensorflow",), "shapes"),
+    "csrc/tensorflow/bias_act_shapes.cc": Role(("tensorflow",), "shapes"),
+    # The third-order refusal in BiasActGradGrad's gradient, which ForwardAccumulator differentiates.
+    "csrc/tensorflow/third_order_kernel.cc": Role(("tensorflow",), "forward-mode"),
+    "python/twinop/tf/_gradient.py": Role(("tensorflow",), "gradient"),
+    "python/twinop/tf/_second_order.py": Role(("tensorflow",), "second-order"),
+    "python/twinop/tf/_library.py": shared(("tensorflow",), "loader"),
+    "python/twinop/tf/_bias_act.py": Role(("tensorflow",), "loader"),
+    "python/twinop/tf/__init__.py": Role(("tensorflow",), "loader"),
+    "python/twinop/tf/layer.py": Role(("tensorflow",), "module"),
+    # JAX: XLA FFI handlers loaded with ctypes, registered as custom-call targets from Python.
+    "csrc/jax/bias_act_targets.h": Role(("jax",), "registration"),
+    "python/twinop/jax/_ffi.py": Role(("jax",), "registration"),
+    "csrc/jax/bias_act_handler.h": Role(("jax",), "wrapper"),
+    "csrc/jax/bias_act_cpu.cpp": Role(("jax",), "wrapper"),
+    "csrc/jax/xla_parallel_for.h": shared(("jax",), "wrapper"),
+    "csrc/jax/bias_act_cuda.cpp": Role(("jax",), "wrapper"),
+    # JAX knows every shape at trace time: the bias_act_args.h rules asked there, as shape functions are.
+    "csrc/jax/bias_act_check.cpp": Role(("jax",), "shapes"),
+    "python/twinop/jax/_gradient.py": Role(("jax",), "gradient"),
+    "python/twinop/jax/_second_order.py": Role(("jax",), "second-order"),
+    "python/twinop/jax/_vmap.py": Role(("jax",), "batching"),
+    "python/twinop/jax/_library.py": Role(("jax",), "loader"),
+    "python/twinop/jax/_bias_act.py": Role(("jax",), "loader"),
+    "python/twinop/jax/__init__.py": Role(("jax",), "loader"),
+    "python/twinop/jax/_sharding.py": Role(("jax",), "distributed"),
+    "python/twinop/jax/_auto_partitioning.py": Role(("jax",), "distributed"),
+    # The ops' layouts, from which both PyTorch's and JAX's sharding rules are derived.
+    "python/twinop/_layouts.py": Role(TORCH + ("jax",), "distributed"),
+    # pybind11 defines the module, converts and dispatches in one file; numpy lends no thread pool,
+    # so the binding starts its own threads.
+    "csrc/numpy/module.cpp": shared(("numpy",), "registration"),
+    "csrc/numpy/binding.h": shared(("numpy",), "wrapper"),
+    "csrc/numpy/bias_act.cpp": Role(("numpy",), "wrapper"),
+    "csrc/numpy/rms_norm.cpp": Role(("numpy",), "wrapper", "rms_norm"),
+    "csrc/numpy/thread_parallel_for.h": shared(("numpy",), "wrapper"),
+    "python/twinop/numpy.py": shared(("numpy",), "loader"),
+    **{path: shared((CORE,), CORE_PARTS[0]) for path in (
+        "csrc/core/types.h", "csrc/core/half_cpu.h", "csrc/core/arg_checks.h", "csrc/core/compute_type.h",
+        "csrc/core/cpu_clones.h", "csrc/core/cuda_stream.h", "csrc/core/parallel_for.h",
+        "csrc/core/storage_dispatch.h")},
+    **{path: Role((CORE,), CORE_PARTS[0]) for path in (
+        "csrc/core/activation_math.h", "csrc/core/bias_act.h", "csrc/core/bias_act_cpu.cpp",
+        "csrc/core/bias_act_args.h", "csrc/core/dispatch.h")},
+    **{path: Role((CORE,), CORE_PARTS[0], "rms_norm") for path in (
+        "csrc/core/rms_norm.h", "csrc/core/rms_norm_cpu.cpp", "csrc/core/rms_norm_args.h")},
+    **{path: shared((CORE,), CORE_PARTS[1]) for path in (
+        "cuda/bias_act_cuda.h", "cuda/bias_act_forward.cu", "cuda/bias_act_backward.cu",
+        "cuda/bias_act_double_backward.cu", "cuda/column_sums.cuh", "cuda/compute_type.cuh", "cuda/cuda_check.h",
+        "cuda/storage_dispatch.cuh", "cuda/tile_launch.cuh", "cuda/vector_io.cuh")},
+    **{path: Role((CORE,), CORE_PARTS[1], "rms_norm") for path in ("cuda/rms_norm_cuda.h",)},
+}
 
 # Where binding and core sources live: every source file under these must be in ROLES.
 BINDING_FOLDERS = ("csrc/torch", "csrc/torch_stable", "csrc/tensorflow", "csrc/numpy", "csrc/jax", "csrc/core", "cuda",
@@ -126,11 +190,14 @@ BINDING_FOLDERS = ("csrc/torch", "csrc/torch_stable", "csrc/tensorflow", "csrc/n
 BINDING_FILES = ("python/twinop/numpy.py",)
 SOURCE_SUFFIXES = (".h", ".hpp", ".cc", ".cpp", ".cu", ".cuh", ".py")
 
+MARKER = re.compile(r"^\s*(?://|#)\s*twinop-feature:\s*(?P<feature>[\w-]+)(?:\s*\((?P<bindings>[\w\s,-]+)\))?\s*$")
 
-def count_cpp(text):
-    """Lines holding code once `//` and `/* */` comments are removed (string literals kept)."""
+
+def cpp_code_lines(text):
+    """Numbers (from 1) of the lines holding code once `//` and `/* */` comments are removed
+    (string literals kept)."""
     code_lines = set()
-    line, i, n = 0, 0, len(text)
+    line, i, n = 1, 0, len(text)
     state = None  # None (code), "block" comment, or the quote character of a literal
     while i < n:
         c = text[i]
@@ -158,7 +225,11 @@ def count_cpp(text):
             if c in "\"'":
                 state = c
         i += 1
-    return len(code_lines)
+    return code_lines
+
+
+def count_cpp(text):
+    return len(cpp_code_lines(text))
 
 
 def _docstring_lines(tree):
@@ -171,21 +242,43 @@ def _docstring_lines(tree):
     return lines
 
 
-def count_python(text):
-    """Lines holding code once `#` comments and docstrings are removed."""
+def python_code_lines(text):
+    """Numbers (from 1) of the lines holding code once `#` comments and docstrings are removed."""
     skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
             tokenize.ENDMARKER, tokenize.ENCODING}
     code_lines = set()
     for token in tokenize.generate_tokens(io.StringIO(text).readline):
         if token.type not in skip:
             code_lines.update(range(token.start[0], token.end[0] + 1))
-    return len(code_lines - _docstring_lines(ast.parse(text)))
+    return code_lines - _docstring_lines(ast.parse(text))
 
 
-def count_lines(path):
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    return count_python(text) if path.endswith(".py") else count_cpp(text)
+def count_python(text):
+    return len(python_code_lines(text))
+
+
+
+def split_by_feature(text, python, role):
+    """{(feature, bindings): lines of code} of one file, split at its twinop-feature lines; and
+    the problems with those lines (an unknown feature, a binding that is not the file's)."""
+    code = python_code_lines(text) if python else cpp_code_lines(text)
+    comment = "#" if python else "//"
+    parts, problems = collections.Counter(), []
+    current = (role.feature, role.bindings)
+    for number, line in enumerate(text.splitlines(), 1):
+        marker = MARKER.match(line)
+        if marker and line.lstrip().startswith(comment):
+            feature = marker["feature"]
+            bindings = tuple(b.strip() for b in marker["bindings"].split(",")) if marker["bindings"] else role.bindings
+            if feature == "end":
+                current = (role.feature, role.bindings)
+            elif feature not in FEATURES or not set(bindings) <= set(role.bindings):
+                problems.append(f"line {number}: {line.strip()}")
+            else:
+                current = (feature, bindings)
+        elif number in code:
+            parts[current] += 1
+    return dict(parts), problems
 
 
 def unlisted_files(source_dir):
@@ -198,27 +291,66 @@ def unlisted_files(source_dir):
     return sorted(f for f in found if f not in ROLES)
 
 
+def feature_table(files, op):
+    """{binding: {feature: {"lines": n} or {"status", "why"}}} of one op: the lines of its own files
+    and of the files every op shares, and for every feature a binding spends none on, why."""
+    lines = collections.defaultdict(collections.Counter)
+    for f in files:
+        if f["op"] in (op, None):
+            for part in f["parts"]:
+                for binding in part["bindings"]:
+                    lines[binding][part["feature"]] += part["lines"]
+    table = {}
+    for binding in BINDINGS:
+        if binding not in lines:
+            continue
+        table[binding] = {}
+        for feature in FEATURES:
+            status, why = WITHOUT_LINES.get((binding, feature), (None, None))
+            if lines[binding][feature]:
+                table[binding][feature] = {"lines": lines[binding][feature]}
+            else:
+                table[binding][feature] = {"status": status or "unaccounted for",
+                                           "why": why or "no lines, and WITHOUT_LINES does not say why"}
+    return table
+
+
 def measure(source_dir):
-    """Lines per file, and totals per binding and role. None when the sources are absent."""
+    """Lines per file and per part, and per op the feature x binding table. None when the sources are absent."""
     if not source_dir or not os.path.isdir(os.path.join(source_dir, "csrc")):
         return {"available": False, "reason": f"sources not available (no csrc/ under {source_dir!r})"}
-    files, missing = [], []
-    for path, (binding, role) in ROLES.items():
+    files, missing, problems = [], [], {}
+    for path, role in ROLES.items():
         full = os.path.join(source_dir, path)
-        if os.path.exists(full):
-            files.append({"path": path, "binding": binding, "role": role, "lines": count_lines(full)})
-        else:
+        if not os.path.exists(full):
             missing.append(path)
-    by_role = {}
+            continue
+        with open(full, encoding="utf-8") as f:
+            parts, trouble = split_by_feature(f.read(), path.endswith(".py"), role)
+        if trouble:
+            problems[path] = trouble
+        files.append({"path": path, "op": role.op, "bindings": list(role.bindings), "feature": role.feature,
+                      "lines": sum(parts.values()),
+                      "parts": [{"feature": feature, "bindings": list(bindings), "lines": n}
+                                for (feature, bindings), n in parts.items()]})
+    ops = sorted({f["op"] for f in files if f["op"] and CORE not in f["bindings"]})
+    core = collections.Counter()
     for f in files:
-        roles = by_role.setdefault(f["binding"], {})
-        roles[f["role"]] = roles.get(f["role"], 0) + f["lines"]
+        if CORE in f["bindings"]:
+            core[f["feature"]] += f["lines"]
     return {
         "available": True,
         "source_dir": source_dir,
+        "features": FEATURES,
         "files": files,
-        "by_role": by_role,
-        "totals": {binding: sum(roles.values()) for binding, roles in by_role.items()},
+        "ops": {op: feature_table(files, op) for op in ops},
+        "core": dict(core),
         "missing": missing,  # named in ROLES, not on disk (e.g. a file another change has not added yet)
         "unlisted": unlisted_files(source_dir),
+        "marker_problems": problems,
     }
+
+
+def totals(table, features=FEATURES):
+    """{binding: lines} over `features` of one op's feature table."""
+    return {binding: sum(cells[f].get("lines", 0) for f in features) for binding, cells in table.items()}

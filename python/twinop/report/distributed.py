@@ -164,18 +164,18 @@ def _jax_details(j):
 
 
 def _lines_needed(boilerplate):
-    from .boilerplate import DISTRIBUTED
+    from .boilerplate import FEATURES
+    from .verdicts import JUDGED_OP
 
-    files = [f for f in boilerplate.get("files", []) if f["role"] == DISTRIBUTED]
-    if not files:
+    table = boilerplate.get("ops", {}).get(JUDGED_OP, {})
+    per = {binding: cells["distributed"]["lines"] for binding, cells in table.items()
+           if "lines" in cells["distributed"]}
+    if not per:
         return []
-    per = {}
-    for f in files:
-        per[f["binding"]] = per.get(f["binding"], 0) + f["lines"]
-    return [f"Lines it took (role *{DISTRIBUTED}* in the boilerplate table): "
+    return [f"Lines it took (feature *{FEATURES['distributed']}* in the boilerplate table): "
             + ", ".join(f"{binding} {n}" for binding, n in per.items())
-            + " (the op layouts both derive their rules from); TensorFlow 0: MirroredStrategy needs nothing, and "
-            "TF DTensor has no public way to give a custom op a layout rule.", ""]
+            + " (the op layouts both derive their rules from included); TensorFlow 0: MirroredStrategy needs nothing, "
+            "and TF DTensor has no public way to give a custom op a layout rule.", ""]
 
 
 def render(data, boilerplate):

@@ -1,5 +1,6 @@
-"""The report's pictures (matplotlib, Agg): throughput against size per device and dtype, call
-overhead, boilerplate by role, build time. Each function writes one PNG and returns its name."""
+"""The report's pictures (matplotlib, Agg): throughput against size per device and dtype (a panel
+per framework), call overhead, boilerplate by feature, build time. Each function writes one PNG
+and returns its name."""
 import os
 
 import matplotlib
@@ -10,10 +11,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 # One look per implementation across every plot: twinop's ops solid, the frameworks' own dashed.
 STYLE = {
     "twinop-torch": ("tab:red", "-", "o"),
+    "twinop-torch-out": ("tab:brown", "-", "o"),
+    "twinop-torch-thp": ("tab:pink", "-", "o"),
     "twinop-tf-eager": ("tab:blue", "-", "s"),
     "twinop-tf-function": ("tab:cyan", "-", "D"),
+    "twinop-tf-chain": ("tab:green", "-", "D"),
     "twinop-numpy": ("tab:green", "-", "^"),
+    "twinop-numpy-out": ("tab:olive", "-", "^"),
     "torch-eager": ("tab:red", "--", "o"),
+    "torch-eager-thp": ("tab:pink", "--", "o"),
     "torch-compile": ("tab:orange", "--", "v"),
     "tf-eager": ("tab:blue", "--", "s"),
     "tf-function": ("tab:cyan", "--", "D"),
@@ -31,30 +37,37 @@ def _save(fig, out_dir, name):
 
 
 def throughput(run, dtype, out_dir):
-    """GB/s against elements for each implementation: fwd and fwd+bwd side by side, copy as the ceiling."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
-    for ax, pass_ in zip(axes, ("fwd", "fwd+bwd")):
-        for impl, (color, dash, marker) in STYLE.items():
-            rows = sorted((r for r in run["rows"] if r["impl"] == impl and r["dtype"] == dtype and r["pass"] == pass_),
-                          key=lambda r: r["shape"][0] * r["shape"][1])
-            if rows:
-                ax.plot([r["shape"][0] * r["shape"][1] for r in rows], [r["GBps"] for r in rows],
-                        color=color, linestyle=dash, marker=marker, label=impl)
-        for framework, dash in (("torch", ":"), ("tensorflow", "-.")):
+    """GB/s against elements, one row of panels per framework (twinop's binding beside that
+    framework's own ops, and a copy of x in it as the ceiling), fwd and fwd+bwd side by side."""
+    from .runtime import IMPLS
+
+    frameworks = [f for f in dict.fromkeys(IMPLS.values()) if any(IMPLS.get(r["impl"]) == f for r in run["rows"])]
+    fig, axes = plt.subplots(len(frameworks), 2, figsize=(12, 3.4 * len(frameworks)), sharex=True, sharey=True,
+                             squeeze=False)
+    for row_axes, framework in zip(axes, frameworks):
+        for ax, pass_ in zip(row_axes, ("fwd", "fwd+bwd")):
+            for impl in (i for i, f in IMPLS.items() if f == framework):
+                rows = sorted((r for r in run["rows"] if (r["impl"], r["dtype"], r["pass"]) == (impl, dtype, pass_)),
+                              key=lambda r: r["shape"][0] * r["shape"][1])
+                if rows:
+                    color, dash, marker = STYLE.get(impl, ("gray", "-", "."))
+                    ax.plot([r["shape"][0] * r["shape"][1] for r in rows], [r["GBps"] for r in rows],
+                            color=color, linestyle=dash, marker=marker, label=impl)
             copy = sorted((c for c in run["copy"] if c["dtype"] == dtype and c["framework"] == framework),
                           key=lambda c: c["shape"][0] * c["shape"][1])
             if copy:
                 ax.plot([c["shape"][0] * c["shape"][1] for c in copy], [c["GBps"] for c in copy],
-                        color="black", linestyle=dash, label=f"{framework} copy of x")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+                        color="black", linestyle=":", label=f"copy of x ({framework})")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_title(f"{framework}, {pass_}", fontsize=10)
+            ax.grid(True, which="both", alpha=0.3)
+        row_axes[0].set_ylabel("GB/s moved")
+        row_axes[1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    for ax in axes[-1]:
         ax.set_xlabel("elements of x (rows x columns)")
-        ax.set_title(f"{pass_}")
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0].set_ylabel("GB/s moved (higher is better)")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=9)
-    fig.suptitle(f"y = gelu(x + bias), {dtype} on {run['device']} ({run.get('machine') or 'unknown machine'})")
+    machine = run.get("machine") or "unknown machine"
+    fig.suptitle(f"{run.get('op', 'bias_act')}, {dtype} on {run['device']} ({machine}): higher is better")
     fig.tight_layout()
     return _save(fig, out_dir, f"runtime_{run['device']}_{dtype}.png")
 
@@ -76,21 +89,27 @@ def overhead(run, out_dir):
 
 
 def boilerplate(data, out_dir):
-    """Lines per binding, stacked by role, next to the shared core."""
-    bindings = [b for b in ("numpy", "torch", "torch-stable", "tensorflow", "jax", "core") if b in data["by_role"]]
-    roles = list(dict.fromkeys(role for b in bindings for role in data["by_role"][b]))
-    colors = plt.get_cmap("tab10").colors
-    fig, ax = plt.subplots(figsize=(9, 5))
-    bottom = [0] * len(bindings)
-    for i, role in enumerate(roles):
-        heights = [data["by_role"][b].get(role, 0) for b in bindings]
-        ax.bar(bindings, heights, bottom=bottom, label=role, color=colors[i % len(colors)])
+    """Lines per binding of the judged op, stacked by feature, next to the shared core."""
+    from .boilerplate import FEATURES
+    from .verdicts import JUDGED_OP
+
+    table = data["ops"][JUDGED_OP]
+    bindings = [b for b in ("numpy", "torch", "torch-stable", "tensorflow", "jax") if b in table]
+    colors = plt.get_cmap("tab20").colors
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    bottom = [0] * (len(bindings) + 1)
+    for i, (key, title) in enumerate(FEATURES.items()):
+        heights = [table[b][key].get("lines", 0) for b in bindings] + [0]
+        ax.bar(bindings + ["core"], heights, bottom=bottom, label=title, color=colors[i % len(colors)])
         bottom = [b + h for b, h in zip(bottom, heights)]
+    for i, (part, lines) in enumerate(data["core"].items()):
+        ax.bar(["core"], [lines], bottom=[bottom[-1]], label=part, color=("0.45", "0.7")[i % 2])
+        bottom[-1] += lines
     for x, total in enumerate(bottom):
         ax.annotate(str(total), (x, total), ha="center", va="bottom")
     ax.set_ylabel("non-blank, non-comment lines")
-    ax.set_title("Binding code by role, and the shared core it wraps")
-    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=9)
+    ax.set_title(f"Binding code of {JUDGED_OP} by feature, and the shared core it wraps")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     fig.tight_layout()
     return _save(fig, out_dir, "boilerplate.png")
 

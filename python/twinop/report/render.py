@@ -1,4 +1,4 @@
-"""Writes REPORT.md from the results dict: one section per measured axis, the verdicts last."""
+"""Writes REPORT.md from the results dict: the verdicts first, then one section per measured axis."""
 import collections
 import re
 import statistics
@@ -46,31 +46,71 @@ def header(results):
         "Every number below comes from this run; `results.json` holds them all.", ""])
 
 
+def _feature_cell(cell, notes):
+    """A feature table's cell: its lines, or its status with the number of the note saying why."""
+    if "lines" in cell:
+        return cell["lines"]
+    if cell["why"] not in notes:
+        notes.append(cell["why"])
+    return f"– {cell['status']} [{notes.index(cell['why']) + 1}]"
+
+
+def feature_table(data, op):
+    """One op's feature x binding table, the totals over the features PyTorch and TensorFlow both
+    have and over every feature, and the notes saying why a cell has no lines."""
+    from .boilerplate import FEATURES, totals
+    from .verdicts import matched_features
+
+    table = data["ops"][op]
+    bindings = [b for b in ("numpy", "torch", "torch-stable", "tensorflow", "jax") if b in table]
+    notes = []
+    rows = [[title] + [_feature_cell(table[b][key], notes) for b in bindings] for key, title in FEATURES.items()]
+    if "torch" in table and "tensorflow" in table:
+        both = matched_features(table)
+        matched = totals(table, both)
+        rows.append([f"**total, the {len(both)} features PyTorch and TensorFlow both have**"]
+                    + [f"**{matched[b]}**" for b in bindings])
+    rows.append(["**total, every feature**"] + [f"**{n}**" for n in totals(table).values()])
+    return [_table(["feature"] + [_label(b) for b in bindings], rows), ""] + [f"[{i}] {n}  " for i, n in
+                                                                            enumerate(notes, 1)] + [""]
+
+
+def _parts(f):
+    from .boilerplate import FEATURES
+
+    if len(f["parts"]) < 2 and all(p["bindings"] == f["bindings"] for p in f["parts"]):
+        return FEATURES.get(f["feature"], f["feature"])
+    return "; ".join(f"{FEATURES[p['feature']]} {p['lines']}"
+                     + (f" ({', '.join(map(_label, p['bindings']))})" if p["bindings"] != f["bindings"] else "")
+                     for p in f["parts"])
+
+
 def boilerplate(data, plots):
     out = ["## Boilerplate", "",
            "Non-blank lines that are not comments (C++ `//` and `/* */`, Python `#` and docstrings), counted "
-           "in the sources at report time; which file plays which role is declared once, in "
-           "`twinop/report/boilerplate.py` (`ROLES`).", ""]
+           "in the sources at report time, per feature: which file serves which feature of which binding is "
+           "declared once, in `twinop/report/boilerplate.py` (`ROLES`), and where a file serves several, its "
+           "`twinop-feature:` comment lines split it. A feature a binding spends no lines on says why.", ""]
     if not data.get("available"):
         return "\n".join(out + [f"Not measured: {data['reason']}.", ""])
-    bindings = [b for b in ("numpy", "torch", "torch-stable", "tensorflow", "jax") if b in data["by_role"]]
-    roles = list(dict.fromkeys(role for b in bindings for role in data["by_role"][b]))
-    rows = [[role] + [data["by_role"][b].get(role, "") for b in bindings] for role in roles]
-    rows.append(["**total**"] + [f"**{data['totals'][b]}**" for b in bindings])
-    out += [_table(["role"] + [_label(b) for b in bindings], rows), ""]
-    if "torch-stable" in bindings:
-        out += ["*torch (stable ABI)* is the same ops on the LibTorch stable ABI; it shares torch's Python package, so "
-                "its column counts its own C++ and the Python that does what its C++ cannot (typed errors, autocast, "
-                "the forward-mode guard).", ""]
-    core = data["by_role"].get("core", {})
-    out += [f"The shared core they all wrap: {data['totals'].get('core', 0)} lines "
-            f"({', '.join(f'{role} {n}' for role, n in core.items())}).", ""] + _image("boilerplate.png", "boilerplate by role", plots)
-    out += [_table(["file", "binding", "role", "lines"], [[f"`{f['path']}`", f["binding"], f["role"], f["lines"]]
-                                                         for f in data["files"]]), ""]
+    for op in data["ops"]:
+        out += [f"**{op}**", ""] + feature_table(data, op)
+    out += ["*torch (stable ABI)* is the same ops on the LibTorch stable ABI: its column counts its own C++, the "
+            "Python package it shares with *torch*, and the Python that does what its C++ cannot (typed errors, "
+            "autocast, the forward-mode guard).", ""]
+    out += [f"The shared core they all wrap: {sum(data['core'].values())} lines "
+            f"({', '.join(f'{part} {n}' for part, n in data['core'].items())}).", ""]
+    out += _image("boilerplate.png", "boilerplate by feature", plots)
+    out += [_table(["file", "op", "bindings", "lines", "feature"],
+                   [[f"`{f['path']}`", f["op"] or "every op", ", ".join(map(_label, f["bindings"])), f["lines"],
+                     _parts(f)] for f in data["files"]]), ""]
     if data["missing"]:
         out += ["Named in the table but not in this checkout (skipped): " + ", ".join(f"`{p}`" for p in data["missing"]), ""]
     if data["unlisted"]:
         out += ["**Not in the table, so not counted:** " + ", ".join(f"`{p}`" for p in data["unlisted"]), ""]
+    for path, problems in data.get("marker_problems", {}).items():
+        out += [f"**`{path}`: twinop-feature lines not understood (their lines went on to the feature before):** "
+                + "; ".join(f"`{p}`" for p in problems), ""]
     return "\n".join(out)
 
 
@@ -108,7 +148,43 @@ def support(data):
     gpu_seen = any(c["device"] == "cuda" for r in data["frameworks"].values() for c in r["cells"])
     if gpu_seen and "import_error" in data["frameworks"].get("tensorflow", {}):
         out += [TF_GPU_NOT_RUN, ""]
-    return "\n".join(out)
+    return "\n".join(out + backends(data) + registry(data.get("registry")))
+
+
+def _cut(text, limit=320):
+    return text if len(text) <= limit else text[:limit] + " …"
+
+
+def backends(data):
+    """The error a user meets on a backend the op has no kernel for (and what runs instead)."""
+    rows = [[framework, b["backend"], b["status"], f"`{_cell(_cut(b['error']))}`" if "error" in b else ""]
+            for framework, result in data["frameworks"].items() for b in result.get("backends", [])]
+    if not rows:
+        return []
+    return ["Asked for a backend or device besides the dtypes: a PyTorch tensor of another layout (sparse: no "
+            "kernel; meta: the fake kernel answers with shapes), TensorFlow on the GPU with soft placement off "
+            "(it cannot fall back to the CPU) and under XLA (`jit_compile=True`):", "",
+            _table(["framework", "backend", "status", "error"], rows), ""]
+
+
+def registry(data):
+    """What each framework's registry says of each op: the dtypes its signature declares, and its kernels per
+    device and dtype."""
+    if not data:
+        return []
+    rows = []
+    for framework, result in data["frameworks"].items():
+        if not result.get("ops"):
+            rows.append([framework, "", result.get("import_error") or result.get("worker_error", ""), "", ""])
+        for name, op in result.get("ops", {}).items():
+            kernels = "; ".join(f"{device}: {', '.join(dtypes) if dtypes is not None else 'no dtypes listed'}"
+                                for device, dtypes in op["kernels"].items())
+            rows.append([framework, f"`{name}`", f"`{op['signature']}`",
+                         ", ".join(op["declared_dtypes"]) if op["declared_dtypes"] else "no", kernels])
+    return ["What each framework's own registry says of the ops, without calling them (TensorFlow's op def and "
+            "registered kernels, PyTorch's schema and dispatcher table, XLA's FFI targets per platform), read from "
+            f"a twinop {data['cuda']}:", "",
+            _table(["framework", "op", "signature", "dtypes declared", "kernels registered, per device"], rows), ""]
 
 
 def build(data, short, plots):
@@ -234,7 +310,7 @@ def runtime_run(run, plots):
             out += [HOST_BOUND_NOTE, ""]
         out += _image(f"runtime_{run['device']}_{dtype}.png", f"{run['device']} {dtype}", plots)
     out += allocation_table(run)
-    out += rounds_table(run)
+    out += rounds_table(run) + fixed_cost_lines(run)
     if run["overhead"]:
         out += [f"Call overhead at {_shape(run['overhead'][0]['shape'])} {run['overhead'][0]['dtype']}, median microseconds per call:", "",
                 _table(["impl", "pass", "µs"], [[r["impl"], r["pass"], f"{r['median_us']:.1f}"] for r in run["overhead"]]), ""]
@@ -296,13 +372,31 @@ def rounds_table(run):
             fastest = min(medians.values(), default=0)
             table += [[impl, dtype, pass_, ", ".join(f"{ms:.3g}" for ms in times[(impl, dtype, pass_)]),
                        f"{median:.3g}", f"{median / fastest:.2f}x"] for impl, median in medians.items()]
+    from .runtime import CHAIN
+
     shape = _shape(next(r["shape"] for rows in run["rounds"] for r in rows))
-    return [f"The same kernel into outputs it need not allocate, at {shape}, in {len(run['rounds'])} rounds: a fresh "
-            "process per framework per round, the frameworks taking turns, so that a slow spell of the machine "
-            "falls on each in turn, every binding's memory on the same kind of page (NUMPY_MADVISE_HUGEPAGE=0: "
-            "numpy's large arrays otherwise ask for huge pages, which PyTorch's and TensorFlow's allocators do not) "
-            "(the speed verdict's numbers; TF's eager call beside its tf.function); median ms per call:", "",
-            _table(["binding", "dtype", "pass", "each round", "median of the rounds", "of the fastest"], table), ""]
+    out = [f"The speed verdict's impls at {shape}, in {len(run['rounds'])} rounds: a fresh process per framework per "
+           "round, the frameworks taking turns, so that a slow spell of the machine falls on each in turn, every "
+           "binding's memory on the same kind of page (NUMPY_MADVISE_HUGEPAGE=0: numpy's large arrays otherwise ask "
+           "for huge pages, which PyTorch's and TensorFlow's allocators do not); median ms per call, per op for "
+           f"twinop-tf-chain (a tf.function of {CHAIN} calls, each on the one before's output):", "",
+           _table(["impl", "dtype", "pass", "each round", "median of the rounds", "of the fastest"], table), ""]
+    return out
+
+
+def fixed_cost_lines(run):
+    """What one tf.function call adds to its ops, from the function of one call and the chain."""
+    from .runtime import CHAIN
+    from .verdicts import fixed_call_cost
+
+    costs = fixed_call_cost(run)
+    if not costs:
+        return []
+    return [f"What one tf.function call adds to its ops at {_shape(costs[0]['shape'])}, from T1, the time of a function "
+            f"of one call, and q, the time per op of one of {CHAIN} calls (its time / {CHAIN}), in one process: fixed "
+            f"cost = {CHAIN} (T1 - q) / {CHAIN - 1}: "
+            + "; ".join(f"{c['dtype']} {c['pass']} {c['fixed_ms']:.3g} ms (T1 {c['one_call_ms']:.3g}, "
+                        f"q {c['per_op_ms']:.3g})" for c in costs) + ".", ""]
 
 
 def runtime(data, plots):
@@ -318,19 +412,23 @@ def runtime(data, plots):
 
 
 def verdicts(items):
-    out = ["## Verdicts", "", "Claims often made about custom ops in the two frameworks, judged on this run's numbers.", "",
-           _table(["claim", "verdict", "numbers"], [[f"“{v['claim']}”", f"**{v['verdict']}**", v["summary"]] for v in items]), ""]
-    jax = [f"- *{v['claim']}*: {v['jax']}." for v in items if v.get("jax")]
-    if jax:
-        out += ["Where JAX, the third framework, changes the picture:", ""] + jax + [""]
-    out += ["Criteria:", ""]
-    return "\n".join(out + [f"- *{v['claim']}*: {v['criterion']}." for v in items] + [""])
+    """The verdicts first: a line each, then each with its criterion, the numbers it judged, and
+    where JAX, the third framework, changes the picture."""
+    out = ["## Verdicts", "", "Claims often made about custom ops in PyTorch and TensorFlow, each judged on this run's "
+           "numbers by the criterion stated under it.", "",
+           _table(["claim", "verdict"], [[f"“{v['claim']}”", f"**{v['verdict']}**"] for v in items]), ""]
+    for v in items:
+        out += [f"### “{v['claim']}”: {v['verdict']}", "", f"*Criterion:* {v['criterion']}.", "",
+                f"*Numbers:* {v['summary']}.", ""]
+        if v.get("jax"):
+            out += [f"*JAX, the third framework:* {v['jax']}.", ""]
+    return "\n".join(out)
 
 
 def report(results, plots):
     """REPORT.md's text; plots: the PNG names written next to it."""
     short = Shortener(results.get("build", {}).get("environment", results["meta"]["environment"]))
-    parts = [header(results)]
+    parts = [header(results), verdicts(results["verdicts"])]
     if "boilerplate" in results:
         parts.append(boilerplate(results["boilerplate"], plots))
     if "support" in results:
@@ -343,5 +441,4 @@ def report(results, plots):
         from .distributed import render as distributed  # it imports this module's _table
 
         parts.append(distributed(results["distributed"], results.get("boilerplate")))
-    parts.append(verdicts(results["verdicts"]))
     return "\n".join(parts)

@@ -12,7 +12,9 @@ import subprocess
 import sys
 import tempfile
 
-# Every implementation of y = gelu(x + b) the report times, and the framework whose process runs it.
+OPS = ("bias_act",)  # the ops timed; _runtime_worker.OPS holds each op's reference and impls
+# Every implementation of an op the report times, by its role (for bias_act: y = gelu(x + b) through
+# twinop's bindings and each framework's own ops), and the framework whose process runs it.
 IMPLS = {
     "twinop-torch": "torch",
     "twinop-torch-out": "torch",
@@ -22,6 +24,7 @@ IMPLS = {
     "torch-compile": "torch",
     "twinop-tf-eager": "tensorflow",
     "twinop-tf-function": "tensorflow",
+    "twinop-tf-chain": "tensorflow",
     "tf-eager": "tensorflow",
     "tf-function": "tensorflow",
     "tf-xla": "tensorflow",
@@ -37,12 +40,14 @@ IMPLS = {
 PREALLOCATED = {"twinop-torch": "twinop-torch-out", "twinop-tf-function": None, "twinop-numpy": "twinop-numpy-out",
                 "twinop-jax-jit": None}
 THP = {"twinop-torch": "twinop-torch-thp", "torch-eager": "torch-eager-thp"}  # PyTorch's huge-page switch
-# The speed verdict's comparison, timed again in rounds on the CPU: each binding into outputs it need
-# not allocate, at the largest size, in a fresh process per framework per round, the frameworks
-# taking turns, so that a slow spell of a shared machine falls on each in turn rather than on one.
-# TF's eager call rides along: it shows what a tf.function adds to the same kernel.
-HEAD_TO_HEAD = {"torch": ("twinop-torch-out",), "tensorflow": ("twinop-tf-function", "twinop-tf-eager"),
-                "numpy": ("twinop-numpy-out",)}
+CHAIN = 4  # twinop-tf-chain: a tf.function of this many calls, each on the one before's output, timed per op
+# The speed verdict's comparisons (verdicts.speed), timed again in rounds on the CPU at the largest
+# size, in a fresh process per framework per round, the frameworks taking turns, so that a slow spell
+# of a shared machine falls on each in turn rather than on one: twinop's kernel through each
+# framework (per op, into outputs neither allocates afresh) and each framework's own composition.
+# numpy's out= rides along as the bare kernel's time.
+HEAD_TO_HEAD = {"torch": ("twinop-torch-out", "torch-eager", "torch-compile"),
+                "tensorflow": ("twinop-tf-chain", "tf-function", "tf-xla"), "numpy": ("twinop-numpy-out",)}
 # ...and on pages of one size: numpy asks the kernel for 2 MiB pages for its large arrays (and TF tensors
 # made from them), PyTorch's and TensorFlow's allocators do not, and the same kernel took 9-14% longer on
 # 4 KiB pages. With numpy's request off, every binding's inputs and outputs get the same kind of page.
@@ -52,6 +57,7 @@ FRAMEWORKS = ("torch", "tensorflow", "numpy", "jax")
 GPU_FRAMEWORKS = ("torch", "jax")  # the machines this was written for have no CUDA build of TensorFlow
 
 ALL_DTYPES = ("float32", "float64", "float16", "bfloat16")
+ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}  # bytes per element
 DTYPES = {"tiny": ("float32",), "quick": ("float32", "bfloat16"), "full": ALL_DTYPES}
 
 # (rows, columns) swept, smallest first, up to the sizes of the peer baselines (4096 x 4096 on the
@@ -73,18 +79,18 @@ ELEMENTS_MOVED = {"fwd": 2, "fwd+bwd": 5, "copy": 2}
 PROGRESS_PREFIX = "@progress "  # marks the worker's progress lines among its stderr
 
 
-def measure(device, mode, progress):
-    """Times every impl on `device` ("cpu" or "cuda") in `mode` ("quick", "full" or "tiny"),
-    calling progress(line) once per step. Returns {"device", "machine", "versions": {framework:
-    version}, "rows": [{"impl", "framework", "dtype", "shape", "pass", "median_ms", "GBps",
-    "copy_fraction", "compile_s" for compiled impls, "host_bound": True where CudaTimer says so,
-    "page_faults" per call on the CPU at the largest size}],
+def measure(device, mode, progress, op="bias_act"):
+    """Times every impl of `op` on `device` ("cpu" or "cuda") in `mode` ("quick", "full" or "tiny"),
+    calling progress(line) once per step. Returns {"device", "op", "machine", "versions": {framework:
+    version}, "rows": [{"op", "impl", "framework", "dtype", "shape", "pass", "median_ms" (per op for a
+    "chain" of ops), "GBps", "copy_fraction", "compile_s" for compiled impls, "host_bound": True where
+    CudaTimer says so, "page_faults" per call on the CPU at the largest size}],
     "copy": [{"framework", "dtype", "shape", "median_ms", "GBps", maybe "host_bound"}], "overhead": [{"impl", "dtype", "shape", "pass", "median_us"}], "skipped":
     [{"impl", "reason"}], "rounds" (CPU only): one list per round of the rows of HEAD_TO_HEAD's impls
     at the largest size}; a skipped "impl" may name a framework (all its impls) or be "all"."""
     if mode not in DTYPES or (device, mode) not in SIZES:
         raise ValueError(f"device must be cpu or cuda and mode quick, full or tiny; got {device!r}, {mode!r}")
-    result = {"device": device, "machine": None, "versions": {}, "rows": [], "copy": [], "overhead": [],
+    result = {"device": device, "op": op, "machine": None, "versions": {}, "rows": [], "copy": [], "overhead": [],
               "skipped": []}
     left_out = [d for d in ALL_DTYPES if d not in DTYPES[mode]]
     if left_out:
@@ -95,13 +101,13 @@ def measure(device, mode, progress):
             result["skipped"].append({"impl": framework, "reason": f"timed on the CPU only ({framework} on "
                                                                    "cuda is not measured by this report)"})
             continue
-        part = _run_worker(framework, device, mode, progress)
+        part = _run_worker(framework, device, mode, progress, "--op", op)
         result["machine"] = result["machine"] or part["machine"]
         result["versions"][framework] = part["version"]
         for key in ("rows", "copy", "overhead", "skipped"):
             result[key] += part[key]
     if device == "cpu":  # a process of its own: the switch is read when torch's allocator starts
-        part = _run_worker("torch", device, mode, progress, "--thp")
+        part = _run_worker("torch", device, mode, progress, "--op", op, "--thp")
         copies = {(c["framework"], c["dtype"], tuple(c["shape"])): c for c in result["copy"]}
         for row in part["rows"]:  # against the same copy as the other torch rows
             copy = copies.get((row["framework"], row["dtype"], tuple(row["shape"])))
@@ -109,7 +115,8 @@ def measure(device, mode, progress):
         for key in ("rows", "overhead", "skipped"):
             result[key] += part[key]
         timed = [f for f in HEAD_TO_HEAD if result["versions"].get(f)]
-        result["rounds"] = [sum((_run_worker(f, device, mode, progress, "--head-to-head", env=HEAD_TO_HEAD_ENV)["rows"]
+        result["rounds"] = [sum((_run_worker(f, device, mode, progress, "--op", op, "--head-to-head",
+                                             env=HEAD_TO_HEAD_ENV)["rows"]
                                  for f in timed), [])
                             for _ in range(ROUNDS[mode])]
     return result

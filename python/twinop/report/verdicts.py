@@ -6,11 +6,12 @@ import re
 import statistics
 
 from .build_friction import describe_cuda_toolkit
+from .runtime import ITEMSIZE
 
-HOLDS, FAILS, UNSETTLED = "holds", "does not hold", "not settled"
+HOLDS, FAILS, PARTLY, UNSETTLED = "holds", "does not hold", "partly", "not settled"
 MEASURED = "measured"  # a finding: numbers with their reading, no claim to judge
-ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
 
+JUDGED_OP = "bias_act"  # the op whose bindings the verdicts compare
 MORE_BOILERPLATE = 1.10  # TF "needs more" when its binding is at least 10% longer than PyTorch's
 SIMILAR_SPEED = 1.25  # "similar speed": medians within 1.25x of each other, either way
 
@@ -24,6 +25,10 @@ ALLOWED = ("float32", "float64", "float16", "bfloat16")
 # The public API a user calls, per framework, and what TensorFlow says without twinop's Python checks.
 USER_API = {"torch": "torch eager", "tensorflow": "tf eager"}
 BARE_TF_OP = "tf op, no Python wrapper"
+# The backend without a kernel whose error each framework's user meets (_support_worker), and the
+# registry's device names in the report's.
+NO_KERNEL_BACKEND = {"torch": "SparseCPU", "tensorflow": "XLA_CPU_JIT"}
+REGISTRY_DEVICES = {"CPU": "cpu", "CUDA": "cuda", "GPU": "cuda", "Host": "cpu", "Meta": "meta"}
 
 
 def _verdict(claim, criterion, verdict, summary, numbers):
@@ -43,29 +48,60 @@ def error_clarity(message, dtype):
     }
 
 
+def matched_features(table, bindings=("torch", "tensorflow")):
+    """The features every one of `bindings` has, in one op's feature table: lines spent on it, or
+    none where the framework provides it."""
+    from .boilerplate import FEATURES, PROVIDED
+
+    def has(cell):
+        return "lines" in cell or cell["status"] == PROVIDED
+
+    return [f for f in FEATURES if all(has(table[b][f]) for b in bindings)]
+
+
 def boilerplate(results):
+    from .boilerplate import FEATURES, totals
+
     claim = "TensorFlow needs more boilerplate than PyTorch"
-    criterion = (f"non-blank, non-comment lines of the TensorFlow binding >= {MORE_BOILERPLATE:.2f}x the PyTorch "
-                 "binding's (framework-integration extras such as Keras layers and nn.Modules left out)")
+    criterion = ("non-blank, non-comment lines of each binding, on the features both the PyTorch and the TensorFlow "
+                 "binding have (lines spent on it, or none where the framework provides it): holds when "
+                 f"TensorFlow's total is at least {MORE_BOILERPLATE:.2f}x PyTorch's and TensorFlow takes that much "
+                 "more in more of those features than PyTorch does; partly when one of the two is so; the totals "
+                 "over every feature, which also count what one framework offers and the other cannot, beside it")
     data = results.get("boilerplate", {})
     if not data.get("available"):
         return _verdict(claim, criterion, UNSETTLED, f"{data.get('reason', 'boilerplate not measured')}", {})
-    from .boilerplate import HIGHER_ORDER, INTEGRATION
-
-    lines = {b: sum(n for role, n in data["by_role"].get(b, {}).items() if role != INTEGRATION) for b in ("torch", "tensorflow")}
-    higher_order = {b: data["by_role"].get(b, {}).get(HIGHER_ORDER, 0) for b in ("torch", "tensorflow")}
-    if not lines["torch"] or not lines["tensorflow"]:
-        return _verdict(claim, criterion, UNSETTLED, "a binding's sources are missing", lines)
-    ratio = lines["tensorflow"] / lines["torch"]
-    numbers = {"tensorflow_lines": lines["tensorflow"], "torch_lines": lines["torch"], "ratio": round(ratio, 2),
-               "tensorflow_higher_order_lines": higher_order["tensorflow"], "torch_higher_order_lines": higher_order["torch"],
-               "core_lines": data["totals"].get("core", 0)}
+    table = data["ops"].get(JUDGED_OP, {})
+    if not all(b in table for b in ("torch", "tensorflow")):
+        return _verdict(claim, criterion, UNSETTLED, "a binding's sources are missing", {})
+    features = matched_features(table)
+    lines = {b: {f: table[b][f].get("lines", 0) for f in features} for b in ("torch", "tensorflow")}
+    matched = {b: sum(lines[b].values()) for b in lines}
+    if not matched["torch"]:
+        return _verdict(claim, criterion, UNSETTLED, "no lines counted for PyTorch", {})
+    ratio = matched["tensorflow"] / matched["torch"]
+    more = {b: [f for f in features if lines[b][f] > MORE_BOILERPLATE * lines[other][f]]
+            for b, other in (("tensorflow", "torch"), ("torch", "tensorflow"))}
+    every = totals(table)
+    numbers = {"features": features, "lines": lines, "tensorflow_lines": matched["tensorflow"],
+               "torch_lines": matched["torch"], "ratio": round(ratio, 2), "more_lines": more,
+               "all_features": {b: every[b] for b in ("torch", "tensorflow")},
+               "core_lines": sum(data["core"].values())}
     comparison = ("TensorFlow's is longer" if ratio >= MORE_BOILERPLATE else
                   "PyTorch's is longer" if ratio <= 1 / MORE_BOILERPLATE else "about the same")
-    summary = (f"TensorFlow {lines['tensorflow']} lines vs PyTorch {lines['torch']} ({ratio:.2f}x: {comparison}), "
-               f"of which second order, forward mode and batching rules {higher_order['tensorflow']} vs "
-               f"{higher_order['torch']}; the shared core they wrap is {numbers['core_lines']} lines")
-    return _verdict(claim, criterion, HOLDS if ratio >= MORE_BOILERPLATE else FAILS, summary, numbers)
+    summary = (f"on the {len(features)} features both have, TensorFlow {matched['tensorflow']} lines vs PyTorch "
+               f"{matched['torch']} ({ratio:.2f}x: {comparison}); TensorFlow takes more in "
+               f"{len(more['tensorflow'])} ({_feature_list(more['tensorflow'], FEATURES)}), PyTorch in "
+               f"{len(more['torch'])} ({_feature_list(more['torch'], FEATURES)}); over every feature TensorFlow "
+               f"{every['tensorflow']} vs PyTorch {every['torch']}; the shared core they wrap is "
+               f"{numbers['core_lines']} lines")
+    by_total, by_features = ratio >= MORE_BOILERPLATE, len(more["tensorflow"]) > len(more["torch"])
+    verdict = HOLDS if by_total and by_features else PARTLY if by_total or by_features else FAILS
+    return _verdict(claim, criterion, verdict, summary, numbers)
+
+
+def _feature_list(keys, titles):
+    return ", ".join(titles[k] for k in keys) or "none"
 
 
 def _cells(support, framework, api):
@@ -75,39 +111,113 @@ def _cells(support, framework, api):
 def _support_numbers(support, framework, user_api=USER_API):
     cells = _cells(support, framework, user_api[framework])
     devices = sorted({c["device"] for c in cells if c["status"] != "not available here"})
-    supported = sum(1 for c in cells if c["dtype"] in ALLOWED and c["status"] == "supported")
+    supported = {c["device"]: [] for c in cells}
+    for c in cells:
+        if c["dtype"] in ALLOWED and c["status"] == "supported":
+            supported[c["device"]].append(c["dtype"])
     scores = [sum(error_clarity(c.get("error", ""), c["dtype"]).values()) for c in cells
               if c["dtype"] not in ALLOWED and c["status"] == "unsupported"]
-    return {"devices": devices, "supported_cells": supported,
+    return {"devices": devices, "supported": supported,
             "error_score": round(sum(scores) / len(scores), 2) if scores else None}
+
+
+def backend_error_clarity(message, framework, backend):
+    """What the error for a backend without a kernel tells the user: the op, the backend asked
+    for, a device that has a kernel (the CPU has one in every build)."""
+    from .support import OP_NAMES
+
+    return {"names_op": any(name in message for name in OP_NAMES[JUDGED_OP][framework]),
+            "names_backend": backend in message, "names_a_device_with_a_kernel": bool(re.search(r"\bCPU\b", message))}
+
+
+def _registry_numbers(support, framework):
+    """What the framework's registry says of the judged op's forward: whether its signature
+    declares the dtypes, and its kernels per device (dtypes None where the registry has none)."""
+    from .support import OP_NAMES
+
+    registry = support.get("registry", {}).get("frameworks", {}).get(framework, {})
+    op = registry.get("ops", {}).get(OP_NAMES[JUDGED_OP][framework][0])
+    if not op:
+        return None
+    kernels = {REGISTRY_DEVICES.get(key, key.lower()): dtypes for key, dtypes in op["kernels"].items()}
+    return {"signature": op["signature"], "declares_dtypes": bool(op["declared_dtypes"]), "kernels": kernels,
+            "built_with_cuda": registry.get("built_with_cuda", False),
+            "score": int(bool(kernels)) + int(bool(kernels) and all(d is not None for d in kernels.values()))}
+
+
+def _backend_numbers(support, framework):
+    backend = NO_KERNEL_BACKEND[framework]
+    probe = next((b for b in support.get("frameworks", {}).get(framework, {}).get("backends", [])
+                  if b["backend"] == backend), None)
+    if not probe:
+        return None
+    clarity = backend_error_clarity(probe.get("error", ""), framework, backend) if "error" in probe else {}
+    return {"backend": backend, **probe, **clarity, "score": sum(clarity.values())}
 
 
 def support(results):
     claim = "TensorFlow supports multiple types and devices more clearly"
-    criterion = ("on the devices both frameworks see, count the (dtype, device) cells of the public API that run and "
-                 "match the float64 reference, and score the error for an unsupported dtype (int32, complex64) on "
-                 "three points: names the argument, names the dtype given, lists the dtypes allowed. Holds when "
-                 "TensorFlow is ahead on one and behind on none; settled only when a GPU was seen by both")
+    criterion = ("four parts, each compared between the two frameworks: (a) the op's signature declares its dtypes, "
+                 "readable without calling it (TensorFlow's op def, the torch schema); (b) the framework's own "
+                 "registry lists the op's kernels per device (1 point) and the dtypes each takes (1 point), read "
+                 "from a build with CUDA where nvcc is found, so the CUDA kernels register without a GPU; (c) the "
+                 "error a user gets for an unsupported dtype (int32, complex64: names the argument, the dtype given, "
+                 "the dtypes allowed) and for a backend without a kernel (a PyTorch sparse tensor; TensorFlow's XLA, "
+                 "jit_compile=True: names the op, the backend asked for, a device that has a kernel), points added; "
+                 "(d) the dtypes that run through the public API and match the float64 reference, on every device "
+                 "both frameworks see. Holds when TensorFlow is ahead on at least one part and behind on none, "
+                 "partly when it is ahead on some and behind on others, does not hold when it is ahead on none")
     data = results.get("support", {})
-    torch, tf = (_support_numbers(data, f) for f in ("torch", "tensorflow"))
-    numbers = {"torch": torch, "tensorflow": tf}
+    calls = {f: _support_numbers(data, f) for f in ("torch", "tensorflow")}
+    registry = {f: _registry_numbers(data, f) for f in ("torch", "tensorflow")}
+    backend = {f: _backend_numbers(data, f) for f in ("torch", "tensorflow")}
+    numbers = {f: {**calls[f], "registry": registry[f], "backend_error": backend[f]} for f in calls}
     bare = [c.get("error", "") for c in _cells(data, "tensorflow", BARE_TF_OP) if c["dtype"] == "int32" and "error" in c]
     if bare:
         numbers["tensorflow_without_python_checks"] = {"error": bare[0], **error_clarity(bare[0], "int32")}
-    if not torch["devices"] or not tf["devices"] or torch["error_score"] is None or tf["error_score"] is None:
+    if not all(calls[f]["devices"] and calls[f]["error_score"] is not None and registry[f] and backend[f]
+               for f in calls):
         return _verdict(claim, criterion, UNSETTLED, "a binding could not be probed", numbers)
-    types = (f"types: {tf['supported_cells']} supported cells for TensorFlow vs {torch['supported_cells']} for PyTorch, "
-             f"error score {tf['error_score']}/3 vs {torch['error_score']}/3")
+    both = sorted(set(calls["torch"]["devices"]) & set(calls["tensorflow"]["devices"]))
+    parts = {
+        "(a) dtypes declared": {f: int(registry[f]["declares_dtypes"]) for f in calls},
+        "(b) registry": {f: registry[f]["score"] for f in calls},
+        "(c) errors": {f: calls[f]["error_score"] + backend[f]["score"] for f in calls},
+        "(d) runs": {f: sum(len(calls[f]["supported"].get(d, [])) for d in both) for f in calls},
+    }
+    ahead = [p for p, s in parts.items() if s["tensorflow"] > s["torch"]]
+    behind = [p for p, s in parts.items() if s["tensorflow"] < s["torch"]]
+    numbers.update(parts=parts, ahead=ahead, behind=behind, devices_both_see=both)
+    verdict = HOLDS if ahead and not behind else PARTLY if ahead else FAILS
+    return _verdict(claim, criterion, verdict, _support_summary(parts, registry, backend, calls, both, bare), numbers)
+
+
+def _kernels_text(registry):
+    return ", ".join(f"{device} ({', '.join(dtypes) if dtypes is not None else 'no dtypes listed'})"
+                     for device, dtypes in registry["kernels"].items())
+
+
+def _support_summary(parts, registry, backend, calls, both, bare):
+    def score(part, out_of):
+        return f"{parts[part]['tensorflow']:g} vs {parts[part]['torch']:g}/{out_of}"
+
+    built = ("with CUDA" if registry["torch"]["built_with_cuda"] and registry["tensorflow"]["built_with_cuda"]
+             else "without CUDA (no CUDA kernel to list)")
+    text = (f"TensorFlow vs PyTorch: (a) dtypes declared {score('(a) dtypes declared', 1)} (TensorFlow's op def "
+            f"`{registry['tensorflow']['signature']}`, the torch schema `{registry['torch']['signature']}`); "
+            f"(b) registry {score('(b) registry', 2)}, from a build {built}: TensorFlow "
+            f"{_kernels_text(registry['tensorflow'])}; PyTorch {_kernels_text(registry['torch'])}; "
+            f"(c) errors {score('(c) errors', 6)}: an unsupported dtype {calls['tensorflow']['error_score']:g} vs "
+            f"{calls['torch']['error_score']:g}/3, a backend without a kernel ({backend['tensorflow']['backend']} vs "
+            f"{backend['torch']['backend']}) {backend['tensorflow']['score']} vs {backend['torch']['score']}/3")
     if bare:
-        types += (f" (TensorFlow's own error, without twinop's Python checks: "
-                  f"{sum(error_clarity(bare[0], 'int32').values())}/3)")
-    if "cuda" not in torch["devices"] or "cuda" not in tf["devices"]:
-        return _verdict(claim, criterion, UNSETTLED,
-                        f"no GPU visible to both frameworks here, so devices were not compared; {types}", numbers)
-    ahead = [tf["supported_cells"] > torch["supported_cells"], tf["error_score"] > torch["error_score"]]
-    behind = [tf["supported_cells"] < torch["supported_cells"], tf["error_score"] < torch["error_score"]]
-    verdict = HOLDS if any(ahead) and not any(behind) else FAILS
-    return _verdict(claim, criterion, verdict, types, numbers)
+        own = sum(error_clarity(bare[0], "int32").values())
+        text += f" (TensorFlow's own dtype error, without twinop's Python checks: {own}/3)"
+    text += f"; (d) dtypes that run and match on {', '.join(both)} {score('(d) runs', 4 * len(both))}"
+    if "cuda" not in both:
+        text += ("; not measured here: the GPU kernels running (no GPU seen by both frameworks): TensorFlow's "
+                 "run nowhere on this machine, and the CUDA rows are what the registries list")
+    return text
 
 
 def _paths(settings):
@@ -179,47 +289,132 @@ def _largest(rows, impl, dtype, pass_):
     return max(matching, key=lambda r: r["shape"][0] * r["shape"][1], default=None)
 
 
+# The speed verdict's comparisons, TensorFlow's impls against PyTorch's (the fastest of each side):
+# twinop's kernel per op into outputs neither allocates afresh (TF's in a function of several
+# calls, which share one call's fixed cost), and each framework's own composition of the op.
+SPEED_GROUPS = {
+    "kernel": ("twinop's kernel per op, into outputs neither framework allocates afresh (TensorFlow's in a "
+               "tf.function of several chained calls, PyTorch's out=)", ("twinop-tf-chain",), ("twinop-torch-out",)),
+    "own": ("each framework's own composition of the op, its fastest form (TensorFlow: tf.function or XLA; "
+            "PyTorch: eager or torch.compile)", ("tf-function", "tf-xla"), ("torch-eager", "torch-compile")),
+}
+# Beside them, not judged: twinop's op as a user calls it eagerly (PyTorch's allocating its outputs:
+# the allocation finding), from the sweep's one run of each.
+EAGER = ("twinop's op called eagerly, one run each (PyTorch's allocating its outputs, the next finding)",
+         ("twinop-tf-eager",), ("twinop-torch",))
+
+
+def _timed(run, impl, dtype, pass_):
+    """{"impl", "ms", "rounds": [ms per round], "shape"} of impl at the largest size: its median
+    over the run's rounds where they timed it, else its sweep row; None where not measured."""
+    rounds = [r for rows in run.get("rounds", []) for r in rows
+              if (r["impl"], r["dtype"], r["pass"]) == (impl, dtype, pass_)]
+    if rounds:
+        return {"impl": impl, "ms": statistics.median(r["median_ms"] for r in rounds),
+                "rounds": [r["median_ms"] for r in rounds], "shape": rounds[0]["shape"]}
+    row = _largest(run["rows"], impl, dtype, pass_)
+    return {"impl": impl, "ms": row["median_ms"], "rounds": [], "shape": row["shape"]} if row else None
+
+
+def _speed_pair(run, dtype, pass_, tf_impls, torch_impls):
+    """The fastest of tf_impls against the fastest of torch_impls at the largest size, with each
+    round's ratio where both were timed in the rounds; None where a side was not measured."""
+    sides = []
+    for impls in (tf_impls, torch_impls):
+        timed = [t for t in (_timed(run, impl, dtype, pass_) for impl in impls) if t]
+        if not timed:
+            return None
+        sides.append(min(timed, key=lambda t: t["ms"]))
+    tf, torch = sides
+    if tf["shape"] != torch["shape"]:
+        return None
+    pair = {"device": run["device"], "dtype": dtype, "pass": pass_, "shape": tf["shape"], "tf_impl": tf["impl"],
+            "torch_impl": torch["impl"], "tf_ms": tf["ms"], "torch_ms": torch["ms"],
+            "tf_over_torch": round(tf["ms"] / torch["ms"], 3)}
+    if tf["rounds"] and len(tf["rounds"]) == len(torch["rounds"]):
+        pair.update(rounds=len(tf["rounds"]),
+                    round_ratios=[round(a / b, 3) for a, b in zip(tf["rounds"], torch["rounds"])])
+    return pair
+
+
+def _speed_pairs(runs, tf_impls, torch_impls):
+    pairs = (_speed_pair(run, dtype, pass_, tf_impls, torch_impls) for run in runs
+             for dtype in sorted({r["dtype"] for r in run["rows"]}) for pass_ in ("fwd", "fwd+bwd"))
+    return [p for p in pairs if p]
+
+
+def _within(pair):
+    return 1 / SIMILAR_SPEED <= pair["tf_over_torch"] <= SIMILAR_SPEED
+
+
+def _pairs_text(pairs):
+    return ", ".join(f"{p['device']} {p['dtype']} {p['pass']} {_ratio_text(p['tf_over_torch'])}x" + _spread(p)
+                     for p in pairs)
+
+
+def fixed_call_cost(run):
+    """What one tf.function call adds to its ops at the largest size, per dtype and pass, from T1,
+    the time of a function of one call, and q, the time per op of a function of CHAIN calls (its
+    time / CHAIN), timed in the same process: with p an op's own time, T1 = fixed + p and
+    CHAIN q = fixed + CHAIN p give fixed = CHAIN (T1 - q) / (CHAIN - 1)."""
+    from .runtime import CHAIN
+
+    costs = []
+    for dtype in sorted({r["dtype"] for r in run["rows"]}):
+        for pass_ in ("fwd", "fwd+bwd"):
+            one, chain = (_largest(run["rows"], impl, dtype, pass_) for impl in ("twinop-tf-function", "twinop-tf-chain"))
+            if one and chain and one["shape"] == chain["shape"]:
+                t1, q = one["median_ms"], chain["median_ms"]
+                costs.append({"device": run["device"], "dtype": dtype, "pass": pass_, "shape": one["shape"],
+                              "per_op_ms": q, "one_call_ms": t1, "fixed_ms": CHAIN * (t1 - q) / (CHAIN - 1)})
+    return costs
+
+
 def speed(results):
     claim = "the two run at similar speed"
-    criterion = (f"the same kernel through each framework, into outputs it need not allocate (twinop's PyTorch op "
-                 "with out= vs its TensorFlow op in a tf.function, whose allocator keeps its memory with its oneDNN options "
-                 "on, TF's default on x86): median times "
-                 f"within {SIMILAR_SPEED}x of each other at the largest size measured, for every device, dtype and "
-                 "pass (fwd, fwd+bwd); on the CPU the median over rounds that time each in a fresh process, the "
+    criterion = (f"TensorFlow's time over PyTorch's within {SIMILAR_SPEED}x either way at the largest size measured, "
+                 "for every device, dtype and pass (fwd, fwd+bwd), in two comparisons: "
+                 + "; and ".join(title for title, _, _ in SPEED_GROUPS.values())
+                 + ". On the CPU each is the median over rounds that time every impl in a fresh process, the "
                  "frameworks taking turns, so that a slow spell of the machine does not fall on one alone, with "
-                 "memory on the same kind of page for both; what allocating adds is the next finding")
+                 "memory on the same kind of page for both. Holds when both comparisons are within the limit, "
+                 "partly when one is, does not hold when neither is. Beside them, not judged: "
+                 f"{EAGER[0]}, and the fixed cost of one tf.function call")
     runs = results.get("runtime", {}).get("runs", [])
-    pairs = []
-    for run in runs:
-        for dtype in sorted({r["dtype"] for r in run["rows"]}):
-            for pass_ in ("fwd", "fwd+bwd"):
-                torch, tf = (_largest(run["rows"], impl, dtype, pass_) for impl in ("twinop-torch-out", "twinop-tf-function"))
-                if not (torch and tf and torch["shape"] == tf["shape"]):
-                    continue
-                pair = {"device": run["device"], "dtype": dtype, "pass": pass_, "shape": torch["shape"],
-                        "torch_ms": torch["median_ms"], "tf_ms": tf["median_ms"]}
-                torch_rounds, tf_rounds = (_over_rounds(run, impl, dtype, pass_)
-                                           for impl in ("twinop-torch-out", "twinop-tf-function"))
-                if torch_rounds and len(torch_rounds) == len(tf_rounds):
-                    pair.update(torch_ms=statistics.median(torch_rounds), tf_ms=statistics.median(tf_rounds),
-                                rounds=len(torch_rounds),
-                                round_ratios=[round(tf_ms / torch_ms, 3) for torch_ms, tf_ms in zip(torch_rounds, tf_rounds)])
-                pair["tf_over_torch"] = round(pair["tf_ms"] / pair["torch_ms"], 3)
-                pairs.append(pair)
-    if not pairs:
-        reason = results.get("runtime", {}).get("reason", "no size was measured for both ops")
-        return _verdict(claim, criterion, UNSETTLED, f"{reason}", {"pairs": []})
-    apart = [p for p in pairs if not 1 / SIMILAR_SPEED <= p["tf_over_torch"] <= SIMILAR_SPEED]
-    worst = max(pairs, key=lambda p: max(p["tf_over_torch"], 1 / p["tf_over_torch"]))
-    ratios = ", ".join(f"{p['device']} {p['dtype']} {p['pass']} {_ratio_text(p['tf_over_torch'])}x" + _spread(p)
-                       for p in pairs)
-    rounds = max((p.get("rounds", 1) for p in pairs), default=1)
-    summary = "TensorFlow/PyTorch time of the kernel at the largest size" + (
-        f", median of {rounds} rounds (each round's ratio in brackets)" if rounds > 1 else "") + f": {ratios}"
-    if apart:
-        faster = "PyTorch" if worst["tf_over_torch"] > 1 else "TensorFlow"
-        summary += f"; {len(apart)} of {len(pairs)} outside {SIMILAR_SPEED}x, {faster} faster at worst"
-    return _verdict(claim, criterion, FAILS if apart else HOLDS, summary, {"pairs": pairs})
+    groups = {name: _speed_pairs(runs, tf_impls, torch_impls)
+              for name, (_, tf_impls, torch_impls) in SPEED_GROUPS.items()}
+    eager = _speed_pairs(runs, *EAGER[1:])
+    costs = [c for run in runs for c in fixed_call_cost(run)]
+    numbers = {**{f"{name}_pairs": pairs for name, pairs in groups.items()}, "eager_pairs": eager,
+               "fixed_call_costs": costs}
+    if not all(groups.values()):
+        missing = " and ".join(SPEED_GROUPS[name][0].split(" (")[0] for name, pairs in groups.items() if not pairs)
+        reason = results.get("runtime", {}).get("reason", f"not measured for both frameworks: {missing}")
+        return _verdict(claim, criterion, UNSETTLED, reason, {**numbers, "pairs": groups["kernel"]})
+    rounds = max((p.get("rounds", 1) for pairs in groups.values() for p in pairs), default=1)
+    parts = ["TensorFlow/PyTorch time at the largest size" + (
+        f", median of {rounds} rounds (each round's ratio in brackets)" if rounds > 1 else "")]
+    within = {}
+    for name, pairs in groups.items():
+        within[name] = all(_within(p) for p in pairs)
+        text = f"{SPEED_GROUPS[name][0]}: {_pairs_text(pairs)}"
+        apart = [p for p in pairs if not _within(p)]
+        if apart:
+            worst = max(pairs, key=lambda p: max(p["tf_over_torch"], 1 / p["tf_over_torch"]))
+            faster = "PyTorch" if worst["tf_over_torch"] > 1 else "TensorFlow"
+            text += f" ({len(apart)} of {len(pairs)} outside {SIMILAR_SPEED}x, {faster} faster at worst)"
+        if name == "own":
+            text += " [fastest: " + ", ".join(sorted({f"{p['tf_impl']} vs {p['torch_impl']}" for p in pairs})) + "]"
+        parts.append(text)
+    if eager:
+        parts.append(f"not judged, {EAGER[0]}: {_pairs_text(eager)}")
+    if costs:
+        parts.append("a tf.function call's fixed cost, beside the time per op in a function of several: " + ", ".join(
+            f"{c['device']} {c['dtype']} {c['pass']} {c['fixed_ms']:.2g} ms ({c['per_op_ms']:.3g} ms per op)"
+            for c in costs))
+    verdict = HOLDS if all(within.values()) else PARTLY if any(within.values()) else FAILS
+    numbers["pairs"] = groups["kernel"]
+    return _verdict(claim, criterion, verdict, "; ".join(parts), numbers)
 
 
 def _ratio_text(ratio):
@@ -228,12 +423,6 @@ def _ratio_text(ratio):
     if float(text) in (SIMILAR_SPEED, round(1 / SIMILAR_SPEED, 2)) and not 1 / SIMILAR_SPEED <= ratio <= SIMILAR_SPEED:
         text = f"{ratio:.3f}"
     return text
-
-
-def _over_rounds(run, impl, dtype, pass_):
-    """impl's median ms in each of the run's rounds (runtime.HEAD_TO_HEAD); [] where it has none."""
-    return [r["median_ms"] for rows in run.get("rounds", []) for r in rows
-            if (r["impl"], r["dtype"], r["pass"]) == (impl, dtype, pass_)]
 
 
 def _spread(pair):
@@ -356,15 +545,16 @@ def _allocation_text(device, binding, times):
 # (which stay about PyTorch vs TensorFlow). None where the JAX binding was not measured.
 def jax_boilerplate(results):
     data = results.get("boilerplate", {})
-    if not data.get("available") or "jax" not in data["by_role"]:
+    table = data.get("ops", {}).get(JUDGED_OP, {}) if data.get("available") else {}
+    if not all(b in table for b in ("jax", "torch")):
         return None
-    from .boilerplate import HIGHER_ORDER, INTEGRATION
+    from .boilerplate import totals
 
-    roles = data["by_role"]
-    lines = {b: sum(n for role, n in roles.get(b, {}).items() if role != INTEGRATION) for b in ("jax", "torch")}
-    versus = f" ({lines['jax'] / lines['torch']:.2f}x PyTorch's)" if lines["torch"] else ""
-    return (f"{lines['jax']} lines{versus}, of which second order and batching rules "
-            f"{roles['jax'].get(HIGHER_ORDER, 0)}: XLA FFI handlers (C++) and a jax.custom_vjp chain (Python)")
+    features = matched_features(table, ("jax", "torch"))
+    shared = totals(table, features)
+    return (f"{totals(table)['jax']} lines over every feature; on the {len(features)} it shares with PyTorch "
+            f"{shared['jax']} vs PyTorch's {shared['torch']}: XLA FFI handlers (C++) and a jax.custom_vjp chain "
+            "(Python)")
 
 
 def jax_support(results):
@@ -372,8 +562,13 @@ def jax_support(results):
     if not _cells(data, "jax", "jax eager"):
         return None
     numbers = {f: _support_numbers(data, f, {**USER_API, "jax": "jax eager"}) for f in ("jax", "tensorflow")}
-    line = (f"{numbers['jax']['supported_cells']} supported cells on {', '.join(numbers['jax']['devices'])}, "
-            f"error score {numbers['jax']['error_score']}/3, raised at trace time before anything runs")
+    runs = "; ".join(f"{device} {', '.join(dtypes)}"
+                     for device, dtypes in numbers["jax"]["supported"].items() if dtypes)
+    line = (f"(a) no dtypes declared (the handlers take ffi::AnyBuffer); runs and matches: {runs or 'nothing'}; "
+            f"dtype error {numbers['jax']['error_score']:g}/3, raised at trace time before anything runs")
+    registry = _registry_numbers(data, "jax")
+    if registry:
+        line += f"; (b) its registry, XLA's FFI targets per platform: {_kernels_text(registry)}"
     if "cuda" in numbers["jax"]["devices"] and "cuda" not in numbers["tensorflow"]["devices"]:
         line += "; JAX sees the GPU that TensorFlow does not, so XLA's side of the comparison runs there"
     return line

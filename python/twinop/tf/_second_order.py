@@ -11,11 +11,13 @@ def _or_zeros(grad, like):
     return tf.zeros_like(like) if grad is None else grad
 
 
+# twinop-feature: forward-mode
 def _sum_rows(t):
     """t summed over every axis but the last."""
     return tf.reduce_sum(tf.reshape(t, [-1, tf.shape(t)[-1]]), axis=0)
 
 
+# twinop-feature: end
 @tf.RegisterGradient("Twinop>BiasActGrad")
 def _bias_act_grad_grad(op, g, g_bias):
     dy, x, bias = op.inputs
@@ -23,6 +25,7 @@ def _bias_act_grad_grad(op, g, g_bias):
                                          act=op.get_attr("act"))
 
 
+# twinop-feature: forward-mode
 @tf.RegisterGradient("Twinop>BiasActGradGrad")
 def _bias_act_grad_grad_grad(op, a, b, c):
     """With v = x + bias, G = g + g_bias, a the gradient arriving at d_dy and B = b + c the one

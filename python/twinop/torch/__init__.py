@@ -15,9 +15,9 @@ from . import _autocast, _autograd, _dual_check, _fake, _out_autograd, _second_o
 from . import _rms_norm_ops  # noqa: F401  (registers on import)
 from ._bias_act import bias_act
 from ._library import ABI
-from ._rms_norm import add_rms_norm, rms_norm
+from ._rms_norm import RMSNorm, add_rms_norm, rms_norm
 from ._sharding import register_dtensor_sharding
-from .module import BiasAct, RMSNorm
+from .module import BiasAct
 
 if "torch.distributed.tensor" in sys.modules:  # else register_dtensor_sharding() does it, when asked
     register_dtensor_sharding()

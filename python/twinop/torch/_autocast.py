@@ -30,6 +30,7 @@ def autocast_inputs(device_type, *args, policy=LOWER_PRECISION_FP):
                  and a.is_floating_point() and a.dtype != torch.float64 else a for a in args)
 
 
+# twinop-feature: mixed-precision (torch-stable)
 def _kernel(op, policy, device_type):
     below_autocast = torch._C.DispatchKeySet(getattr(torch._C.DispatchKey, KEYS[device_type]))
 

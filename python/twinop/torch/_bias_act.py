@@ -7,6 +7,7 @@ from ._dual_check import in_dual_level
 from ._function import BiasAct
 
 
+# twinop-feature: mixed-precision
 def _autocast_inputs(x, bias):
     """x and bias cast as the op's autocast kernel casts them (_autocast.py). Done before the
     Function, so the tensors it saves have the dtype it computed in, and the cast's own backward
@@ -20,6 +21,7 @@ def _autocast_inputs(x, bias):
     return autocast_inputs(device, x, bias)
 
 
+# twinop-feature: end
 def _differentiated(x, bias):
     """Whether this call needs the Function: a gradient may be asked for, or a forward-mode level
     (torch.autograd.forward_ad, torch.func.jvp and jacfwd) is open. Otherwise the op alone gives the
@@ -42,6 +44,7 @@ def bias_act(x: torch.Tensor, bias: torch.Tensor, act: str = "gelu", *, out: tor
     CPU); as PyTorch's own out= functions, this form is not differentiable and not autocast.
     Eager only: PyTorch cannot functionalize a custom op that returns its out argument, and a
     compiler plans the output's memory itself."""
+    # twinop-feature: out
     if out is not None:
         if torch.compiler.is_compiling():
             raise NotImplementedError("twinop.bias_act: out= is not supported under torch.compile or torch.export; "
@@ -49,10 +52,13 @@ def bias_act(x: torch.Tensor, bias: torch.Tensor, act: str = "gelu", *, out: tor
         check_bias_act_args(x, bias, act)
         check_out_arg(out, "out", x, "x")
         return torch.ops.twinop.bias_act.out(x, bias, act, out=out)
+    # twinop-feature: end
     x, bias = _autocast_inputs(x, bias)
     check_bias_act_args(x, bias, act)
+    # twinop-feature: compiled
     if torch.compiler.is_compiling():  # Dynamo refuses the Function's custom jvp; the op has autograd
         return torch.ops.twinop.bias_act(x, bias, act)
+    # twinop-feature: end
     if not _differentiated(x, bias):
         return _op_below_autograd(x, bias, act)
     return BiasAct.apply(x, bias, act)

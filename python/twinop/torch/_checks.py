@@ -1,10 +1,8 @@
-"""The argument rules of twinop.torch.bias_act and rms_norm, checked before the op is called,
-with the messages of csrc/core/bias_act_args.h and rms_norm_args.h: the classic library raises them
-from C++ as TypeError and ValueError, the stable-ABI library only as RuntimeError (the stable API
-has no other). Checked here, the entry points raise the same exception, with the same message,
-whichever is loaded."""
-import math
-
+"""The argument rules of twinop.torch.bias_act (and the helpers rms_norm's use, _rms_norm.py),
+checked before the op is called, with the messages of csrc/core/bias_act_args.h and arg_checks.h:
+the classic library raises them from C++ as TypeError and ValueError, the stable-ABI library only as
+RuntimeError (the stable API has no other). Checked here, the entry points raise the same
+exception, with the same message, whichever is loaded."""
 import torch
 
 from .. import ACTIVATIONS
@@ -13,12 +11,12 @@ SUPPORTED = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 PREFIX = "twinop.bias_act: "
 
 
-def _c10_name(dtype):
+def c10_name(dtype):
     """The dtype as torch's C++ spells it in the ops' messages (Float, Int, ComplexFloat)."""
     return torch.empty(0, dtype=dtype).type().rsplit(".", 1)[-1].removesuffix("Tensor")
 
 
-def _shape(shape):
+def shape_text(shape):
     return "[" + ", ".join(map(str, shape)) + "]"
 
 
@@ -30,22 +28,22 @@ def _quoted(name, max_bytes=64):
     return f"'{text}'" + (f"... ({len(data)} bytes)" if len(data) > max_bytes else "")
 
 
-def _check_x(prefix, x):
+def check_x(prefix, x):
     if x.dtype not in SUPPORTED:
-        raise TypeError(f"{prefix}x must be float32, float64, float16 or bfloat16; got {_c10_name(x.dtype)}")
+        raise TypeError(f"{prefix}x must be float32, float64, float16 or bfloat16; got {c10_name(x.dtype)}")
     if x.dim() == 0:
         raise ValueError(f"{prefix}x must have at least 1 dimension (features last); got a 0-d tensor")
 
 
 def check_bias_act_args(x, bias, act):
     """TypeError (dtype) or ValueError (shape, activation) for what twinop::bias_act refuses."""
-    _check_x(PREFIX, x)
+    check_x(PREFIX, x)
     if bias.dim() != 1:
-        raise ValueError(f"{PREFIX}bias must be 1-D; got shape {_shape(bias.shape)}")
+        raise ValueError(f"{PREFIX}bias must be 1-D; got shape {shape_text(bias.shape)}")
     if bias.shape[0] != x.shape[-1]:
         raise ValueError(f"{PREFIX}bias must have x.shape[-1] = {x.shape[-1]} elements; got {bias.shape[0]}")
     if bias.dtype != x.dtype:
-        raise TypeError(f"{PREFIX}bias must have the dtype of x ({_c10_name(x.dtype)}); got {_c10_name(bias.dtype)}")
+        raise TypeError(f"{PREFIX}bias must have the dtype of x ({c10_name(x.dtype)}); got {c10_name(bias.dtype)}")
     if isinstance(act, str) and act not in ACTIVATIONS:  # other types: PyTorch's own argument parser
         try:
             quoted = _quoted(act)
@@ -54,50 +52,23 @@ def check_bias_act_args(x, bias, act):
         raise ValueError(f"{PREFIX}act must be one of {', '.join(ACTIVATIONS)}; got {quoted}")
 
 
-def _check_same_as(prefix, t, name, like, like_name):
+def check_same_as(prefix, t, name, like, like_name):
     """arg_checks.h's check_same_as: t has like's dtype and shape."""
     if t.dtype != like.dtype:
-        raise TypeError(f"{prefix}{name} must have the dtype of {like_name} ({_c10_name(like.dtype)}); "
-                        f"got {_c10_name(t.dtype)}")
+        raise TypeError(f"{prefix}{name} must have the dtype of {like_name} ({c10_name(like.dtype)}); "
+                        f"got {c10_name(t.dtype)}")
     if t.shape != like.shape:
-        raise ValueError(f"{prefix}{name} must have the shape of {like_name} {_shape(like.shape)}; "
-                         f"got {_shape(t.shape)}")
+        raise ValueError(f"{prefix}{name} must have the shape of {like_name} {shape_text(like.shape)}; "
+                         f"got {shape_text(t.shape)}")
 
 
+# twinop-feature: out
 def check_out_arg(out, name, like, like_name):
     """The rules of an out= tensor that need no memory addresses (arg_checks.h's check_out_arg and
     the device rule); whether it overlaps an input is checked by the op itself."""
-    _check_same_as(PREFIX, out, name, like, like_name)
+    check_same_as(PREFIX, out, name, like, like_name)
     if not out.is_contiguous():
         raise ValueError(f"{PREFIX}{name} must be contiguous")
     if out.device != like.device:
         raise RuntimeError(f"{PREFIX}{name} must be on the device of {like_name} ({like.device}); got {out.device}")
 
-
-RMS_NORM = "twinop.rms_norm: "
-HALF = (torch.float16, torch.bfloat16)
-
-
-def _number(value):
-    """arg_checks.h's number_string: C's %g."""
-    return "%g" % value
-
-
-def check_rms_norm_args(x, weight, eps, offset, residual=None):
-    """TypeError (dtype) or ValueError (shape, eps, offset) for what twinop::rms_norm (and
-    add_rms_norm, given a residual) refuses."""
-    _check_x(RMS_NORM, x)
-    if weight.dim() != 1:
-        raise ValueError(f"{RMS_NORM}weight must be 1-D; got shape {_shape(weight.shape)}")
-    if weight.shape[0] != x.shape[-1]:
-        raise ValueError(f"{RMS_NORM}weight must have x.shape[-1] = {x.shape[-1]} elements; got {weight.shape[0]}")
-    if weight.dtype != x.dtype and not (x.dtype in HALF and weight.dtype == torch.float32):
-        allowed = " or float32" if x.dtype in HALF else ""
-        raise TypeError(f"{RMS_NORM}weight must have the dtype of x ({_c10_name(x.dtype)}){allowed}; "
-                        f"got {_c10_name(weight.dtype)}")
-    if not (math.isfinite(eps) and eps >= 0):
-        raise ValueError(f"{RMS_NORM}eps must be finite and >= 0; got {_number(eps)}")
-    if not math.isfinite(offset):
-        raise ValueError(f"{RMS_NORM}offset must be finite; got {_number(offset)}")
-    if residual is not None:
-        _check_same_as(RMS_NORM, residual, "residual", x, "x")

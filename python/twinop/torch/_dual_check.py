@@ -11,6 +11,7 @@ from torch.autograd import forward_ad
 
 from . import _library
 
+# twinop-feature: forward-mode (torch-stable)
 # The raw ops of each function, which the classic library's messages name (twinop.<function>) and
 # point to (twinop.torch.<function>); every overload of each, the out= forms too, is checked.
 FUNCTIONS = {"bias_act": ("bias_act", "bias_act_backward", "bias_act_double_backward"),
@@ -18,12 +19,14 @@ FUNCTIONS = {"bias_act": ("bias_act", "bias_act_backward", "bias_act_double_back
 BELOW = torch._C._after_ADInplaceOrView_keyset
 
 
+# twinop-feature: end
 def in_dual_level():
     """Whether a forward-mode level is open (tangents live only inside one). A private global of
     torch's forward_ad (PyTorch has no public test); where a torch lacks it, the answer is yes."""
     return getattr(forward_ad, "_current_level", 0) >= 0
 
 
+# twinop-feature: forward-mode (torch-stable)
 def _kernel(op, function):
     names = [argument.name for argument in op._schema.arguments]
 

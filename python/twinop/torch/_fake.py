@@ -23,6 +23,7 @@ def _bias_act_backward_fake(dy, x, bias, act):
             torch.empty_like(bias, memory_format=torch.contiguous_format))
 
 
+# twinop-feature: second-order
 @torch.library.register_fake("twinop::bias_act_double_backward")
 def _bias_act_double_backward_fake(g, g_bias, dy, x, bias, act):
     for other, name in ((bias, "bias"), (dy, "dy"), (g, "g"), (g_bias, "g_bias")):
@@ -32,6 +33,7 @@ def _bias_act_double_backward_fake(g, g_bias, dy, x, bias, act):
             torch.empty_like(bias, memory_format=torch.contiguous_format))
 
 
+# twinop-feature: out
 @torch.library.register_fake("twinop::bias_act.out")
 def _bias_act_out_fake(x, bias, act, *, out):
     _check_same_device(x, bias, "bias")

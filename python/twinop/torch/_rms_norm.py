@@ -12,10 +12,12 @@ Two Functions per entry point, each differentiated by the next, in both modes:
 Their forwards call the ops, so vmap (generate_vmap_rule) reaches the ops' batching rules.
 """
 import functools
+import math
 
 import torch
+from torch import nn
 
-from ._checks import check_rms_norm_args
+from ._checks import c10_name, check_same_as, check_x, shape_text
 from ._dual_check import in_dual_level
 from ._no_derivative import NoDerivative
 from ._rms_norm_ops import differentiable_backward, tangent
@@ -23,11 +25,13 @@ from ._rms_norm_ops import differentiable_backward, tangent
 ops = torch.ops.twinop
 
 
+# twinop-feature: second-order
 THIRD_ORDER_ERROR = ("twinop.rms_norm: third-order derivatives are not supported through twinop.torch.rms_norm "
                      "(torch.func would not differentiate its Functions' rules again); torch.autograd.grad of the raw "
                      "op torch.ops.twinop.rms_norm serves any order")
 
 
+# twinop-feature: gradient
 def _backward(dy, ds, x, weight, rstd, eps, offset):
     """(dx, dweight): RmsNormBackward where the backward may be differentiated (create_graph, a
     forward-mode level), else the op alone: the same kernel, without Function.apply's cost."""
@@ -40,6 +44,7 @@ def _backward(dy, ds, x, weight, rstd, eps, offset):
     return ops.add_rms_norm_backward(dy, ds, x, rstd, weight, offset)
 
 
+# twinop-feature: end
 class RmsNorm(torch.autograd.Function):
     generate_vmap_rule = True
 
@@ -98,6 +103,7 @@ class AddRmsNorm(torch.autograd.Function):
         return RmsNormTangent.apply(s, t_s, weight, t_weight, ctx.eps, ctx.offset), t_s, None
 
 
+# twinop-feature: second-order
 def _or_zeros(tensors, likes):
     """Each tensor, or zeros like its `like` where it is None (an unused output's gradient)."""
     return tuple(torch.zeros_like(like) if t is None else t for t, like in zip(tensors, likes))
@@ -139,6 +145,7 @@ class RmsNormBackward(torch.autograd.Function):
         return (t_dx if t_ds is None else t_dx + t_ds), t_dweight
 
 
+# twinop-feature: end
 class RmsNormTangent(torch.autograd.Function):
     """The tangent of y (RmsNorm's jvp) as torch ops; its derivatives (second order in forward
     mode) through SecondOrder."""
@@ -177,6 +184,7 @@ class RmsNormTangent(torch.autograd.Function):
         return SecondOrder.apply("jvp", formula, 4, *primals, *_or_zeros(tangents[:4], primals))
 
 
+# twinop-feature: second-order
 class SecondOrder(NoDerivative):
     """A derivative of a formula of torch ops ("vjp": the gradients of its inputs given those of its
     outputs; "jvp": the tangents of its outputs given its inputs'), computed in forward: where the
@@ -193,6 +201,37 @@ class SecondOrder(NoDerivative):
         return torch.func.jvp(formula, primals, directions)[1]
 
 
+# twinop-feature: loader
+RMS_NORM = "twinop.rms_norm: "
+HALF = (torch.float16, torch.bfloat16)
+
+
+def _number(value):
+    """arg_checks.h's number_string: C's %g."""
+    return "%g" % value
+
+
+def check_rms_norm_args(x, weight, eps, offset, residual=None):
+    """TypeError (dtype) or ValueError (shape, eps, offset) for what twinop::rms_norm (and
+    add_rms_norm, given a residual) refuses."""
+    check_x(RMS_NORM, x)
+    if weight.dim() != 1:
+        raise ValueError(f"{RMS_NORM}weight must be 1-D; got shape {shape_text(weight.shape)}")
+    if weight.shape[0] != x.shape[-1]:
+        raise ValueError(f"{RMS_NORM}weight must have x.shape[-1] = {x.shape[-1]} elements; got {weight.shape[0]}")
+    if weight.dtype != x.dtype and not (x.dtype in HALF and weight.dtype == torch.float32):
+        allowed = " or float32" if x.dtype in HALF else ""
+        raise TypeError(f"{RMS_NORM}weight must have the dtype of x ({c10_name(x.dtype)}){allowed}; "
+                        f"got {c10_name(weight.dtype)}")
+    if not (math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"{RMS_NORM}eps must be finite and >= 0; got {_number(eps)}")
+    if not math.isfinite(offset):
+        raise ValueError(f"{RMS_NORM}offset must be finite; got {_number(offset)}")
+    if residual is not None:
+        check_same_as(RMS_NORM, residual, "residual", x, "x")
+
+
+# twinop-feature: mixed-precision
 def _autocast_inputs(*tensors):
     """The tensors as the ops' autocast kernel casts them on CUDA (float32, as F.rms_norm there;
     on the CPU autocast leaves the op alone): cast before the Function, so what it saves has the
@@ -203,6 +242,7 @@ def _autocast_inputs(*tensors):
                  for t in tensors)
 
 
+# twinop-feature: loader
 def _differentiated(*tensors):
     """Whether this call needs the Function: a gradient may be asked for, or a forward-mode level
     is open. Otherwise the op alone gives the same result without Function.apply's cost."""
@@ -232,3 +272,38 @@ def add_rms_norm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, 
     else:
         y, s, _ = AddRmsNorm.apply(x, residual, weight, eps, offset)
     return y, s
+
+
+# twinop-feature: module
+
+class RMSNorm(nn.Module):
+    """y = x / sqrt(mean(x^2 over the last axis) + eps) * (weight + offset), with a learnable weight
+    of shape (normalized_shape,): torch.nn.RMSNorm over the last axis, fused in one kernel. Its
+    state_dict is nn.RMSNorm's ({"weight": ...}), so either loads the other's.
+
+    The weight starts at ones, as nn.RMSNorm's; with offset=1.0 (Gemma's convention, y scaled by
+    1 + weight) start it at zeros: ``nn.init.zeros_(m.weight)``. Under CUDA autocast the module
+    computes in float32, as nn.RMSNorm does; on the CPU a float32 weight with bfloat16 or float16
+    input runs mixed, in one kernel.
+    """
+
+    def __init__(self, normalized_shape: int, eps: float = 1e-6, *, offset: float = 0.0, device=None, dtype=None):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        if len(shape) != 1:
+            raise ValueError(f"twinop.torch.RMSNorm normalizes the last axis: normalized_shape must be an int or "
+                             f"have one element; got {normalized_shape!r}")
+        self.normalized_shape = shape
+        self.eps = eps
+        self.offset = offset
+        self.weight = nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.ones_(self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return rms_norm(x, self.weight, self.eps, offset=self.offset)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, offset={self.offset}"

@@ -19,6 +19,7 @@ def compute_dtype(dtype):
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+# twinop-feature: shapes
 # ---- fake kernels: the output shapes and dtypes, and the rules a trace can check ----
 
 
@@ -69,6 +70,7 @@ def _add_rms_norm_backward_fake(dy, ds, s, rstd, weight, offset):
     return _empty_like(s), _empty_like(weight)
 
 
+# twinop-feature: second-order
 # ---- the math as torch ops, in the kernels' compute dtype, rounded once ----
 #
 # Per row, with C = x.shape[-1], w' = weight + offset, g = dy w' and D = sum(g x):
@@ -98,6 +100,7 @@ def rstd_gradient(d_rstd, x, rstd):
     return -(d_rstd * rstd.pow(3)) * x.to(rstd.dtype) / x.shape[-1]
 
 
+# twinop-feature: forward-mode
 def tangent(x, t_x, weight, t_weight, eps, offset):
     """The tangent of y = rms_norm(x, weight) given the tangents of x and weight (None where none)."""
     compute = compute_dtype(x.dtype)
@@ -111,6 +114,7 @@ def tangent(x, t_x, weight, t_weight, eps, offset):
     return t_y.to(x.dtype)
 
 
+# twinop-feature: second-order
 def backward_vjp(a, b, dy, x, rstd, weight, offset):
     """(d_dy, d_x, d_rstd, d_weight): the gradients of the backward's inputs, given a arriving at dx
     and b at dweight (None where none arrives); rstd ([..., 1]) an input of its own, d_rstd
@@ -141,6 +145,7 @@ def differentiable_backward(dy, x, weight, eps, offset):
     return dx.to(x.dtype), _rows_sum(dyc * xc * rstd).to(weight.dtype)
 
 
+# twinop-feature: gradient
 # ---- autograd of the raw ops: the backward op, whose own derivative is backward_vjp ----
 
 
@@ -182,6 +187,7 @@ def _add_rms_norm_backward(ctx, dy, ds, d_rstd):
     return dx, dx, dweight, None, None  # d_residual = dx: s = x + residual
 
 
+# twinop-feature: second-order
 def _backward_setup_context(ctx, inputs, output):
     *tensors, offset = inputs
     ctx.save_for_backward(*tensors)
@@ -202,15 +208,18 @@ def _add_backward_backward(ctx, a, b):
     return d_dy.to(dy.dtype), d_ds, d_s.to(s.dtype), d_rstd.squeeze(-1), d_weight.to(weight.dtype), None
 
 
+# twinop-feature: gradient
 torch.library.register_autograd("twinop::rms_norm", _rms_norm_backward, setup_context=_rms_norm_setup_context)
 torch.library.register_autograd("twinop::add_rms_norm", _add_rms_norm_backward,
                                 setup_context=_add_rms_norm_setup_context)
+# twinop-feature: second-order
 torch.library.register_autograd("twinop::rms_norm_backward", _backward_backward,
                                 setup_context=_backward_setup_context)
 torch.library.register_autograd("twinop::add_rms_norm_backward", _add_backward_backward,
                                 setup_context=_backward_setup_context)
 
 
+# twinop-feature: batching
 # ---- batching rules: one call per vmap, never a loop over examples ----
 #
 # A vmapped x of shape [B, ..., C] is a bigger x. A weight batched per example is applied outside

@@ -1,10 +1,9 @@
-"""BiasAct and RMSNorm: the nn.Module forms of bias_act and rms_norm, holding their parameter."""
+"""BiasAct: the nn.Module form of bias_act, holding its bias. (RMSNorm's is in _rms_norm.py.)"""
 import torch
 from torch import nn
 
 from .. import ACTIVATIONS
 from ._bias_act import bias_act
-from ._rms_norm import rms_norm
 
 
 class BiasAct(nn.Module):
@@ -35,35 +34,3 @@ class BiasAct(nn.Module):
     def extra_repr(self) -> str:
         return f"features={self.features}, act={self.act!r}"
 
-
-class RMSNorm(nn.Module):
-    """y = x / sqrt(mean(x^2 over the last axis) + eps) * (weight + offset), with a learnable weight
-    of shape (normalized_shape,): torch.nn.RMSNorm over the last axis, fused in one kernel. Its
-    state_dict is nn.RMSNorm's ({"weight": ...}), so either loads the other's.
-
-    The weight starts at ones, as nn.RMSNorm's; with offset=1.0 (Gemma's convention, y scaled by
-    1 + weight) start it at zeros: ``nn.init.zeros_(m.weight)``. Under CUDA autocast the module
-    computes in float32, as nn.RMSNorm does; on the CPU a float32 weight with bfloat16 or float16
-    input runs mixed, in one kernel.
-    """
-
-    def __init__(self, normalized_shape: int, eps: float = 1e-6, *, offset: float = 0.0, device=None, dtype=None):
-        super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-        if len(shape) != 1:
-            raise ValueError(f"twinop.torch.RMSNorm normalizes the last axis: normalized_shape must be an int or "
-                             f"have one element; got {normalized_shape!r}")
-        self.normalized_shape = shape
-        self.eps = eps
-        self.offset = offset
-        self.weight = nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        nn.init.ones_(self.weight)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return rms_norm(x, self.weight, self.eps, offset=self.offset)
-
-    def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps}, offset={self.offset}"
