@@ -79,6 +79,12 @@ WITHOUT_LINES = {
     ("jax", "module"): (NOT_POSSIBLE, "JAX itself has no layers (Flax and Equinox each have their own)"),
 }
 
+# (op, binding, feature) -> (status, why), where one op differs from the binding's rule above.
+OP_WITHOUT_LINES = {
+    ("rms_norm", "numpy", "second-order"): (NOT_BUILT, "no fused double backward for RMSNorm: the frameworks "
+                                                       "differentiate its backward's formula, numpy has no autodiff"),
+}
+
 Role = collections.namedtuple("Role", "bindings feature op", defaults=("bias_act",))
 
 
@@ -126,7 +132,7 @@ ROLES = {
     "python/twinop/torch/_library.py": shared(TORCH, "loader"),
     "python/twinop/torch/__init__.py": shared(TORCH, "loader"),
     "python/twinop/torch/module.py": Role(TORCH, "module"),
-    "python/twinop/torch/_sharding.py": Role(TORCH, "distributed"),
+    "python/twinop/torch/_sharding.py": shared(TORCH, "distributed"),  # every op's rules, from _layouts.py
     "csrc/tensorflow/bias_act_ops.cc": Role(("tensorflow",), "registration"),
     "csrc/tensorflow/bias_act_kernel.h": Role(("tensorflow",), "wrapper"),
     "csrc/tensorflow/bias_act_kernels.cc": Role(("tensorflow",), "wrapper"),
@@ -159,7 +165,7 @@ ROLES = {
     "python/twinop/jax/_sharding.py": Role(("jax",), "distributed"),
     "python/twinop/jax/_auto_partitioning.py": Role(("jax",), "distributed"),
     # The ops' layouts, from which both PyTorch's and JAX's sharding rules are derived.
-    "python/twinop/_layouts.py": Role(TORCH + ("jax",), "distributed"),
+    "python/twinop/_layouts.py": shared(TORCH + ("jax",), "distributed"),
     # pybind11 defines the module, converts and dispatches in one file; numpy lends no thread pool,
     # so the binding starts its own threads.
     "csrc/numpy/module.cpp": shared(("numpy",), "registration"),
@@ -301,12 +307,13 @@ def feature_table(files, op):
                 for binding in part["bindings"]:
                     lines[binding][part["feature"]] += part["lines"]
     table = {}
+    own = {binding for f in files if f["op"] == op for part in f["parts"] for binding in part["bindings"]}
     for binding in BINDINGS:
-        if binding not in lines:
+        if binding not in own:  # the op is not built for this binding: no column
             continue
         table[binding] = {}
         for feature in FEATURES:
-            status, why = WITHOUT_LINES.get((binding, feature), (None, None))
+            status, why = OP_WITHOUT_LINES.get((op, binding, feature), WITHOUT_LINES.get((binding, feature), (None, None)))
             if lines[binding][feature]:
                 table[binding][feature] = {"lines": lines[binding][feature]}
             else:

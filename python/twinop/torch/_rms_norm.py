@@ -256,7 +256,11 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float = 1e-6, *, offset
     forward mode, under torch.func transforms, vmap and torch.compile."""
     x, weight = _autocast_inputs(x, weight)
     check_rms_norm_args(x, weight, eps, offset)
-    if torch.compiler.is_compiling() or not _differentiated(x, weight):  # the op has its own autograd
+    # twinop-feature: compiled
+    if torch.compiler.is_compiling():  # Dynamo refuses the Functions' custom jvp; the op has autograd
+        return ops.rms_norm(x, weight, eps, offset)[0]
+    # twinop-feature: loader
+    if not _differentiated(x, weight):
         return ops.rms_norm(x, weight, eps, offset)[0]
     return RmsNorm.apply(x, weight, eps, offset)[0]
 
@@ -267,11 +271,13 @@ def add_rms_norm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, 
     offset=offset), in one pass: the residual add and norm of a pre-norm transformer block."""
     x, residual, weight = _autocast_inputs(x, residual, weight)
     check_rms_norm_args(x, weight, eps, offset, residual=residual)
-    if torch.compiler.is_compiling() or not _differentiated(x, residual, weight):
-        y, s, _ = ops.add_rms_norm(x, residual, weight, eps, offset)
-    else:
-        y, s, _ = AddRmsNorm.apply(x, residual, weight, eps, offset)
-    return y, s
+    # twinop-feature: compiled
+    if torch.compiler.is_compiling():
+        return ops.add_rms_norm(x, residual, weight, eps, offset)[:2]
+    # twinop-feature: loader
+    if not _differentiated(x, residual, weight):
+        return ops.add_rms_norm(x, residual, weight, eps, offset)[:2]
+    return AddRmsNorm.apply(x, residual, weight, eps, offset)[:2]
 
 
 # twinop-feature: module
