@@ -75,7 +75,7 @@ void launch_backward(const S* dy, const S* x, const S* bias, S* dx, S* dbias, vo
                           : bias_act_backward_kernel<S, Act, false>;
   kernel<<<plan.tiles.grid, plan.tiles.block, 0, stream>>>(dy, x, bias, dx, partial_sums, rows, cols);
   TWINOP_CUDA_CHECK(cudaGetLastError());
-  cuda_detail::launch_sum_partial_rows<S>(partial_sums, dbias, plan, cols, stream);
+  cuda_detail::launch_sum_partial_rows<S>(partial_sums, dbias, plan.partial_rows, cols, stream);
 }
 
 }  // namespace

@@ -94,7 +94,7 @@ void launch_double_backward(const S* g, const S* g_bias, const S* dy, const S* x
   kernel<<<plan.tiles.grid, plan.tiles.block, 0, stream>>>(g, g_bias, dy, x, bias, d_dy, d_x, partial_sums,
                                                            rows, cols);
   TWINOP_CUDA_CHECK(cudaGetLastError());
-  cuda_detail::launch_sum_partial_rows<S>(partial_sums, d_bias, plan, cols, stream);
+  cuda_detail::launch_sum_partial_rows<S>(partial_sums, d_bias, plan.partial_rows, cols, stream);
 }
 
 }  // namespace

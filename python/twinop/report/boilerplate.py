@@ -186,7 +186,7 @@ ROLES = {
     **{path: shared((CORE,), CORE_PARTS[1]) for path in (
         "cuda/bias_act_cuda.h", "cuda/bias_act_forward.cu", "cuda/bias_act_backward.cu",
         "cuda/bias_act_double_backward.cu", "cuda/column_sums.cuh", "cuda/compute_type.cuh", "cuda/cuda_check.h",
-        "cuda/storage_dispatch.cuh", "cuda/tile_launch.cuh", "cuda/vector_io.cuh")},
+        "cuda/partial_row_sums.cuh", "cuda/storage_dispatch.cuh", "cuda/tile_launch.cuh", "cuda/vector_io.cuh")},
     **{path: Role((CORE,), CORE_PARTS[1], "rms_norm") for path in ("cuda/rms_norm_cuda.h",)},
 }
 
