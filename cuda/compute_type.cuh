@@ -21,6 +21,10 @@ __device__ __forceinline__ float to_compute(__nv_bfloat16 v) { return __bfloat16
 __device__ __forceinline__ float mul_rounded(float a, float b) { return __fmul_rn(a, b); }
 __device__ __forceinline__ double mul_rounded(double a, double b) { return __dmul_rn(a, b); }
 
+// a * b + c rounded once, spelled out (not left to contraction) for the same reason.
+__device__ __forceinline__ float fma_rounded(float a, float b, float c) { return __fmaf_rn(a, b, c); }
+__device__ __forceinline__ double fma_rounded(double a, double b, double c) { return __fma_rn(a, b, c); }
+
 template <typename S> __device__ __forceinline__ S from_compute(compute_t<S> v) { return v; }
 template <> __device__ __forceinline__ __half from_compute<__half>(float v) { return __float2half_rn(v); }
 template <> __device__ __forceinline__ __nv_bfloat16 from_compute<__nv_bfloat16>(float v) {

@@ -187,7 +187,10 @@ ROLES = {
         "cuda/bias_act_cuda.h", "cuda/bias_act_forward.cu", "cuda/bias_act_backward.cu",
         "cuda/bias_act_double_backward.cu", "cuda/column_sums.cuh", "cuda/compute_type.cuh", "cuda/cuda_check.h",
         "cuda/partial_row_sums.cuh", "cuda/storage_dispatch.cuh", "cuda/tile_launch.cuh", "cuda/vector_io.cuh")},
-    **{path: Role((CORE,), CORE_PARTS[1], "rms_norm") for path in ("cuda/rms_norm_cuda.h",)},
+    # The row layout (row_launch.cuh, row_reduce.cuh) is generic, but RMSNorm is its one op so far.
+    **{path: Role((CORE,), CORE_PARTS[1], "rms_norm") for path in (
+        "cuda/rms_norm_cuda.h", "cuda/rms_norm_plan.cuh", "cuda/rms_norm_rows.cuh", "cuda/rms_norm_forward.cu",
+        "cuda/rms_norm_backward.cu", "cuda/row_launch.cuh", "cuda/row_reduce.cuh")},
 }
 
 # Where binding and core sources live: every source file under these must be in ROLES.
