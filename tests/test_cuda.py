@@ -147,9 +147,11 @@ def test_inputs_left_unmodified():
         assert torch.equal(original, now.detach())
 
 
-def test_more_than_2_to_the_31_elements():
-    """bfloat16 x of 2^31 + 4096 elements: rows past the 2^31st element are computed and summed,
-    forward, backward and double backward."""
+def past_2_to_the_31(vector_dtype):
+    """bfloat16 x and dy of 4096 columns and 2^31 + 4096 elements (dy > 0 everywhere, so any row left
+    out of a column sum moves it well outside the tolerance), a per-column vector of vector_dtype
+    (bias, weight), and the rows to check: the last starts at element 2^31. Skips the test where
+    the GPU has less than 24 GiB free."""
     cols = 4096
     rows = 2**31 // cols + 1
     free_bytes, _ = torch.cuda.mem_get_info()
@@ -157,10 +159,17 @@ def test_more_than_2_to_the_31_elements():
         pytest.skip(f"needs 24 GiB of free GPU memory; {free_bytes / 2**30:.1f} GiB free")
     gen = torch.Generator(device="cuda").manual_seed(13)
     x = torch.randn((rows, cols), generator=gen, device="cuda", dtype=torch.bfloat16)
-    bias = torch.randn(cols, generator=gen, device="cuda", dtype=torch.bfloat16)
+    vector = torch.randn(cols, generator=gen, device="cuda", dtype=vector_dtype)
     dy = torch.rand((rows, cols), generator=gen, device="cuda", dtype=torch.bfloat16) + 0.5
     assert x.numel() > 2**31
-    sampled_rows = [0, 1, rows // 2, rows - 2, rows - 1]  # the last starts at element 2^31
+    return x, vector, dy, [0, 1, rows // 2, rows - 2, rows - 1]
+
+
+def test_more_than_2_to_the_31_elements():
+    """bfloat16 x of 2^31 + 4096 elements: rows past the 2^31st element are computed and summed,
+    forward, backward and double backward."""
+    x, bias, dy, sampled_rows = past_2_to_the_31(torch.bfloat16)
+    rows, cols = x.shape
     try:
         y = forward_op(x, bias, "gelu")
         for r in sampled_rows:
@@ -168,7 +177,6 @@ def test_more_than_2_to_the_31_elements():
             assert_close(to_numpy(y[r]), expected, "bfloat16", what=f"y row {r}")
         del y
 
-        # dy > 0 everywhere, so any row left out of dbias moves it well outside the tolerance.
         dx, dbias = backward_op(dy, x, bias, "gelu")
         for r in sampled_rows:
             expected, _ = reference.bias_act_backward(to_numpy(dy[r]), to_numpy(x[r]), to_numpy(bias), "gelu")
