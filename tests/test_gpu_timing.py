@@ -123,3 +123,19 @@ def test_rows_from_before_the_check_are_judged_as_measured():
     for r in rows:
         del r["host_bound"]
     assert verdicts(rows)["float32 fwd+bwd at (4096, 1024) faster than torch.compile"][0] == "MISS"
+
+
+def test_each_ops_targets_read_its_own_rows():
+    """RMSNorm's rows (op "rms_norm") judge RMSNorm's targets alone; rows from before RMSNorm (no
+    op) are bias_act's."""
+    headline = bench_gpu.HEADLINE
+    bias_act = [row("copy (ceiling)", 1.0, dtype="bfloat16", shape=headline, passes="fwd"),
+                row("twinop", 1.02, dtype="bfloat16", shape=headline, passes="fwd")]
+    for r in bias_act:
+        del r["host_bound"]  # and no "op": a file from before RMSNorm
+    rms_norm = [dict(r, op="rms_norm", ms=ms) for r, ms in zip(bias_act, (1.0, 1.5))]
+    judged = verdicts(bias_act + rms_norm)
+    assert judged[f"bfloat16 fwd at {headline} >= 90% of copy bandwidth"][0] == "PASS"
+    assert judged[f"rms_norm bfloat16 fwd at {headline} >= 90% of copy bandwidth"] == (
+        "MISS", "twinop 1.5000 ms, copy 1.0000 ms: 66.7% of copy")
+    assert judged[f"rms_norm bfloat16 fwd at {bench_gpu.WIDEST} >= 80% of copy bandwidth"][0] == "NOT MEASURED"
