@@ -6,26 +6,29 @@
 #
 # Steps, most important first, each with a time limit (sized from the first run on an H200,
 # bench/results/h200-2026-11-27: build 30 s, headline 25 s, checks 150 s with the stable-ABI
-# tests the longest, sizes 33 s, jax 32 s, report 85 s); the limits of the steps run add up to at
-# most the budget, DEVICE_RUN_BUDGET_S (default 560 s: with a few seconds' grace for each
-# killed step, under a 10-minute call), checked before anything runs:
+# tests the longest, sizes 33 s, jax 32 s, report 85 s; RMSNorm's kernels and benchmark since,
+# estimated: build +25 s, bench-rms 12 torch.compile compilations of about 5 s); the limits of
+# the steps run add up to at most the budget, DEVICE_RUN_BUDGET_S (default 560 s: with a few
+# seconds' grace for each killed step, under a 10-minute call), checked before anything runs:
 #   versions        the GPU, driver, nvcc, Python, torch and jax                          15 s
-#   build           pip install . with CUDA (TWINOP_CUDA_ARCHS, default 90), no TensorFlow, 60 s
+#   build           pip install . with CUDA (TWINOP_CUDA_ARCHS, default 90), no TensorFlow, 70 s
 #                   from the system's CUDA toolkit, or, where the machine has none (no nvcc
 #                   on PATH) or DEVICE_RUN_TOOLKIT=pip asks, from pip's: requirements-cuda.txt
 #                   installed first (offline: PIP_NO_INDEX=1 PIP_FIND_LINKS=<carried wheels>)
-#   bench-headline  bench/bench_gpu.py at 16384 x 8192, bfloat16 first: the targets      50 s
+#   bench-headline  bench/bench_gpu.py, bias_act at 16384 x 8192, bfloat16 first          40 s
+#   bench-rms       bench/bench_gpu.py, RMSNorm at 16384 x 8192, 1024 x 65536 and          90 s
+#                   64 x 262144: its targets
 #   checks          at once, each its own process (correctness, no timing):             210 s
-#                   pytest-cuda      tests/test_cuda.py
+#                   pytest-cuda      tests/test_cuda.py, tests/test_cuda_rms_norm.py
 #                   pytest-jax-cuda  tests/test_jax_cuda.py
 #                   memcheck, racecheck, initcheck   compute-sanitizer over bench/sanitize_gpu.py
 #                   stable-abi       bench/device_stable_abi.sh, with the library carried in
 #                                    bench/stable_abi/ (its --prepare, on the CPU machine)
-#   bench-sizes     bench/bench_gpu.py at the other sizes, added to the same files         60 s
-#   bench-jax       bench/bench_gpu_jax.py                                                50 s
-#   report          twinop report --device cuda --quick --build none (the build axis,    110 s
+#   bench-sizes     bench/bench_gpu.py, bias_act at the other sizes, added to the same files 45 s
+#   report          twinop report --device cuda --quick --build none (the build axis,     90 s
 #                   clean rebuilds, is measured by CI on the CPU machine)
-# and one step that runs only when DEVICE_RUN_STEPS names it (a second call's work):
+# and steps that run only when DEVICE_RUN_STEPS names them (a second call's work):
+#   bench-jax       bench/bench_gpu_jax.py (bias_act; measured in h200-2026-11-27)         50 s
 #   profile         Nsight Compute (ncu) over bench/profile_gpu.py: twinop's kernels and   90 s
 #                   torch.compile's at the headline shape, for what limits a missed target
 # A step is skipped, and says why, where its script is not in this checkout, where it needs a
@@ -33,7 +36,8 @@
 # any other non-zero exit, or a timeout, is a failure. The script goes on after a failure and
 # exits 1 at the end if any step failed (2 if the limits exceed the budget).
 #
-# Results, written as they come to $OUT (else bench/results/device-run), 7 files (9 with the profile):
+# Results, written as they come to $OUT (else bench/results/device-run), 6 files (7 with bench-jax,
+# 9 with the profile):
 #   summary.txt           the versions, then one line per step: status, seconds, why; after
 #                         the build's, the CUDA toolkit it used (system or pip, and its version)
 #   device_log.txt        every step's output
@@ -45,7 +49,7 @@
 #
 # A second call on the still-warm machine can rerun some steps (the build stays installed):
 #     DEVICE_RUN_STEPS="bench-sizes report" bash bench/device_run.sh
-#     DEVICE_RUN_STEPS="profile" bash bench/device_run.sh
+#     DEVICE_RUN_STEPS="bench-jax profile" bash bench/device_run.sh
 # On a machine without a GPU the same script runs the control flow: GPU-only steps are skipped
 # and the GPU tests skip themselves. DEVICE_RUN_PYTHON (default python3) picks the Python, and
 # DEVICE_RUN_PIP_ARGS is added to the build's pip install (e.g. --prefix DIR).
@@ -66,8 +70,9 @@ export PYTHONUNBUFFERED=1
 failed=()
 
 # NAME:LIMIT in the order they run; OPT_IN steps run only where DEVICE_RUN_STEPS names them.
-STEPS=(versions:15 build:60 bench-headline:50 checks:210 bench-sizes:60 bench-jax:50 report:110 profile:90)
-OPT_IN=" profile "
+STEPS=(versions:15 build:70 bench-headline:40 bench-rms:90 checks:210 bench-sizes:45 report:90 bench-jax:50
+  profile:90)
+OPT_IN=" bench-jax profile "
 HEADLINE=16384x8192
 OTHER_SIZES=1024x1024,4096x1024,4096x4096,8192x8192
 
@@ -206,11 +211,16 @@ step_build() {
 
 step_bench_headline() {
   if ! has_gpu; then skip bench-headline "no GPU"; return; fi
-  run bench-headline "$1" "$python" bench/bench_gpu.py --shapes "$HEADLINE" --out "$out_dir"
+  run bench-headline "$1" "$python" bench/bench_gpu.py --ops bias_act --shapes "$HEADLINE" --out "$out_dir"
+}
+
+step_bench_rms() {
+  if ! has_gpu; then skip bench-rms "no GPU"; return; fi
+  run bench-rms "$1" "$python" bench/bench_gpu.py --ops rms_norm --append --out "$out_dir"
 }
 
 step_checks() {
-  start pytest-cuda "$1" "$python" -m pytest -q -rs -p no:cacheprovider tests/test_cuda.py
+  start pytest-cuda "$1" "$python" -m pytest -q -rs -p no:cacheprovider tests/test_cuda.py tests/test_cuda_rms_norm.py
   if [ -f tests/test_jax_cuda.py ]; then
     # jax takes 75% of the GPU's memory at its start unless told otherwise: the others run beside it.
     start pytest-jax-cuda "$1" env XLA_PYTHON_CLIENT_PREALLOCATE=false \
@@ -242,7 +252,7 @@ step_checks() {
 
 step_bench_sizes() {
   if ! has_gpu; then skip bench-sizes "no GPU"; return; fi
-  run bench-sizes "$1" "$python" bench/bench_gpu.py --shapes "$OTHER_SIZES" --append --out "$out_dir"
+  run bench-sizes "$1" "$python" bench/bench_gpu.py --ops bias_act --shapes "$OTHER_SIZES" --append --out "$out_dir"
 }
 
 step_bench_jax() {

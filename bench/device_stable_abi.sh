@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The stable-ABI torch op library, built on one torch, loaded and tested on another: on the GPU
 # machine (torch 2.11 there), loads the _twinop_torch_stable.so built on the CPU machine against
-# torch 2.13 (with its CUDA kernels), and runs the torch tests with it: tests/test_cuda.py, then
-# the CUDA-free ones. A torch op library does not depend on the Python version; the rest of
-# twinop does (the numpy module), so that is built here, without any torch op.
+# torch 2.13 (with its CUDA kernels), and runs the torch tests with it: tests/test_cuda.py and
+# tests/test_cuda_rms_norm.py, then the CUDA-free ones. A torch op library does not depend on the
+# Python version; the rest of twinop does (the numpy module), so that is built here, without any
+# torch op.
 #
 #     bash bench/device_stable_abi.sh --prepare   # on the CPU machine: build the library to carry
 #     bash bench/device_stable_abi.sh             # on the GPU machine
@@ -99,7 +100,7 @@ x = torch.randn(64, 4096, device='cuda'); b = torch.randn(4096, device='cuda')
 torch.testing.assert_close(tt.bias_act(x, b, 'gelu'), torch.nn.functional.gelu(x + b))
 assert tt.ABI == 'stable' and torch.__version__.split('+')[0] != info.TORCH_STABLE_BUILT_WITH.split('+')[0], 'not a cross-version load'
 print('cross-version load: ok')"
-run_step pytest-cuda 150 python3 -m pytest -q -rs -p no:cacheprovider tests/test_cuda.py
+run_step pytest-cuda 150 python3 -m pytest -q -rs -p no:cacheprovider tests/test_cuda.py tests/test_cuda_rms_norm.py
 # The CUDA-free torch tests (tests/test_torch_stable.py's TORCH_SUITE). This twinop has no TF op,
 # and its JAX handlers are CPU-only while jax here defaults to the GPU: both are left out.
 run_step pytest-cpu 200 python3 -m pytest -q -rs -p no:cacheprovider -k "not tensorflow and not jax" tests/test_torch.py \

@@ -1,6 +1,7 @@
 """A small forward, backward and double backward of every dtype x activation through
-torch.ops.twinop on the GPU, on shapes and alignments that reach every code path of the kernels,
-for compute-sanitizer (bench/device_run.sh runs memcheck, racecheck and initcheck over it):
+torch.ops.twinop on the GPU, and RMSNorm's four ops for every dtype pair, on shapes and
+alignments that reach every code path of the kernels, for compute-sanitizer
+(bench/device_run.sh runs memcheck, racecheck and initcheck over it):
 
     compute-sanitizer --tool memcheck --error-exitcode 1 python3 bench/sanitize_gpu.py
 
@@ -67,6 +68,45 @@ def mismatches(dtype_name, act, shape, misaligned):
     return found
 
 
+# RMSNorm (cuda/rms_norm_plan.cuh): rows many to a block (sub-warp and warp-wide), whole vectors and
+# element by element (odd widths, misaligned inputs), one block a row, a cluster of slices a row
+# (70,000 columns), more slices than a cluster takes (600,000: the second passes; half types only,
+# as the CPU kernels' float32 sums of so many columns leave the float32 tolerance), no rows, no
+# columns.
+RMS_NORM_DTYPES = [("float32", "float32"), ("float64", "float64"), ("float16", "float16"), ("float16", "float32"),
+                   ("bfloat16", "bfloat16"), ("bfloat16", "float32")]
+RMS_NORM_CASES = [((37,), ()), ((3, 5, 7), ()), ((300, 8), ()), ((65, 64), ()), ((7, 1000), ()), ((17, 1027), ()),
+                  ((64, 4096), ()), ((5, 264), ("x",)), ((9, 520), ("dy", "residual")), ((6, 1024), ("weight",)),
+                  ((3, 70000), ()), ((3, 70000), ("x", "ds")), ((0, 8), ()), ((4, 0), ())]
+RMS_NORM_WIDE = ((2, 600000), ())
+
+
+def run_rms_norm_ops(x, weight, dy, residual, ds):
+    """(name, result, rows summed into it) of RMSNorm's forward and backward, plain and with the
+    residual add."""
+    y, rstd = torch.ops.twinop.rms_norm(x, weight, 1e-6, 0.5)
+    dx, dweight = torch.ops.twinop.rms_norm_backward(dy, x, rstd, weight, 0.5)
+    y_add, s, rstd_add = torch.ops.twinop.add_rms_norm(x, residual, weight, 1e-6, 0.5)
+    dx_add, dweight_add = torch.ops.twinop.add_rms_norm_backward(dy, ds, s, rstd_add, weight, 0.5)
+    rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
+    return [("y", y, 1), ("rstd", rstd, 1), ("dx", dx, 1), ("dweight", dweight, rows), ("add y", y_add, 1),
+            ("add s", s, 1), ("add rstd", rstd_add, 1), ("add dx", dx_add, 1), ("add dweight", dweight_add, rows)]
+
+
+def rms_norm_mismatches(dtypes, shape, misaligned):
+    dtype, weight_dtype = (DTYPES[name] for name in dtypes)
+    cpu = {"x": torch.randn(shape).to(dtype), "weight": torch.randn(shape[-1]).to(weight_dtype),
+           "dy": torch.randn(shape).to(dtype), "residual": torch.randn(shape).to(dtype), "ds": torch.randn(shape).to(dtype)}
+    gpu = {name: on_gpu(t, name in misaligned) for name, t in cpu.items()}
+    found = []
+    for (name, want, summed), (_, got, _) in zip(run_rms_norm_ops(**cpu), run_rms_norm_ops(**gpu)):
+        bound = dtypes[1] if "dweight" in name else ("float32" if "rstd" in name and dtypes[0] != "float64" else dtypes[0])
+        rtol, atol = tolerance(bound, max(summed, 1))
+        if not torch.allclose(got.cpu().double(), want.double(), rtol=rtol, atol=atol, equal_nan=True):
+            found.append(f"rms_norm {dtypes} {shape} misaligned {misaligned}: {name} differs from the CPU kernel")
+    return found
+
+
 def main():
     torch.manual_seed(0)
     found = []
@@ -74,9 +114,13 @@ def main():
         for act in ACTIVATIONS:
             for shape, misaligned in CASES:
                 found += mismatches(dtype_name, act, shape, misaligned)
+    rms_norm_cases = [(dtypes, case) for dtypes in RMS_NORM_DTYPES for case in RMS_NORM_CASES]
+    rms_norm_cases += [(dtypes, RMS_NORM_WIDE) for dtypes in RMS_NORM_DTYPES if dtypes[0] in ("float16", "bfloat16")]
+    for dtypes, (shape, misaligned) in rms_norm_cases:
+        found += rms_norm_mismatches(dtypes, shape, misaligned)
     torch.cuda.synchronize()
-    print("\n".join(found) or f"sanitize_gpu: {len(DTYPES) * len(ACTIVATIONS) * len(CASES)} cases of 3 ops match "
-                               "the CPU kernels")
+    print("\n".join(found) or f"sanitize_gpu: {len(DTYPES) * len(ACTIVATIONS) * len(CASES)} cases of 3 ops and "
+                               f"{len(rms_norm_cases)} cases of RMSNorm's 4 ops match the CPU kernels")
     return 1 if found else 0
 
 

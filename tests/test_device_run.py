@@ -88,18 +88,27 @@ def test_every_step_in_order_with_skips_and_failures(machine):
     assert status_of(summary, "memcheck")[0] == "skipped" and "device not supported" in status_of(summary, "memcheck")[1]
     assert status_of(summary, "racecheck")[0] == "passed"
     assert status_of(summary, "initcheck")[0] == "failed" and "exit 3" in status_of(summary, "initcheck")[1]
-    for step in ("versions", "build", "bench-headline", "pytest-cuda", "bench-sizes", "report"):
+    for step in ("versions", "build", "bench-headline", "bench-rms", "pytest-cuda", "bench-sizes", "report"):
         assert status_of(summary, step)[0] == "passed", step
-    # The headline benchmark right after the build, then the checks, then the other sizes and the report.
+    # The headline benchmarks right after the build (bias_act's, then RMSNorm's), then the checks
+    # (both ops' CUDA tests), then bias_act's other sizes and the report.
     order = [next(i for i, call in enumerate(ran) if marker in call)
-             for marker in ("pip install", "--shapes 16384x8192", "tests/test_cuda.py", "--append", "report --device cuda")]
+             for marker in ("pip install", "--ops bias_act --shapes 16384x8192", "--ops rms_norm",
+                            "tests/test_cuda.py tests/test_cuda_rms_norm.py", "--ops bias_act --shapes 1024x1024",
+                            "report --device cuda")]
     assert order == sorted(order), ran
-    assert not any(line.split()[:1] == ["profile"] for line in summary)  # opt-in: only where named
-    assert not any("profile_gpu.py" in call for call in ran)
-    for optional, step in (("tests/test_jax_cuda.py", "pytest-jax-cuda"), ("bench/bench_gpu_jax.py", "bench-jax"),
-                           ("bench/device_stable_abi.sh", "stable-abi")):
+    for opt_in, script in (("profile", "profile_gpu.py"), ("bench-jax", "bench_gpu_jax.py")):  # only where named
+        assert not any(line.split()[:1] == [opt_in] for line in summary)
+        assert not any(script in call for call in ran)
+    for optional, step in (("tests/test_jax_cuda.py", "pytest-jax-cuda"), ("bench/device_stable_abi.sh", "stable-abi")):
         if not os.path.exists(os.path.join(ROOT, optional)):
             assert status_of(summary, step)[0] == "skipped"
+
+
+def test_the_jax_benchmark_runs_where_named(machine):
+    status, summary, ran = machine(DEVICE_RUN_STEPS="bench-jax", DEVICE_RUN_BUDGET_S="50")
+    assert status == 0 and [line.split()[0] for line in summary] == ["bench-jax"]
+    assert len(ran) == 1 and ran[0].startswith("bench/bench_gpu_jax.py")
 
 
 def test_limits_over_the_budget_stop_before_any_step(machine):
@@ -138,7 +147,7 @@ def test_a_step_past_its_limit_is_stopped_and_the_next_one_runs(machine):
                          [(True, "auto", "SYSTEM"), (False, "auto", "PIP"), (True, "pip", "PIP")])
 def test_the_build_uses_the_systems_toolkit_else_installs_pips(machine, with_system_toolkit, asked, toolkit):
     status, summary, ran = machine(with_system_toolkit, DEVICE_RUN_TOOLKIT=asked,
-                                   DEVICE_RUN_STEPS="versions build", DEVICE_RUN_BUDGET_S="75")
+                                   DEVICE_RUN_STEPS="versions build", DEVICE_RUN_BUDGET_S="85")
     assert status == 0, summary
     builds = [i for i, call in enumerate(ran) if "pip install --no-build-isolation" in call]
     assert len(builds) == 1 and ran[builds[0]].endswith(f"[TWINOP_CUDA_TOOLKIT={toolkit}]")
