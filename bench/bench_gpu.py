@@ -415,7 +415,8 @@ def merged(old, new, key):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join("bench", "results"), help="folder for the JSON and markdown")
-    parser.add_argument("--ops", type=lambda text: text.split(","), default=list(OPS), help="e.g. bias_act,rms_norm")
+    parser.add_argument("--ops", type=lambda text: text.split(","), default=list(OPS),
+                        help="e.g. bias_act,rms_norm")
     parser.add_argument("--shapes", type=parse_shapes, help="e.g. 16384x8192,4096x1024 (default: each op's own)")
     parser.add_argument("--append", action="store_true", help="add to the bench_gpu.json already in --out")
     args = parser.parse_args()

@@ -96,11 +96,12 @@ def run_rms_norm_ops(x, weight, dy, residual, ds):
 def rms_norm_mismatches(dtypes, shape, misaligned):
     dtype, weight_dtype = (DTYPES[name] for name in dtypes)
     cpu = {"x": torch.randn(shape).to(dtype), "weight": torch.randn(shape[-1]).to(weight_dtype),
-           "dy": torch.randn(shape).to(dtype), "residual": torch.randn(shape).to(dtype), "ds": torch.randn(shape).to(dtype)}
+           **{name: torch.randn(shape).to(dtype) for name in ("dy", "residual", "ds")}}
     gpu = {name: on_gpu(t, name in misaligned) for name, t in cpu.items()}
     found = []
     for (name, want, summed), (_, got, _) in zip(run_rms_norm_ops(**cpu), run_rms_norm_ops(**gpu)):
-        bound = dtypes[1] if "dweight" in name else ("float32" if "rstd" in name and dtypes[0] != "float64" else dtypes[0])
+        compute = "float64" if dtypes[0] == "float64" else "float32"
+        bound = dtypes[1] if "dweight" in name else (compute if "rstd" in name else dtypes[0])
         rtol, atol = tolerance(bound, max(summed, 1))
         if not torch.allclose(got.cpu().double(), want.double(), rtol=rtol, atol=atol, equal_nan=True):
             found.append(f"rms_norm {dtypes} {shape} misaligned {misaligned}: {name} differs from the CPU kernel")
@@ -115,7 +116,8 @@ def main():
             for shape, misaligned in CASES:
                 found += mismatches(dtype_name, act, shape, misaligned)
     rms_norm_cases = [(dtypes, case) for dtypes in RMS_NORM_DTYPES for case in RMS_NORM_CASES]
-    rms_norm_cases += [(dtypes, RMS_NORM_WIDE) for dtypes in RMS_NORM_DTYPES if dtypes[0] in ("float16", "bfloat16")]
+    rms_norm_cases += [(dtypes, RMS_NORM_WIDE) for dtypes in RMS_NORM_DTYPES
+                       if dtypes[0] in ("float16", "bfloat16")]
     for dtypes, (shape, misaligned) in rms_norm_cases:
         found += rms_norm_mismatches(dtypes, shape, misaligned)
     torch.cuda.synchronize()

@@ -177,8 +177,8 @@ void launch_backward(const S* dy, const S* ds, const S* x, const compute_t<S>* r
   static_assert(std::is_same_v<C, compute_t<P>>, "dweight's partial rows are in the weight's compute type");
   const cuda_detail::RmsNormBackwardPlan plan = cuda_detail::plan_rms_norm_backward<C>(rows, cols, kGroupWidth<S>);
   const RowPlan& layout = plan.rows;
-  C* partial_sums =
-      cuda_detail::workspace_as<C>(workspace, workspace_bytes, plan.workspace_bytes, "rms_norm_cuda_workspace_bytes");
+  C* partial_sums = cuda_detail::workspace_as<C>(workspace, workspace_bytes, plan.workspace_bytes,
+                                                 "rms_norm_cuda_workspace_bytes");
   C* slice_dots = partial_sums + std::int64_t(layout.row_blocks) * cols;  // used where slices > 1
 
   const auto kernel = rms_norm_backward_kernel<S, P, kAdd, kVectors>;

@@ -210,7 +210,8 @@ void forward(const void* x, const void* residual, const void* weight, void* y, v
                             ? launch_forward<S, P, kAdd, true>
                             : launch_forward<S, P, kAdd, false>;
     launch(static_cast<const S*>(x), static_cast<const S*>(residual), static_cast<const P*>(weight),
-           static_cast<S*>(y), static_cast<S*>(s), static_cast<compute_t<S>*>(rstd), rows, cols, eps, offset, stream);
+           static_cast<S*>(y), static_cast<S*>(s), static_cast<compute_t<S>*>(rstd), rows, cols, eps, offset,
+           stream);
   });
 }
 

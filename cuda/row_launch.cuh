@@ -5,13 +5,13 @@
 // contiguous, and the thread's columns are the same in every row it walks, so its share of a column
 // sum (dweight) stays in registers.
 //
-// Which thread holds which element depends on the column alone, never on the address: a row that
-// starts on a 16-byte boundary moves as vectors, any other row element by element, and both sum
-// the same elements in the same order, so results are bit-identical for any alignment. The plan
-// depends on (rows, cols, dtype) alone, never on the device, and so do the row sums' order (each
-// thread's elements in k, then element order; the row's threads in a fixed tree; the slices in
-// order) and the column sums' (a block's rows in order, its threadIdx.y in order, then the blocks'
-// partial rows in order).
+// Which thread holds which element depends on the column alone, never on the address: where every
+// row of every tensor starts on a 16-byte boundary the kernels move vectors, elsewhere elements,
+// and both sum the same elements in the same order, so results are bit-identical for any
+// alignment. The plan depends on (rows, cols, dtype) alone, never on the device, and so do the
+// row sums' order (each thread's elements in k, then element order; the row's threads in a fixed
+// tree; the slices in order) and the column sums' (a block's rows in order, its threadIdx.y in
+// order, then the blocks' partial rows in order).
 #pragma once
 
 #include <algorithm>

@@ -57,7 +57,9 @@ __device__ __forceinline__ C cluster_slices_sum(C slice_sum, C (&exchange)[2], i
   if (threadIdx.x == 0) exchange[parity] = slice_sum;
   cluster.sync();
   C total = 0;
-  for (unsigned rank = 0; rank < cluster.num_blocks(); ++rank) total += *cluster.map_shared_rank(&exchange[parity], rank);
+  for (unsigned rank = 0; rank < cluster.num_blocks(); ++rank) {
+    total += *cluster.map_shared_rank(&exchange[parity], rank);
+  }
   return total;
 #else
   __trap();  // never launched in clusters: clusters_fit checks that this code has them

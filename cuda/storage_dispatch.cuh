@@ -41,7 +41,8 @@ void visit_parameter_storage(DType dtype, Fn&& fn) {
 template <typename Fn>
 void visit_input_and_parameter_storage(DType dtype, DType parameter_dtype, Fn&& fn) {
   visit_storage(dtype, [&](auto input_tag) {
-    visit_parameter_storage<decltype(input_tag)>(parameter_dtype, [&](auto parameter_tag) { fn(input_tag, parameter_tag); });
+    visit_parameter_storage<decltype(input_tag)>(parameter_dtype,
+                                                 [&](auto parameter_tag) { fn(input_tag, parameter_tag); });
   });
 }
 

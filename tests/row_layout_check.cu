@@ -52,7 +52,8 @@ void check(const RowPlan& plan, const char* pass, int max_groups, int max_row_th
   expect(std::int64_t(plan.slices - 1) * plan.slice_groups < plan.groups, "an empty slice");
   expect(plan.slices == 1 || plan.block_rows == 1, "several rows a block with several slices");
   expect(plan.row_blocks >= 1 && plan.row_blocks <= 65535, "grid rows out of range");
-  expect(std::int64_t(plan.row_blocks) * plan.block_rows <= rows + plan.block_rows - 1, "more row blocks than rows");
+  expect(std::int64_t(plan.row_blocks) * plan.block_rows <= rows + plan.block_rows - 1,
+         "more row blocks than rows");
 
   std::vector<int> held(static_cast<std::size_t>(cols), 0);
   std::vector<int> stored(static_cast<std::size_t>(cols), 0);
