@@ -1,37 +1,16 @@
-// The TensorFlow kernels, written once for every device: validate, allocate outputs with
+// bias_act's TensorFlow kernels, written once for every device: validate, allocate outputs with
 // TensorFlow, hand raw pointers to a device's `Launch` (see bias_act_kernels*.cc).
 #pragma once
 
-#include <exception>
-#include <optional>
 #include <string>
 
+#include "bias_act_args.h"
+#include "binding.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "types.h"
-#include "bias_act_args.h"
 
 namespace twinop::tf_binding {
-
-inline std::optional<DType> core_dtype(tensorflow::DataType type) {
-  switch (type) {
-    case tensorflow::DT_FLOAT: return DType::kFloat32;
-    case tensorflow::DT_DOUBLE: return DType::kFloat64;
-    case tensorflow::DT_HALF: return DType::kFloat16;
-    case tensorflow::DT_BFLOAT16: return DType::kBFloat16;
-    default: return std::nullopt;
-  }
-}
-
-inline TensorInfo describe(const tensorflow::Tensor& t) {
-  const auto dims = t.shape().dim_sizes();
-  return {{dims.begin(), dims.end()}, core_dtype(t.dtype()), tensorflow::DataTypeString(t.dtype())};
-}
-
-// TensorFlow reports every bad argument as InvalidArgument, whatever its kind.
-inline absl::Status to_status(const std::optional<ArgError>& error) {
-  return error ? absl::InvalidArgumentError(error->message) : absl::OkStatus();
-}
 
 // The `act` attr as the core's enum; a bad name fails the kernel's construction.
 inline Activation act_attr(tensorflow::OpKernelConstruction* ctx) {
@@ -43,28 +22,6 @@ inline Activation act_attr(tensorflow::OpKernelConstruction* ctx) {
   return act;
 }
 
-// Runs a launch, turning a C++ exception from the core (a CUDA error) into a failed op.
-template <typename Fn>
-void run_guarded(tensorflow::OpKernelContext* ctx, Fn&& launch) {
-  try {
-    launch();
-  } catch (const std::exception& e) {
-    ctx->CtxFailure(absl::InternalError(e.what()));
-  }
-}
-
-// twinop-feature: buffer-reuse
-// Output `output` in input `input`'s buffer when TensorFlow says nobody else holds that input and
-// the device's kernels run in place (Launch::kRunsInPlace), as TF's own elementwise ops reuse
-// their inputs; a fresh buffer otherwise.
-template <typename Launch>
-absl::Status allocate_output_in_place(tensorflow::OpKernelContext* ctx, int input, int output,
-                                      const tensorflow::TensorShape& shape, tensorflow::Tensor** out) {
-  if constexpr (Launch::kRunsInPlace) return ctx->forward_input_or_allocate_output({input}, output, shape, out);
-  return ctx->allocate_output(output, shape, out);
-}
-
-// twinop-feature: end
 template <typename Launch>
 class BiasActOp : public tensorflow::OpKernel {
  public:

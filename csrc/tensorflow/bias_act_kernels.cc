@@ -1,23 +1,8 @@
 // The TensorFlow CPU kernels: the core's CPU functions behind the shared kernel classes.
 #include "bias_act.h"
 #include "bias_act_kernel.h"
-#include "tensorflow/core/framework/device_base.h"
-#include "tensorflow/core/platform/threadpool.h"
 
 namespace twinop::tf_binding {
-namespace {
-
-// Chunks run on the op's intra-op thread pool, so TF's threading settings apply. One chunk per
-// task (Fixed(1)) lets the threads balance to the last chunk: the cost-model overload grouped 64
-// chunks into 8 tasks, and the thread left with the last one set the pace (forward up to 11% slower).
-ParallelFor tf_parallel_for(tensorflow::OpKernelContext* ctx) {
-  tensorflow::thread::ThreadPool* pool = ctx->device()->tensorflow_cpu_worker_threads()->workers;
-  return [pool](std::int64_t chunks, const ChunkBody& body) {
-    pool->ParallelFor(chunks, tensorflow::thread::ThreadPool::SchedulingParams::Fixed(1), body);
-  };
-}
-
-}  // namespace
 
 struct CpuLaunch {
   // twinop-feature: buffer-reuse

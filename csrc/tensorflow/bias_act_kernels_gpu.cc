@@ -1,28 +1,9 @@
 // The TensorFlow GPU kernels: the CUDA launchers on the op's stream, with the dbias
-// workspace allocated by TensorFlow. Plain C++: no CUDA or Eigen GPU header needed.
+// workspace allocated by TensorFlow (binding.h).
 #include "bias_act_cuda.h"
 #include "bias_act_kernel.h"
-#include "tensorflow/core/framework/device_base.h"
-#include "xla/stream_executor/stream.h"
 
 namespace twinop::tf_binding {
-namespace {
-
-cudaStream_t op_stream(tensorflow::OpKernelContext* ctx) {
-  return static_cast<cudaStream_t>(ctx->op_device_context()->stream()->platform_specific_handle().stream);
-}
-
-// Scratch for the deterministic column sums, allocated by TensorFlow; false (and the op
-// failed) if it cannot be.
-bool allocate_workspace(tensorflow::OpKernelContext* ctx, std::int64_t rows, std::int64_t cols, DType dtype,
-                        tensorflow::Tensor* workspace) {
-  const auto bytes = static_cast<std::int64_t>(bias_act_cuda_workspace_bytes(rows, cols, dtype));
-  const absl::Status status = ctx->allocate_temp(tensorflow::DT_UINT8, tensorflow::TensorShape({bytes}), workspace);
-  if (!status.ok()) ctx->CtxFailure(status);
-  return status.ok();
-}
-
-}  // namespace
 
 struct GpuLaunch {
   // twinop-feature: buffer-reuse
@@ -36,7 +17,7 @@ struct GpuLaunch {
                        void* dx, void* dbias, std::int64_t rows, std::int64_t cols, DType dtype,
                        Activation act) {
     tensorflow::Tensor workspace;
-    if (!allocate_workspace(ctx, rows, cols, dtype, &workspace)) return;
+    if (!allocate_workspace(ctx, bias_act_cuda_workspace_bytes(rows, cols, dtype), &workspace)) return;
     bias_act_backward_cuda(dy, x, bias, dx, dbias, workspace.data(), workspace.NumElements(), rows, cols, dtype,
                            act, op_stream(ctx));
   }
@@ -45,7 +26,7 @@ struct GpuLaunch {
                               const void* x, const void* bias, void* d_dy, void* d_x, void* d_bias,
                               std::int64_t rows, std::int64_t cols, DType dtype, Activation act) {
     tensorflow::Tensor workspace;
-    if (!allocate_workspace(ctx, rows, cols, dtype, &workspace)) return;
+    if (!allocate_workspace(ctx, bias_act_cuda_workspace_bytes(rows, cols, dtype), &workspace)) return;
     bias_act_double_backward_cuda(g, g_bias, dy, x, bias, d_dy, d_x, d_bias, workspace.data(),
                                   workspace.NumElements(), rows, cols, dtype, act, op_stream(ctx));
   }

@@ -133,6 +133,10 @@ ROLES = {
     "python/twinop/torch/__init__.py": shared(TORCH, "loader"),
     "python/twinop/torch/module.py": Role(TORCH, "module"),
     "python/twinop/torch/_sharding.py": shared(TORCH, "distributed"),  # every op's rules, from _layouts.py
+    "csrc/tensorflow/binding.h": shared(("tensorflow",), "wrapper"),
+    "csrc/tensorflow/feature_shapes.h": shared(("tensorflow",), "shapes"),
+    "csrc/tensorflow/feature_shapes.cc": shared(("tensorflow",), "shapes"),
+    "python/twinop/tf/_tensors.py": shared(("tensorflow",), "loader"),
     "csrc/tensorflow/bias_act_ops.cc": Role(("tensorflow",), "registration"),
     "csrc/tensorflow/bias_act_kernel.h": Role(("tensorflow",), "wrapper"),
     "csrc/tensorflow/bias_act_kernels.cc": Role(("tensorflow",), "wrapper"),

@@ -4,20 +4,9 @@ JVPs by differentiating gradients, so forward mode and forward-over-reverse Hess
 import tensorflow as tf
 
 from ._library import ops
+from ._tensors import or_zeros as _or_zeros, sum_rows as _sum_rows
 
 
-def _or_zeros(grad, like):
-    """An output gradient TensorFlow passes as None (nothing flows into that output) as zeros."""
-    return tf.zeros_like(like) if grad is None else grad
-
-
-# twinop-feature: forward-mode
-def _sum_rows(t):
-    """t summed over every axis but the last."""
-    return tf.reduce_sum(tf.reshape(t, [-1, tf.shape(t)[-1]]), axis=0)
-
-
-# twinop-feature: end
 @tf.RegisterGradient("Twinop>BiasActGrad")
 def _bias_act_grad_grad(op, g, g_bias):
     dy, x, bias = op.inputs
