@@ -83,6 +83,8 @@ WITHOUT_LINES = {
 OP_WITHOUT_LINES = {
     ("rms_norm", "numpy", "second-order"): (NOT_BUILT, "no fused double backward for RMSNorm: the frameworks "
                                                        "differentiate its backward's formula, numpy has no autodiff"),
+    ("rms_norm", "tensorflow", "forward-mode"): (PROVIDED, "tf.autodiff.ForwardAccumulator builds JVPs from the "
+                                                           "backward ops' gradients (second order), exact to any order"),
 }
 
 Role = collections.namedtuple("Role", "bindings feature op", defaults=("bias_act",))
@@ -151,6 +153,13 @@ ROLES = {
     "python/twinop/tf/_bias_act.py": Role(("tensorflow",), "loader"),
     "python/twinop/tf/__init__.py": Role(("tensorflow",), "loader"),
     "python/twinop/tf/layer.py": Role(("tensorflow",), "module"),
+    # RMSNorm's: op definitions, shape functions and CPU kernels in one file, the kernel classes,
+    # the GPU kernels; its Python split by feature inside: entry points and layer, gradients.
+    "csrc/tensorflow/rms_norm.cc": Role(("tensorflow",), "registration", "rms_norm"),
+    "csrc/tensorflow/rms_norm_kernel.h": Role(("tensorflow",), "wrapper", "rms_norm"),
+    "csrc/tensorflow/rms_norm_gpu.cc": Role(("tensorflow",), "wrapper", "rms_norm"),
+    "python/twinop/tf/_rms_norm.py": Role(("tensorflow",), "loader", "rms_norm"),
+    "python/twinop/tf/_rms_norm_gradient.py": Role(("tensorflow",), "gradient", "rms_norm"),
     # JAX: XLA FFI handlers loaded with ctypes, registered as custom-call targets from Python.
     "csrc/jax/bias_act_targets.h": Role(("jax",), "registration"),
     "python/twinop/jax/_ffi.py": Role(("jax",), "registration"),

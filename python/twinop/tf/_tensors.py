@@ -7,6 +7,7 @@ def as_tensor(value, **hint):
     return value if isinstance(value, tf.Tensor) else tf.convert_to_tensor(value, **hint)
 
 
+# twinop-feature: second-order
 def or_zeros(grad, like):
     """An output gradient TensorFlow passes as None (nothing flows into that output) as zeros."""
     return tf.zeros_like(like) if grad is None else grad
@@ -17,6 +18,7 @@ def sum_rows(t):
     return tf.reduce_sum(t, axis=tf.range(tf.rank(t) - 1))
 
 
+# twinop-feature: end
 FLOAT_DTYPES = (tf.float32, tf.float64, tf.float16, tf.bfloat16)
 
 

@@ -1,4 +1,4 @@
-"""BiasAct: the Keras 3 layer form of bias_act, holding its bias."""
+"""BiasAct: the Keras 3 layer form of bias_act, holding its bias. (RMSNorm's is in _rms_norm.py.)"""
 import keras
 
 from .. import ACTIVATIONS
@@ -38,3 +38,4 @@ class BiasAct(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "act": self.act}
+
