@@ -292,27 +292,70 @@ class TorchBinding:
 class TensorFlowBinding:
     name = "tensorflow"
     flushes_subnormals = True  # TensorFlow's CPU ops run with subnormals flushed to zero (FTZ, DAZ)
+    float32_attrs = True  # TensorFlow's float attrs are 32-bit: RMSNorm's eps and offset reach the kernels so
 
     def load(self):
         self.tf = pytest.importorskip("tensorflow")
         self.ttf = pytest.importorskip("twinop.tf", exc_type=ImportError)
         ops = self.ttf._ops
-        raw = {
-            "BiasAct": (lambda i, act: (ops.twinop_bias_act(i.x, i.bias, act=act),), FORWARD, ("x", "bias")),
+        raw = {  # name: (fn, what it returns, the inputs a tf.function of it takes, its op)
+            "BiasAct": (lambda i, act: (ops.twinop_bias_act(i.x, i.bias, act=act),), FORWARD, ("x", "bias"),
+                        "bias_act"),
             "BiasActGrad": (lambda i, act: tuple(ops.twinop_bias_act_grad(i.dy, i.x, i.bias, act=act)), BACKWARD,
-                            ("dy", "x", "bias")),
+                            ("dy", "x", "bias"), "bias_act"),
             "BiasActGradGrad": (lambda i, act: tuple(ops.twinop_bias_act_grad_grad(i.g, i.g_bias, i.dy, i.x, i.bias,
                                                                                    act=act)),
-                                DOUBLE_BACKWARD, ("g", "g_bias", "dy", "x", "bias")),
-            "bias_act + tape": (self._tape, FORWARD + BACKWARD, ("dy", "x", "bias")),
-            "bias_act + nested tapes": (self._nested_tapes, DOUBLE_BACKWARD, ("g", "g_bias", "dy", "x", "bias")),
+                                DOUBLE_BACKWARD, ("g", "g_bias", "dy", "x", "bias"), "bias_act"),
+            "bias_act + tape": (self._tape, FORWARD + BACKWARD, ("dy", "x", "bias"), "bias_act"),
+            "bias_act + nested tapes": (self._nested_tapes, DOUBLE_BACKWARD, ("g", "g_bias", "dy", "x", "bias"),
+                                        "bias_act"),
+            "RmsNorm": (lambda i, a: tuple(self._rms_norm_op(i, a)), ("y", "rstd"), ("x", "weight"), "rms_norm"),
+            "AddRmsNorm": (lambda i, a: tuple(self._add_rms_norm_op(i, a)), ("y", "s", "rstd"),
+                           ("x", "residual", "weight"), "add_rms_norm"),
+            "RmsNormGrad": (self._rms_norm_grad_op, RMS_BACKWARD, ("dy", "x", "weight"), "rms_norm"),
+            "AddRmsNormGrad": (self._add_rms_norm_grad_op, RMS_BACKWARD, ("dy", "ds", "x", "residual", "weight"),
+                               "add_rms_norm"),
+            "rms_norm + tape": (self._rms_norm_tape, FORWARD + RMS_BACKWARD, ("dy", "x", "weight"), "rms_norm"),
+            # d_residual is dx (s = x + residual): both are held to dx's reference.
+            "add_rms_norm + tape": (self._add_rms_norm_tape, ("y", "s", "dx", "dx", "dweight"),
+                                    ("dy", "ds", "x", "residual", "weight"), "add_rms_norm"),
         }
         self._functions = {}
         self.calls = {}
-        for name, (fn, outputs, inputs) in raw.items():
-            self.calls[f"{name} eager"] = Call(fn, outputs)
-            self.calls[f"{name} tf.function"] = Call(self._in_function(name, fn, inputs), outputs)
+        for name, (fn, outputs, inputs, op) in raw.items():
+            self.calls[f"{name} eager"] = Call(fn, outputs, op=op)
+            self.calls[f"{name} tf.function"] = Call(self._in_function(name, fn, inputs), outputs, op=op)
         return self
+
+    def _rstd_dtype(self, x):
+        return self.tf.float64 if x.dtype == self.tf.float64 else self.tf.float32
+
+    def _rms_norm_op(self, i, a):
+        return self.ttf._ops.twinop_rms_norm(i.x, i.weight, U=self._rstd_dtype(i.x), eps=a.eps, offset=a.offset)
+
+    def _add_rms_norm_op(self, i, a):
+        return self.ttf._ops.twinop_add_rms_norm(i.x, i.residual, i.weight, U=self._rstd_dtype(i.x), eps=a.eps,
+                                                 offset=a.offset)
+
+    def _rms_norm_grad_op(self, i, a):
+        _, rstd = self._rms_norm_op(i, a)
+        return tuple(self.ttf._ops.twinop_rms_norm_grad(i.dy, i.x, rstd, i.weight, offset=a.offset))
+
+    def _add_rms_norm_grad_op(self, i, a):
+        _, s, rstd = self._add_rms_norm_op(i, a)
+        return tuple(self.ttf._ops.twinop_add_rms_norm_grad(i.dy, i.ds, s, rstd, i.weight, offset=a.offset))
+
+    def _rms_norm_tape(self, i, a):
+        with self.tf.GradientTape() as tape:
+            tape.watch([i.x, i.weight])
+            y = self.ttf.rms_norm(i.x, i.weight, a.eps, offset=a.offset)
+        return (y, *tape.gradient(y, [i.x, i.weight], output_gradients=i.dy))
+
+    def _add_rms_norm_tape(self, i, a):
+        with self.tf.GradientTape() as tape:
+            tape.watch([i.x, i.residual, i.weight])
+            y, s = self.ttf.add_rms_norm(i.x, i.residual, i.weight, a.eps, offset=a.offset)
+        return (y, s, *tape.gradient([y, s], [i.x, i.residual, i.weight], output_gradients=[i.dy, i.ds]))
 
     def _tape(self, i, act):
         tf = self.tf
@@ -332,16 +375,18 @@ class TensorFlowBinding:
         return tuple(outer.gradient([dx, dbias], [i.dy, i.x, i.bias], output_gradients=[i.g, i.g_bias]))
 
     def _in_function(self, name, fn, input_names):
-        """fn in a tf.function of any input shape, one trace per dtype and activation."""
+        """fn in a tf.function of any input shape, one trace per input dtypes and attributes (act;
+        eps and offset)."""
         tf = self.tf
 
-        def call(i, act):
-            key = (name, i.x.dtype, act)
+        def call(i, attrs):
+            args = [getattr(i, n) for n in input_names]
+            key = (name, tuple(t.dtype for t in args), attrs)
             if key not in self._functions:
-                spec = [tf.TensorSpec(None, i.x.dtype)] * len(input_names)
+                spec = [tf.TensorSpec(None, t.dtype) for t in args]
                 self._functions[key] = tf.function(
-                    lambda *args: fn(SimpleNamespace(**dict(zip(input_names, args))), act), input_signature=spec)
-            return self._functions[key](*(getattr(i, n) for n in input_names))
+                    lambda *args: fn(SimpleNamespace(**dict(zip(input_names, args))), attrs), input_signature=spec)
+            return self._functions[key](*args)
 
         return call
 

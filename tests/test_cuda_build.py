@@ -102,15 +102,22 @@ def test_torch_library_with_cuda_kernels_loads_on_cpu_torch(cuda_package, abi):
 
 
 def test_tf_library_with_gpu_kernels_loads_on_cpu_tensorflow(cuda_package):
+    """Every op has its GPU kernel registered (they run nowhere here), and the CPU kernels run."""
     pytest.importorskip("tensorflow")
     result = run_in(cuda_package, """
         import tensorflow as tf, twinop.tf
         from tensorflow.python.framework import kernels
-        print(sorted({k.device_type for k in kernels.get_registered_kernels_for_op("Twinop>BiasAct").kernel}))
+        for op in ("BiasAct", "BiasActGrad", "BiasActGradGrad", "RmsNorm", "AddRmsNorm", "RmsNormGrad",
+                   "AddRmsNormGrad"):
+            print(op, sorted({k.device_type for k in kernels.get_registered_kernels_for_op("Twinop>" + op).kernel}))
         print(float(tf.reduce_sum(twinop.tf.bias_act(tf.zeros((2, 3)), tf.zeros(3), "relu"))))
+        print(float(tf.reduce_sum(twinop.tf.rms_norm(tf.ones((2, 3)), tf.ones(3)))))
     """)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-2:] == ["['CPU', 'GPU']", "0.0"]
+    lines = result.stdout.splitlines()
+    assert lines[-9:-2] == [f"{op} ['CPU', 'GPU']" for op in ("BiasAct", "BiasActGrad", "BiasActGradGrad", "RmsNorm",
+                                                               "AddRmsNorm", "RmsNormGrad", "AddRmsNormGrad")]
+    assert lines[-2] == "0.0" and abs(float(lines[-1]) - 6.0) < 1e-5
 
 
 def test_jax_library_with_cuda_handlers_loads_on_cpu_jax(cuda_package):

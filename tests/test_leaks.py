@@ -15,7 +15,8 @@ of bytes for numpy and torch.
 
 TensorFlow is measured in two processes, eager calls (with their error paths) and tf.function
 calls: with TensorFlow's own ops alone, mixing eager tapes with tf.function calls grows memory
-~3 kB a round, and a tf.function that raises grows it ~200 B a call (tests/leak_check.py).
+~3 kB a round, a tf.function that raises grows it ~200 B a call, and a failing eager call ~680 B
+once the heap's slack is used up, so its eager error paths run every 10th round (tests/leak_check.py).
 """
 import json
 import os

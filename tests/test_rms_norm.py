@@ -1,5 +1,5 @@
 """RMSNorm through every binding's ops (the numpy functions, torch.ops.twinop.*, twinop.torch's
-differentiable entry points), against the float64 reference (twinop.reference), on every dtype
+differentiable entry points, twinop.tf's raw ops and its entry points with a tape), against the float64 reference (twinop.reference), on every dtype
 (float16 and bfloat16 x with float32 weights too), odd shapes, non-contiguous and empty inputs and
 NaN/Inf; with the same argument errors everywhere, inputs unchanged."""
 import numpy as np
@@ -23,6 +23,13 @@ def compute_sum(x, residual, dtype):
 
 
 class Numpy:
+    value_errors = (ValueError,)
+
+    @staticmethod
+    def float_attr(value):
+        """eps or offset as the kernels receive it."""
+        return value
+
     def __init__(self):
         import twinop.numpy as tn
         self.tn = tn
@@ -53,6 +60,9 @@ class Numpy:
 
 class TorchOps:
     """torch.ops.twinop.*: the raw ops, rstd and all."""
+
+    value_errors = (ValueError,)
+    float_attr = staticmethod(Numpy.float_attr)
 
     def __init__(self):
         self.torch = pytest.importorskip("torch")
@@ -106,7 +116,70 @@ class TorchAutograd(TorchOps):
         return {"dx": dx, "dweight": dweight}
 
 
-BINDINGS = {"numpy": Numpy, "torch ops": TorchOps, "torch autograd": TorchAutograd}
+class TensorFlowOps:
+    """twinop.tf's raw ops (Twinop>RmsNorm ...), rstd and all, eagerly. TensorFlow's float attrs
+    are 32-bit: eps reaches the kernel as float32(eps), within float64's tolerance of eps here."""
+
+    def __init__(self):
+        self.tf = pytest.importorskip("tensorflow")
+        self.ttf = pytest.importorskip("twinop.tf", exc_type=ImportError)
+        self.ops = self.ttf._ops
+        self.value_errors = (self.tf.errors.InvalidArgumentError,)  # what the kernels raise
+
+    @staticmethod
+    def float_attr(value):
+        return float(np.float32(value))  # a TensorFlow float attr
+
+    def tensors(self, dtypes, *values):
+        return [self.tf.cast(self.tf.constant(v, self.tf.float64), d) for v, d in zip(values, dtypes)]
+
+    def rstd_dtype(self, dtypes):
+        return self.tf.float64 if dtypes[0] == "float64" else self.tf.float32
+
+    def forward(self, x, w, eps, offset, dtypes):
+        y, rstd = self.ops.twinop_rms_norm(*self.tensors(dtypes, x, w), U=self.rstd_dtype(dtypes), eps=eps,
+                                           offset=offset)
+        return {"y": y, "rstd": rstd}
+
+    def add_forward(self, x, r, w, eps, offset, dtypes):
+        y, s, rstd = self.ops.twinop_add_rms_norm(*self.tensors((dtypes[0], dtypes[0], dtypes[1]), x, r, w),
+                                                  U=self.rstd_dtype(dtypes), eps=eps, offset=offset)
+        return {"y": y, "s": s, "rstd": rstd}
+
+    def backward(self, dy, x, w, eps, offset, dtypes):
+        dyt, xt, wt = self.tensors((dtypes[0], dtypes[0], dtypes[1]), dy, x, w)
+        _, rstd = self.ops.twinop_rms_norm(xt, wt, U=self.rstd_dtype(dtypes), eps=eps, offset=offset)
+        dx, dweight = self.ops.twinop_rms_norm_grad(dyt, xt, rstd, wt, offset=offset)
+        return {"dx": dx, "dweight": dweight}
+
+    def dtype_name(self, t):
+        return t.dtype.name
+
+    def float64(self, t):
+        return self.tf.cast(t, self.tf.float64).numpy()
+
+
+class TensorFlowTape(TensorFlowOps):
+    """twinop.tf.rms_norm / add_rms_norm and tf.GradientTape, eagerly."""
+
+    def forward(self, x, w, eps, offset, dtypes):
+        return {"y": self.ttf.rms_norm(*self.tensors(dtypes, x, w), eps, offset=offset)}
+
+    def add_forward(self, x, r, w, eps, offset, dtypes):
+        y, s = self.ttf.add_rms_norm(*self.tensors((dtypes[0], dtypes[0], dtypes[1]), x, r, w), eps, offset=offset)
+        return {"y": y, "s": s}
+
+    def backward(self, dy, x, w, eps, offset, dtypes):
+        dyt, xt, wt = self.tensors((dtypes[0], dtypes[0], dtypes[1]), dy, x, w)
+        with self.tf.GradientTape() as tape:
+            tape.watch([xt, wt])
+            y = self.ttf.rms_norm(xt, wt, eps, offset=offset)
+        dx, dweight = tape.gradient(y, [xt, wt], output_gradients=dyt)
+        return {"dx": dx, "dweight": dweight}
+
+
+BINDINGS = {"numpy": Numpy, "torch ops": TorchOps, "torch autograd": TorchAutograd, "tensorflow ops": TensorFlowOps,
+            "tensorflow tape": TensorFlowTape}
 _loaded = {}
 
 
@@ -141,11 +214,11 @@ def check(b, got, want, dtypes, rows):
 def test_matches_reference(name, dtypes, shape, eps, offset):
     b = binding(name)
     x, w, dy, residual, ds = make_rms_norm_inputs(shape, *dtypes)
-    want = expected(x, w, dy, eps, offset, dtypes[0])
+    want = expected(x, w, dy, b.float_attr(eps), b.float_attr(offset), dtypes[0])
     check(b, b.forward(x, w, eps, offset, dtypes), want, dtypes, rows_of(shape))
     check(b, b.backward(dy, x, w, eps, offset, dtypes), want, dtypes, rows_of(shape))
     s = compute_sum(x, residual, dtypes[0])
-    want_add = {**expected(s, w, dy, eps, offset, dtypes[0]), "s": s}
+    want_add = {**expected(s, w, dy, b.float_attr(eps), b.float_attr(offset), dtypes[0]), "s": s}
     check(b, b.add_forward(x, residual, w, eps, offset, dtypes), want_add, dtypes, rows_of(shape))
 
 
@@ -208,7 +281,7 @@ def test_nan_inf_and_zero_rows_as_the_native_composition(name, eps):
     b = binding(name)
     w = np.array([1.0, -0.5, 2.0, 0.25])
     dy = np.ones_like(SPECIAL_ROWS)
-    want = expected(SPECIAL_ROWS, w, dy, eps, 0.0, "float64")
+    want = expected(SPECIAL_ROWS, w, dy, b.float_attr(eps), 0.0, "float64")
     got = {**b.forward(SPECIAL_ROWS, w, eps, 0.0, ("float64", "float64")),
            **b.backward(dy, SPECIAL_ROWS, w, eps, 0.0, ("float64", "float64"))}
     for key in ("y", "dx"):
@@ -253,7 +326,7 @@ def test_wide_rows():
     x, w, dy, _, _ = make_rms_norm_inputs((3, 262_144), "float32", "float32", seed=5)
     for name in BINDINGS:
         b = binding(name)
-        want = expected(x, w, dy, 1e-6, 0.0, "float32")
+        want = expected(x, w, dy, b.float_attr(1e-6), 0.0, "float32")
         check(b, {**b.forward(x, w, 1e-6, 0.0, ("float32", "float32")),
                   **b.backward(dy, x, w, 1e-6, 0.0, ("float32", "float32"))}, want, ("float32", "float32"), 3)
 
@@ -338,7 +411,7 @@ def test_torch_refuses_bad_input_with_one_message(case):
 def test_residual_of_another_shape_or_dtype(name):
     b = binding(name)
     x, w, _, _, _ = make_rms_norm_inputs((2, 3), "float32", "float32")
-    raised = ValueError
+    raised = b.value_errors
     if name == "torch ops":  # binding() has imported twinop.torch
         import twinop.torch as tt
         raised = raw_op_error(tt, ValueError)

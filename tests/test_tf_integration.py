@@ -1,5 +1,5 @@
 """The TensorFlow op as a native op: the Keras layer (fit, save, load), SavedModel loaded in a
-fresh process, tf.function shapes, XLA, device placement and the worked example."""
+fresh process (RMSNorm's too), tf.function shapes, XLA, device placement and the worked example."""
 import json
 import os
 import re
@@ -109,7 +109,7 @@ def test_keras_save_and_load_in_process(tmp_path):
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
-# SavedModel and .keras, loaded in a fresh process
+# SavedModel and .keras, loaded in a fresh process: bias_act's and RMSNorm's
 
 class Net(tf.Module):
     def __init__(self):
@@ -120,60 +120,108 @@ class Net(tf.Module):
         return ttf.bias_act(x, self.bias, "silu")
 
 
+class RmsNormNet(tf.Module):
+    """rms_norm with attrs other than the defaults, and its gradient ops in a saved function."""
+
+    def __init__(self):
+        self.weight = tf.Variable(random(8, seed=4))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 8], tf.float32)])
+    def __call__(self, x):
+        y, s = ttf.add_rms_norm(x, x * 0.5, self.weight, 1e-3, offset=0.5)
+        return ttf.rms_norm(y + s, self.weight, 0.25)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 8], tf.float32)])
+    def gradient(self, x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.sin(self(x)))
+        return tape.gradient(loss, self.weight)
+
+
+def rms_norm_mlp():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8), ttf.RMSNorm(1e-4, offset=0.5),
+                              keras.layers.Dense(1)])
+    model.layers[1].scale.assign(random(8, seed=5))
+    return model
+
+
 # Tries each load before `import twinop.tf` (recording the error), then after it.
 LOADER = textwrap.dedent("""
-    import json, sys
+    import json, os, sys
     import keras, numpy as np, tensorflow as tf
-    saved_model, keras_model, x_path, out_path = sys.argv[1:]
-    x = np.load(x_path)
+    folder = sys.argv[1]
+    x = np.load(os.path.join(folder, "x.npy"))
+    def load(op, kind):
+        if kind == "keras":
+            return keras.models.load_model(os.path.join(folder, op + ".keras"))
+        return tf.saved_model.load(os.path.join(folder, op + "_saved_model"))
     errors = {}
-    for name, load in (("saved_model", lambda: tf.saved_model.load(saved_model)),
-                       ("keras", lambda: keras.models.load_model(keras_model))):
-        try:
-            load()
-        except Exception as e:
-            errors[name] = {"type": type(e).__name__, "message": str(e)}
+    for op in ("bias_act", "rms_norm"):
+        for kind in ("saved_model", "keras"):
+            try:
+                load(op, kind)
+            except Exception as e:
+                errors[op + " " + kind] = {"type": type(e).__name__, "message": str(e)}
     import twinop.tf
-    module = tf.saved_model.load(saved_model)
-    np.savez(out_path, call=module(x), serving=module.signatures["serving_default"](x=x)["output_0"],
-             keras=keras.models.load_model(keras_model).predict(x[:, :6], verbose=0))
+    out = {}
+    for op in ("bias_act", "rms_norm"):
+        module = load(op, "saved_model")
+        out[op + " call"] = module(x)
+        out[op + " serving"] = module.signatures["serving_default"](x=x)["output_0"]
+        out[op + " keras"] = load(op, "keras").predict(x[:, :6], verbose=0)
+    out["rms_norm gradient"] = module.gradient(x)
+    np.savez(os.path.join(folder, "out.npz"), **out)
     print(json.dumps(errors))
 """)
+# Each op's SavedModel names one of its ops (whichever TensorFlow meets first), its model the Keras class.
+OPS = {"bias_act": ("Twinop>BiasAct", "twinop>BiasAct"), "rms_norm": ("Twinop>(Add)?RmsNorm(Grad)?", "twinop>RMSNorm")}
 
 
 @pytest.fixture(scope="module")
 def fresh_process(tmp_path_factory):
-    """Saves a tf.Module and a Keras model, and loads both in a new Python process."""
+    """Saves a tf.Module and a Keras model per op, and loads them all in one new Python process."""
     tmp = tmp_path_factory.mktemp("saved")
-    net, model, x = Net(), mlp(), random(5, 8, seed=3)
-    tf.saved_model.save(net, str(tmp / "saved_model"), signatures=net.__call__)
-    model.save(tmp / "model.keras")
+    nets, models, x = {"bias_act": Net(), "rms_norm": RmsNormNet()}, {"bias_act": mlp(), "rms_norm": rms_norm_mlp()}, \
+        random(5, 8, seed=3)
+    want = {}
+    for op, net in nets.items():
+        tf.saved_model.save(net, str(tmp / f"{op}_saved_model"), signatures=net.__call__)
+        models[op].save(tmp / f"{op}.keras")
+        want[f"{op} call"], want[f"{op} keras"] = net(x).numpy(), models[op].predict(x[:, :6], verbose=0)
+    want["rms_norm gradient"] = nets["rms_norm"].gradient(x).numpy()
     np.save(tmp / "x.npy", x)
-    run = subprocess.run([sys.executable, "-c", LOADER, str(tmp / "saved_model"), str(tmp / "model.keras"),
-                          str(tmp / "x.npy"), str(tmp / "out.npz")],
-                         capture_output=True, text=True, timeout=180, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    run = subprocess.run([sys.executable, "-c", LOADER, str(tmp)], capture_output=True, text=True, timeout=180,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert run.returncode == 0, run.stderr
-    want = {"call": net(x).numpy(), "keras": model.predict(x[:, :6], verbose=0)}
     return json.loads(run.stdout.strip().splitlines()[-1]), dict(np.load(tmp / "out.npz")), want
 
 
-def test_saved_model_loads_in_a_fresh_process_after_import(fresh_process):
+@pytest.mark.parametrize("op", OPS)
+def test_saved_model_loads_in_a_fresh_process_after_import(fresh_process, op):
     _, got, want = fresh_process
-    np.testing.assert_array_equal(got["call"], want["call"])
-    np.testing.assert_array_equal(got["serving"], want["call"])
+    np.testing.assert_array_equal(got[f"{op} call"], want[f"{op} call"])
+    np.testing.assert_array_equal(got[f"{op} serving"], want[f"{op} call"])
 
 
-def test_saved_model_without_import_says_the_op_is_not_registered(fresh_process):
+def test_saved_rms_norm_gradient_runs_in_a_fresh_process(fresh_process):
+    _, got, want = fresh_process
+    np.testing.assert_array_equal(got["rms_norm gradient"], want["rms_norm gradient"])
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_saved_model_without_import_says_the_op_is_not_registered(fresh_process, op):
     errors, _, _ = fresh_process
-    assert errors["saved_model"]["type"] == "RuntimeError"
-    assert "Op type not registered 'Twinop>BiasAct'" in errors["saved_model"]["message"]
+    assert errors[f"{op} saved_model"]["type"] == "RuntimeError"
+    assert re.search(f"Op type not registered '{OPS[op][0]}'", errors[f"{op} saved_model"]["message"])
 
 
-def test_keras_model_loads_in_a_fresh_process_without_custom_objects(fresh_process):
+@pytest.mark.parametrize("op", OPS)
+def test_keras_model_loads_in_a_fresh_process_without_custom_objects(fresh_process, op):
     errors, got, want = fresh_process
-    np.testing.assert_array_equal(got["keras"], want["keras"])
+    np.testing.assert_array_equal(got[f"{op} keras"], want[f"{op} keras"])
     # Before the import, Keras cannot find the class, and names it.
-    assert errors["keras"]["type"] == "TypeError" and "twinop>BiasAct" in errors["keras"]["message"]
+    assert errors[f"{op} keras"]["type"] == "TypeError" and OPS[op][1] in errors[f"{op} keras"]["message"]
 
 
 # tf.function: shapes and XLA
