@@ -1,6 +1,7 @@
 """twinop's JAX op under jax.jit with sharded inputs, on 4 virtual CPU devices: on Explicit meshes
 (shard_map inside the op), on Auto meshes (custom_partitioning) and in a user's shard_map,
-forward, jax.grad, a second-order penalty and vmap(grad), in float64 against jax.nn.gelu(x + b);
+forward, jax.grad, a second-order penalty, vmap(grad), forward mode's jax.jvp and a Hessian-vector
+product (jax.jvp of jax.grad), in float64 against jax.nn.gelu(x + b);
 and the compiled HLO's collectives, by bytes. Measured by the report's worker
 (twinop/report/_distributed_jax.py) in a subprocess: XLA_FLAGS must be set before jax starts."""
 import copy
@@ -14,7 +15,7 @@ pytest.importorskip("jax")
 pytest.importorskip("twinop.jax", exc_type=ImportError)
 
 RTOL = 1e-12  # float64, relative to the largest value
-PASSES = ("forward", "grad", "second order", "vmap(grad)")
+PASSES = ("forward", "grad", "second order", "vmap(grad)", "jvp", "jvp of grad")
 VARIANTS = ("Explicit mesh, rows sharded", "Explicit mesh, features sharded", "Auto mesh, rows sharded",
             "Auto mesh, features sharded", "shard_map, rows", "shard_map, rows, check_vma=False")
 
@@ -58,23 +59,31 @@ def test_partitioned_each_device_runs_its_shard(measured, variant):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_grad_makes_the_collectives_of_jax_nn_gelu(measured, variant):
-    """Rows sharded: exactly one all-reduce of dbias (128 float64); features sharded: none."""
+    """Rows sharded: exactly one all-reduce of dbias (128 float64); features sharded: none. Forward
+    mode's tangent runs the backward kernel, whose dbias is not used: no all-reduce of it is left."""
     passes = measured["variants"][variant]["passes"]
     dbias = measured["bias_bytes"] if "rows" in variant else 0
-    for pass_, per_example in (("forward", 0), ("grad", 1), ("vmap(grad)", 2)):
+    for pass_, per_example in (("forward", 0), ("grad", 1), ("vmap(grad)", 2), ("jvp", 0)):
         result = passes[pass_]
         assert result["collectives"] == result["native_collectives"], pass_
         assert sum(size for _, size in result["collectives"]) == dbias * per_example, pass_
 
 
+@pytest.mark.parametrize("pass_", ["second order", "jvp of grad"])
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_second_order_sums_each_dbias_once(measured, variant):
-    """The penalty's second order sums dbias over the devices in each backward that makes one:
-    one bias-sized all-reduce more than jax.nn.gelu, whose partial sums XLA adds up first."""
-    result = measured["variants"][variant]["passes"]["second order"]
-    extra = measured["bias_bytes"] if "rows" in variant else 0
+def test_second_order_sums_each_dbias_once(measured, variant, pass_):
+    """Second order sums dbias over the devices in each backward that makes one. Where those sums
+    are JAX's own psums in the transpose rules (Explicit meshes, shard_map checking its varying
+    axes), XLA adds up the partial sums first, as for jax.nn.gelu: the same bytes. Where they are
+    inside each custom call's partitioning (Auto meshes) or added by shard_map's own transpose
+    (check_vma=False), at most one bias-sized all-reduce more."""
+    result = measured["variants"][variant]["passes"][pass_]
+    ours, native = (sum(size for _, size in result[k]) for k in ("collectives", "native_collectives"))
     assert collective_bytes(result["collectives"], "all-gather") == 0
-    assert sum(s for _, s in result["collectives"]) == sum(s for _, s in result["native_collectives"]) + extra
+    if "features" in variant or variant.startswith("Explicit") or variant == "shard_map, rows":
+        assert ours == native
+    else:
+        assert native <= ours <= native + measured["bias_bytes"]
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

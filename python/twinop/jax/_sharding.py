@@ -12,9 +12,11 @@ whole op on every device.
 import jax
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
+from ._primitive import aval_of
+
 
 def _varying(a):
-    return jax.typeof(a).mat.varying
+    return aval_of(a).mat.varying
 
 
 def vary_alike(*arrays):
@@ -26,7 +28,8 @@ def vary_alike(*arrays):
 
 def summed_like(cotangent, primal):
     """An input's cotangent summed over the manual axes it varies over and the input did not (the
-    transpose of vary_alike's cast): bias's gradient over the devices holding x's rows."""
+    transpose of vary_alike's cast): bias's gradient over the devices holding x's rows. primal: the
+    input, or a transpose rule's undefined primal."""
     axes = tuple(sorted(_varying(cotangent) - _varying(primal)))
     return jax.lax.psum(cotangent, axes) if axes else cotangent
 

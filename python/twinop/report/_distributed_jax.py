@@ -2,7 +2,8 @@
 under jax.jit on 4 virtual CPU devices with sharded inputs, on Auto and Explicit meshes and in
 shard_map, in float64. Prints one JSON object.
 
-For each layout and pass (forward, jax.grad, a second-order penalty, vmap(grad)): the largest
+For each layout and pass (forward, jax.grad, a second-order penalty, vmap(grad), forward mode's
+jax.jvp, and a Hessian-vector product by jax.jvp of jax.grad): the largest
 error against jax.nn.gelu(x + b) under the same transforms, relative to its largest value; the
 collectives in the compiled HLO with the bytes of their results (XLA may merge collectives, so
 bytes tell more than counts), the same for jax.nn.gelu(x + b), the result shapes of twinop's
@@ -84,6 +85,9 @@ PASSES = {
     "grad": lambda f: jax.grad(_loss(f), argnums=(0, 1)),
     "second order": lambda f: jax.grad(_penalty(f), argnums=(0, 1)),
     "vmap(grad)": lambda f: jax.vmap(jax.grad(_loss(f), argnums=(0, 1)), in_axes=(0, None)),
+    "jvp": lambda f: lambda x, bias: jax.jvp(f, (x, bias), (jnp.cos(x), jnp.sin(bias))),
+    "jvp of grad": lambda f: lambda x, bias: jax.jvp(jax.grad(_loss(f), argnums=(0, 1)), (x, bias),
+                                                     (jnp.cos(x), jnp.sin(bias))),
 }
 
 

@@ -69,8 +69,6 @@ WITHOUT_LINES = {
                                                   "PyTorch's DDP and FSDP2 need none)"),
     ("tensorflow", "mixed-precision"): (PROVIDED, "Keras casts a layer's inputs and weights under a mixed-precision "
                                                   "policy; TensorFlow has no autocast for ops outside layers"),
-    ("jax", "forward-mode"): (NOT_BUILT, "a custom_vjp has no JVP; forward mode needs a primitive with JVP and "
-                                         "transpose rules (jax.extend)"),
     ("jax", "out"): (NOT_POSSIBLE, "JAX arrays are immutable"),
     ("jax", "buffer-reuse"): (NOT_BUILT, "jax.ffi.ffi_call's input_output_aliases would let XLA give an output "
                                          "an input's buffer"),
@@ -157,6 +155,10 @@ ROLES = {
     # JAX knows every shape at trace time: the bias_act_args.h rules asked there, as shape functions are.
     "csrc/jax/bias_act_check.cpp": Role(("jax",), "shapes"),
     "python/twinop/jax/_gradient.py": Role(("jax",), "gradient"),
+    # Primitives rather than a custom_vjp: what forward mode costs (a linear tangent primitive whose
+    # transpose is the fused backward), counted with it.
+    "python/twinop/jax/_primitive.py": shared(("jax",), "forward-mode"),
+    "python/twinop/jax/_ops.py": Role(("jax",), "forward-mode"),
     "python/twinop/jax/_second_order.py": Role(("jax",), "second-order"),
     "python/twinop/jax/_vmap.py": Role(("jax",), "batching"),
     "python/twinop/jax/_library.py": Role(("jax",), "loader"),
