@@ -180,4 +180,4 @@ def test_jax_library_links_neither_jaxlib_nor_python():
     names = {line.split()[-1] for line in exported.splitlines() if " T " in line}
     handlers = {f"TwinopBiasAct{op}{platform}" for op in ("", "Backward", "DoubleBackward")
                 for platform in ("Cpu", "Cuda" if _build_info.WITH_CUDA else "Cpu")}
-    assert names == handlers | {"TwinopCheckArgs"}
+    assert names == handlers | {"TwinopBiasActCheckArgs"}

@@ -22,24 +22,29 @@ for _target, _symbol in _HANDLERS.items():
         jax.ffi.register_ffi_target(_target, jax.ffi.pycapsule(getattr(library, _symbol + _suffix)), platform=_platform)
 
 # twinop-feature: shapes
-library.TwinopCheckArgs.restype = ctypes.c_int
-library.TwinopCheckArgs.argtypes = (ctypes.c_int, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_int),
-                                    ctypes.POINTER(ctypes.POINTER(ctypes.c_int64)), ctypes.c_char_p, ctypes.c_size_t,
-                                    ctypes.c_char_p, ctypes.c_size_t)
+_ARRAYS = (ctypes.c_int, ctypes.POINTER(ctypes.c_char_p), ctypes.POINTER(ctypes.c_int),
+           ctypes.POINTER(ctypes.POINTER(ctypes.c_int64)))  # count, dtype names, ranks, shapes
+_MESSAGE = (ctypes.c_char_p, ctypes.c_size_t)
+library.TwinopBiasActCheckArgs.restype = ctypes.c_int
+library.TwinopBiasActCheckArgs.argtypes = (*_ARRAYS, ctypes.c_char_p, ctypes.c_size_t, *_MESSAGE)
+
+
+def _check(op, check, arrays, *attrs):
+    """Raises TypeError / ValueError if `arrays` (anything with .shape and .dtype: arrays, tracers,
+    ShapeDtypeStructs), the arguments of one target in order, break the op's rules."""
+    count = len(arrays)
+    shapes = [(ctypes.c_int64 * max(len(a.shape), 1))(*a.shape) for a in arrays]
+    message = ctypes.create_string_buffer(512)
+    kind = check(count, (ctypes.c_char_p * count)(*(str(a.dtype).encode() for a in arrays)),
+                 (ctypes.c_int * count)(*(len(a.shape) for a in arrays)),
+                 (ctypes.POINTER(ctypes.c_int64) * count)(*shapes), *attrs, message, len(message))
+    if kind:
+        raise (TypeError if kind == 1 else ValueError)(f"{op}: {message.value.decode()}")
 
 
 def check_args(act, *arrays):
-    """Raises TypeError / ValueError if `arrays` (anything with .shape and .dtype: arrays,
-    tracers, ShapeDtypeStructs), the arguments of one op in order, break the op's rules."""
-    count = len(arrays)
-    shapes = [(ctypes.c_int64 * max(len(a.shape), 1))(*a.shape) for a in arrays]
+    """bias_act's rules, for its forward (x, bias), backward or double backward arguments."""
     # Every byte of the name, a NUL included (c_char_p alone would stop there); a lone surrogate
     # or a value that is not a str gets the same ValueError as any other bad name.
     name = (act if isinstance(act, str) else repr(act)).encode("utf-8", "surrogatepass")
-    message = ctypes.create_string_buffer(512)
-    kind = library.TwinopCheckArgs(
-        count, (ctypes.c_char_p * count)(*(str(a.dtype).encode() for a in arrays)),
-        (ctypes.c_int * count)(*(len(a.shape) for a in arrays)),
-        (ctypes.POINTER(ctypes.c_int64) * count)(*shapes), name, len(name), message, len(message))
-    if kind:
-        raise (TypeError if kind == 1 else ValueError)(f"twinop.bias_act: {message.value.decode()}")
+    _check("twinop.bias_act", library.TwinopBiasActCheckArgs, arrays, name, len(name))

@@ -146,6 +146,7 @@ ROLES = {
     "python/twinop/tf/__init__.py": Role(("tensorflow",), "loader"),
     "python/twinop/tf/layer.py": Role(("tensorflow",), "module"),
     # JAX: XLA FFI handlers loaded with ctypes, registered as custom-call targets from Python.
+    "csrc/jax/binding.h": shared(("jax",), "wrapper"),  # and the two ends of every op's trace-time check
     "csrc/jax/bias_act_targets.h": Role(("jax",), "registration"),
     "python/twinop/jax/_ffi.py": Role(("jax",), "registration"),
     "csrc/jax/bias_act_handler.h": Role(("jax",), "wrapper"),
