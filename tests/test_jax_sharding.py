@@ -114,3 +114,26 @@ def test_report_reads_the_verdicts_from_the_measurements(measured):
     assert distributed._jax_verdict(variant, measured["x_bytes"]) == "replicated"
     variant["passes"]["grad"]["error"] = 0.75
     assert distributed._jax_verdict(variant, measured["x_bytes"]) == "silently wrong"
+
+
+RMS_NORM_CASES = [(op, variant, pass_) for op, passes in (("rms_norm", ("forward", "grad", "jvp", "jvp of grad")),
+                                                          ("add_rms_norm", ("forward", "grad")))
+                  for variant in ("Explicit mesh, rows sharded", "Explicit mesh, features sharded",
+                                  "Auto mesh, rows sharded", "shard_map, rows") for pass_ in passes]
+
+
+@pytest.mark.parametrize("op,variant,pass_", RMS_NORM_CASES, ids=["/".join(c) for c in RMS_NORM_CASES])
+def test_rms_norm_matches_its_composition_on_whole_rows(measured, op, variant, pass_):
+    """RMSNorm reduces over the features, so each device runs it on whole rows: with rows sharded
+    on its own rows and with the composition's collectives (jax.grad: one all-reduce of dweight);
+    with features sharded, after gathering x (its rows results resharded as x was)."""
+    result = measured["rms_norm"][f"{op} / {variant}"][pass_]
+    assert result["error"] < RTOL
+    shapes = {shape for c in result["custom_calls"] for shape in x_shaped_results(c)}
+    if "rows" in variant:
+        assert shapes == {(16, 128)}, result["custom_calls"]
+        assert result["collectives"] == result["native_collectives"]
+    else:
+        assert shapes == {(64, 128)}, result["custom_calls"]
+        assert collective_bytes(result["collectives"], "all-gather") >= measured["x_bytes"]
+    assert result["shardings"][0] == measured["variants"][variant]["x"]

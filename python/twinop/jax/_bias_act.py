@@ -3,6 +3,7 @@ import functools
 
 import jax
 
+from .. import _layouts
 from . import _gradient, _second_order, _sharding, _vmap  # noqa: F401  (the primitives' rules)
 from ._library import check_args
 from ._ops import bind, forward_p
@@ -16,4 +17,6 @@ def bias_act(x, bias, act="gelu"):
     bias to second order in reverse and forward mode (jax.grad, jax.vjp, jax.jvp, jax.jacfwd,
     jax.hessian), under jax.jit and jax.vmap."""
     check_args(act, x, bias)  # per example under vmap, before the batch is folded into rows
-    return _sharding.partitioned(lambda x, bias: bind(forward_p, x, bias, act=act), x, bias)
+    y, = _sharding.partitioned(lambda x, bias: (bind(forward_p, x, bias, act=act),), _layouts.OPS["bias_act"],
+                               x, bias)
+    return y

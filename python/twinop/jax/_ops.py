@@ -23,7 +23,7 @@ from ._sharding import vary_alike
 
 @functools.cache
 def _ffi_call(op, act):
-    return auto_partitioned(op, act)
+    return auto_partitioned(op, act=act)
 
 
 def _forward(x, bias, *, act):

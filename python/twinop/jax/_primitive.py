@@ -10,6 +10,7 @@ import jax
 from jax._src import dispatch
 from jax.extend.core import Primitive
 from jax.interpreters import ad, mlir
+from jax.sharding import PartitionSpec as P
 
 Zero = ad.Zero
 
@@ -40,6 +41,12 @@ def param_grad_like(param, x):
     shape, dtype and sharding, varying like x (each device sums its own rows: the transpose rules
     sum over the devices, _sharding.summed_like)."""
     return like(x).update(shape=param.shape, dtype=param.dtype, sharding=param.sharding)
+
+
+def row_stat_like(x, dtype):
+    """The type of a per-row statistic of x (RMSNorm's rstd): x.shape[:-1], sharded as x's rows."""
+    spec = tuple(x.sharding.spec) + (None,) * (x.ndim - len(x.sharding.spec))
+    return like(x).update(shape=x.shape[:-1], dtype=dtype, sharding=x.sharding.update(spec=P(*spec[:-1])))
 
 
 def is_zero(tangent):

@@ -8,7 +8,8 @@ error against jax.nn.gelu(x + b) under the same transforms, relative to its larg
 collectives in the compiled HLO with the bytes of their results (XLA may merge collectives, so
 bytes tell more than counts), the same for jax.nn.gelu(x + b), the result shapes of twinop's
 custom calls (one device's rows, or the whole array where XLA replicated the op) and the
-results' shardings. A bare FFI call (no sharding rule) shows what XLA does to an opaque op.
+results' shardings. A bare FFI call (no sharding rule) shows what XLA does to an opaque op. The
+same for RMSNorm (rms_norm, add_rms_norm) against its composition, in the variants it serves.
 """
 import os
 
@@ -62,6 +63,22 @@ def native(x, bias):
 
 def ours(x, bias):
     return tj.bias_act(x, bias, "gelu")
+
+
+def _rms_norm_composition(x, weight):
+    return x * jax.lax.rsqrt(jnp.mean(x * x, -1, keepdims=True) + 1e-5) * (weight + 0.5)
+
+
+# RMSNorm (its rows stay whole: features sharded are gathered first), each as a function of
+# (x, weight); add_rms_norm's residual cos(x), its y + s the result.
+RMS_NORM_OPS = {
+    "rms_norm": (lambda x, w: tj.rms_norm(x, w, 1e-5, offset=0.5), _rms_norm_composition),
+    "add_rms_norm": (lambda x, w: sum(tj.add_rms_norm(x, jnp.cos(x), w, 1e-5, offset=0.5)),
+                     lambda x, w: _rms_norm_composition(x + jnp.cos(x), w) + x + jnp.cos(x)),
+}
+RMS_NORM_VARIANTS = ("Explicit mesh, rows sharded", "Explicit mesh, features sharded", "Auto mesh, rows sharded",
+                     "shard_map, rows")
+RMS_NORM_PASSES = {"rms_norm": ("forward", "grad", "jvp", "jvp of grad"), "add_rms_norm": ("forward", "grad")}
 
 
 def bare_ffi(x, bias):  # the FFI call alone: no shard_map, no custom_partitioning
@@ -119,7 +136,7 @@ def _relative_error(got, want):
                                                                                      jax.tree.leaves(want)))
 
 
-def measure(mesh, x_spec, bias_spec, around, pass_):
+def measure(mesh, x_spec, bias_spec, around, pass_, ours=ours, native=native):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(((BATCH,) if pass_ == "vmap(grad)" else ()) + SHAPE)
     x = jax.device_put(x, NamedSharding(mesh, P(*((None,) if pass_ == "vmap(grad)" else ()), *x_spec)))
@@ -146,6 +163,9 @@ def main():
     collectives, custom_calls = hlo_facts(jax.jit(bare_ffi).lower(x, bias).compile())
     results["bare_ffi_call"] = {"mesh": "Auto", "x": "P('x', None)", "collectives": collectives,
                                 "custom_calls": custom_calls}
+    every = variants()
+    results["rms_norm"] = {f"{op} / {name}": {p: measure(*every[name], p, *RMS_NORM_OPS[op]) for p in passes}
+                           for op, passes in RMS_NORM_PASSES.items() for name in RMS_NORM_VARIANTS}
     print(json.dumps(results))
 
 

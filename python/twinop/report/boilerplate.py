@@ -162,11 +162,19 @@ ROLES = {
     "python/twinop/jax/_ops.py": Role(("jax",), "forward-mode"),
     "python/twinop/jax/_second_order.py": Role(("jax",), "second-order"),
     "python/twinop/jax/_vmap.py": Role(("jax",), "batching"),
-    "python/twinop/jax/_library.py": Role(("jax",), "loader"),
+    "python/twinop/jax/_library.py": shared(("jax",), "loader"),  # every op's targets and checks
     "python/twinop/jax/_bias_act.py": Role(("jax",), "loader"),
-    "python/twinop/jax/__init__.py": Role(("jax",), "loader"),
-    "python/twinop/jax/_sharding.py": Role(("jax",), "distributed"),
-    "python/twinop/jax/_auto_partitioning.py": Role(("jax",), "distributed"),
+    "python/twinop/jax/__init__.py": shared(("jax",), "loader"),
+    "python/twinop/jax/_sharding.py": shared(("jax",), "distributed"),  # every op's, from _layouts.py
+    "python/twinop/jax/_auto_partitioning.py": shared(("jax",), "distributed"),
+    # RMSNorm: its handlers in one file; its Python split by feature inside (the tangents' and
+    # backwards' rules, the formulas their JVPs differentiate).
+    "csrc/jax/rms_norm.cpp": Role(("jax",), "wrapper", "rms_norm"),
+    "python/twinop/jax/_rms_norm_ffi.py": Role(("jax",), "registration", "rms_norm"),
+    "python/twinop/jax/_rms_norm_ops.py": Role(("jax",), "forward-mode", "rms_norm"),
+    "python/twinop/jax/_rms_norm_math.py": Role(("jax",), "second-order", "rms_norm"),
+    "python/twinop/jax/_rms_norm_vmap.py": Role(("jax",), "batching", "rms_norm"),
+    "python/twinop/jax/_rms_norm.py": Role(("jax",), "loader", "rms_norm"),
     # The ops' layouts, from which both PyTorch's and JAX's sharding rules are derived.
     "python/twinop/_layouts.py": shared(TORCH + ("jax",), "distributed"),
     # pybind11 defines the module, converts and dispatches in one file; numpy lends no thread pool,
