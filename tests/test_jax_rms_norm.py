@@ -15,7 +15,7 @@ import jax.numpy as jnp  # noqa: E402
 from jax.test_util import check_grads  # noqa: E402
 
 import twinop.numpy as tn  # noqa: E402
-from cases import make_rms_norm_inputs  # noqa: E402
+from cases import make_rms_norm_inputs, numpy_dtype  # noqa: E402
 from tolerances import NATIVE_FLOAT64  # noqa: E402
 from twinop.jax import _rms_norm_ffi  # noqa: E402
 
@@ -147,17 +147,13 @@ def test_float32_weight_with_half_x(dtype):
     """Mixed precision: the gradients keep their inputs' dtypes, dweight float32, and equal the
     numpy binding's bits (the same core, XLA's pool against numpy's threads)."""
     x, w, dy, _, _ = make_rms_norm_inputs((64, 96), dtype, "float32", seed=5)
-    np_x, np_dy, np_w = x.astype(tn_dtype(dtype)), dy.astype(tn_dtype(dtype)), w.astype(np.float32)
+    np_x, np_dy, np_w = x.astype(numpy_dtype(dtype)), dy.astype(numpy_dtype(dtype)), w.astype(np.float32)
     y, pullback = jax.vjp(lambda x, w: tj.rms_norm(x, w, EPS, offset=OFFSET), jnp.asarray(np_x), jnp.asarray(np_w))
     dx, dweight = pullback(jnp.asarray(np_dy))
     assert (y.dtype, dx.dtype, dweight.dtype) == (np_x.dtype, np_x.dtype, np.float32)
     for got, want in zip((y, dx, dweight), (tn.rms_norm(np_x, np_w, EPS, offset=OFFSET),
                                             *tn.rms_norm_backward(np_dy, np_x, np_w, EPS, offset=OFFSET))):
         assert np.asarray(got).tobytes() == want.tobytes()
-
-
-def tn_dtype(name):
-    return np.dtype(pytest.importorskip("ml_dtypes").bfloat16) if name == "bfloat16" else np.dtype(name)
 
 
 BAD_INPUTS = [

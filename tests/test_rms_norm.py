@@ -116,8 +116,17 @@ class JaxFfi(Numpy):
         self.tj = pytest.importorskip("twinop.jax", exc_type=ImportError)
         from twinop.jax import _rms_norm_ffi
 
-        self.jax.config.update("jax_enable_x64", True)  # for float64; every array's dtype is explicit
         self.ffi = _rms_norm_ffi
+        # JAX's float64 on for each call alone: every array's dtype is explicit, and users run with it off.
+        for name in ("forward", "add_forward", "backward"):
+            setattr(self, name, self._float64(getattr(self, name)))
+
+    def _float64(self, fn):
+        def with_float64(*args):
+            with self.jax.enable_x64(True):
+                return fn(*args)
+
+        return with_float64
 
     def arrays(self, dtypes, *values):
         return [self.jax.numpy.asarray(v.astype(np_dtype(d))) for v, d in zip(values, dtypes)]
