@@ -419,9 +419,10 @@ class JaxBinding:
     def load(self):
         self.jax = pytest.importorskip("jax")
         self.tj = pytest.importorskip("twinop.jax", exc_type=ImportError)
-        from twinop.jax import _ffi
+        from twinop.jax import _ffi, _rms_norm_ffi
 
-        jax, tj = self.jax, self.tj
+        jax, tj, ffi = self.jax, self.tj, _rms_norm_ffi
+        self.ffi = ffi
         calls = {
             "ffi forward": Call(lambda i, act: (_ffi.forward(i.x, i.bias, act=act),), FORWARD),
             "ffi backward": Call(lambda i, act: _ffi.backward(i.dy, i.x, i.bias, act=act), BACKWARD),
@@ -434,6 +435,16 @@ class JaxBinding:
             "vmap bias_act": Call(lambda i, act: (jax.vmap(lambda x, b: tj.bias_act(x, b, act))(
                 i.x, self._per_example(i.bias, i.x)),), FORWARD, min_ndim=2),
             "vmap bias_act vjp": Call(self._vmap_vjp, ("dx", "dbias per example"), min_ndim=2),
+            "ffi rms_norm": rms_norm(lambda i, a: ffi.rms_norm(i.x, i.weight, eps=a.eps, offset=a.offset),
+                                     ("y", "rstd")),
+            "ffi rms_norm_backward": rms_norm(self._ffi_rms_norm_backward, RMS_BACKWARD),
+            "ffi add_rms_norm": add_rms_norm(lambda i, a: ffi.add_rms_norm(i.x, i.residual, i.weight, eps=a.eps,
+                                                                           offset=a.offset), ("y", "s", "rstd")),
+            "ffi add_rms_norm_backward": add_rms_norm(self._ffi_add_rms_norm_backward, RMS_BACKWARD),
+            "rms_norm vjp": rms_norm(self._rms_norm_vjp, FORWARD + RMS_BACKWARD),
+            "add_rms_norm vjp": add_rms_norm(self._add_rms_norm_vjp, ("y", "s") + RMS_BACKWARD),
+            # vmap over the first axis, weight batched too (one row per example): the batching rules.
+            "vmap rms_norm vjp": rms_norm(self._vmap_rms_norm_vjp, ("y", "dx", "dweight per example"), min_ndim=2),
         }
         self.calls = {name: dataclasses.replace(call, fn=self._float64(call.fn)) for name, call in calls.items()}
         return self
@@ -446,6 +457,32 @@ class JaxBinding:
                 return fn(*args)
 
         return with_float64
+
+    def _ffi_rms_norm_backward(self, i, a):
+        _, rstd = self.ffi.rms_norm(i.x, i.weight, eps=a.eps, offset=a.offset)
+        return self.ffi.rms_norm_backward(i.dy, i.x, rstd, i.weight, offset=a.offset)
+
+    def _ffi_add_rms_norm_backward(self, i, a):
+        _, s, rstd = self.ffi.add_rms_norm(i.x, i.residual, i.weight, eps=a.eps, offset=a.offset)
+        return self.ffi.add_rms_norm_backward(i.dy, i.ds, s, rstd, i.weight, offset=a.offset)
+
+    def _rms_norm_vjp(self, i, a):
+        y, pullback = self.jax.vjp(lambda x, w: self.tj.rms_norm(x, w, a.eps, offset=a.offset), i.x, i.weight)
+        return (y, *pullback(i.dy))
+
+    def _add_rms_norm_vjp(self, i, a):
+        (y, s), pullback = self.jax.vjp(lambda x, r, w: self.tj.add_rms_norm(x, r, w, a.eps, offset=a.offset),
+                                        i.x, i.residual, i.weight)
+        dx, d_residual, dweight = pullback((i.dy, i.ds))
+        assert self.bits(dx) == self.bits(d_residual)  # s = x + residual: one gradient
+        return y, s, dx, dweight
+
+    def _vmap_rms_norm_vjp(self, i, a):
+        def per_example(dy, x, w):
+            y, pullback = self.jax.vjp(lambda x, w: self.tj.rms_norm(x, w, a.eps, offset=a.offset), x, w)
+            return (y, *pullback(dy))
+
+        return self.jax.vmap(per_example)(i.dy, i.x, self._per_example(i.weight, i.x))
 
     def _vjp(self, i, act):
         y, pullback = self.jax.vjp(lambda x, bias: self.tj.bias_act(x, bias, act), i.x, i.bias)

@@ -128,10 +128,13 @@ def test_jax_library_with_cuda_handlers_loads_on_cpu_jax(cuda_package):
         import jax.numpy as jnp, twinop.jax
         from twinop.jax import _library
         print(all(hasattr(_library.library, f"TwinopBiasAct{op}Cuda") for op in ("", "Backward", "DoubleBackward")))
+        print(all(hasattr(_library.library, f"Twinop{op}Cuda")
+                  for op in ("RmsNorm", "AddRmsNorm", "RmsNormBackward", "AddRmsNormBackward")))
         print(float(jnp.sum(twinop.jax.bias_act(jnp.zeros((2, 3)), jnp.zeros(3), "relu"))))
+        print(float(jnp.sum(twinop.jax.rms_norm(jnp.ones((2, 3)), jnp.ones(3), 0.0))))
     """)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["True", "0.0"]
+    assert result.stdout.split() == ["True", "True", "0.0", "6.0"]
 
 
 @pytest.mark.parametrize("framework,cpu,cuda", [("torch", "CPU", "CUDA"), ("tensorflow", "CPU", "GPU"),

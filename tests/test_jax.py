@@ -20,7 +20,7 @@ from cases import ACTIVATIONS, DTYPES, SHAPES, SPECIAL_X, make_double_backward_i
 from tolerances import assert_close  # noqa: E402
 from twinop import reference  # noqa: E402
 from twinop.jax import _ffi  # noqa: E402
-from twinop.jax._second_order import bias_act_double_backward  # noqa: E402
+from twinop.jax._ops import bind, double_backward_p  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -65,7 +65,7 @@ def test_forward_and_backward_match_reference(act, dtype, shape, mode):
 @pytest.mark.parametrize("act", ACTIVATIONS)
 def test_double_backward_matches_reference(act, dtype, shape):
     x, bias, dy, g, g_bias = make_double_backward_inputs(shape, dtype)
-    got = bias_act_double_backward(*(to_jax(a, dtype) for a in (g, g_bias, dy, x, bias)), act)
+    got = bind(double_backward_p, *(to_jax(a, dtype) for a in (g, g_bias, dy, x, bias)), act=act)
     want = reference.bias_act_double_backward(g, dy, x, bias, act, g_bias=g_bias)
     assert_close(to_numpy(got[0]), want[0], dtype, what="d_dy")
     assert_close(to_numpy(got[1]), want[1], dtype, what="d_x")
@@ -96,7 +96,7 @@ def test_empty_input(shape, dtype):
     y, dx, dbias = forward_backward(x, bias, dy, "gelu")
     assert y.shape == shape and dx.shape == shape and dbias.shape == bias.shape
     np.testing.assert_array_equal(to_numpy(dbias), np.zeros(shape[-1]))
-    d_dy, d_x, d_bias = bias_act_double_backward(x, bias, dy, x, bias, "gelu")
+    d_dy, d_x, d_bias = bind(double_backward_p, x, bias, dy, x, bias, act="gelu")
     assert d_dy.shape == shape and d_x.shape == shape
     np.testing.assert_array_equal(to_numpy(d_bias), np.zeros(shape[-1]))
 

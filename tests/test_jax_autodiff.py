@@ -1,6 +1,7 @@
 """JAX autodiff and batching, against the native composition act(x + b) in float64: grad and vjp,
-second order (reverse over reverse, Hessians by jacrev), vmap with batched x, bias or both and
-vmap(grad), without a per-example loop; and the errors where a transform is not supported."""
+forward mode (jvp, linearize, jacfwd), second order in every mix of the two modes (Hessians,
+jvp of grad, grad of jvp, jax.test_util.check_grads), vmap with batched x, bias or both of each,
+without a per-example loop; the fused backward kept under jax.grad; third order's error."""
 import re
 
 import numpy as np
@@ -10,9 +11,11 @@ jax = pytest.importorskip("jax")
 tj = pytest.importorskip("twinop.jax", exc_type=ImportError)
 
 import jax.numpy as jnp  # noqa: E402
+from jax.test_util import check_grads  # noqa: E402
 
 from cases import ACTIVATIONS, make_inputs  # noqa: E402
 from tolerances import NATIVE_FLOAT64  # noqa: E402
+from twinop.jax._ops import backward_p, bind  # noqa: E402
 from twinop.jax._second_order import THIRD_ORDER_ERROR  # noqa: E402
 
 NATIVE = {
@@ -95,8 +98,6 @@ def test_hessians_by_reverse_over_reverse(act):
 @pytest.mark.parametrize("act", ACTIVATIONS)
 def test_every_second_derivative_of_the_backward(act):
     """The backward differentiated in all three inputs: its derivative is the double backward."""
-    from twinop.jax._second_order import bias_act_backward
-
     x, bias, dy = inputs(seed=4)
     g, g_bias = jnp.cos(x), jnp.sin(bias)
 
@@ -108,20 +109,98 @@ def test_every_second_derivative_of_the_backward(act):
         _, vjp = jax.vjp(backward, dy, x, bias)
         return vjp((g, g_bias))
 
-    assert_same(pullback(lambda *a: bias_act_backward(*a, act)), pullback(native_backward))
+    assert_same(pullback(lambda *a: bind(backward_p, *a, act=act)), pullback(native_backward))
 
 
-def test_forward_mode_raises_jaxs_error_for_reverse_mode_functions():
-    """The op is a jax.custom_vjp (its derivative is the fused backward kernel), and JAX refuses
-    forward mode on those: a TypeError, never a wrong tangent. jax.hessian is forward over reverse."""
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_every_tangent_of_the_backward(act):
+    """The backward's JVP in all three inputs (forward over reverse): the backward_tangent primitive."""
+    x, bias, dy = inputs(seed=4)
+    tangents = (jnp.sin(dy), jnp.cos(x), jnp.sin(bias))
+
+    def native_backward(dy, x, bias):
+        return jax.vjp(native(act), x, bias)[1](dy)
+
+    assert_same(jax.jvp(lambda *a: bind(backward_p, *a, act=act), (dy, x, bias), tangents),
+                jax.jvp(native_backward, (dy, x, bias), tangents))
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_check_grads_in_both_modes_to_second_order(act, jit):
+    """JAX's own checker: forward and reverse mode against finite differences, to second order."""
+    x, bias, _ = inputs(seed=9)
+    f = ours(act)
+    check_grads(jax.jit(f) if jit else f, (x, bias), order=2, modes=["fwd", "rev"])
+
+
+def loss(f):
+    return lambda a, b: jnp.sum(jnp.cos(f(a, b)) * a)
+
+
+# Forward mode and its mixes with reverse mode, each a function of (x, bias) returning a pytree.
+FORWARD_MODE = {
+    "jvp": lambda f: lambda a, b: jax.jvp(f, (a, b), (jnp.sin(a), jnp.cos(b))),
+    "jvp in x": lambda f: lambda a, b: jax.jvp(lambda c: f(c, b), (a,), (jnp.sin(a),)),
+    "jvp in bias": lambda f: lambda a, b: jax.jvp(lambda c: f(a, c), (b,), (jnp.cos(b),)),
+    "linearize": lambda f: lambda a, b: jax.linearize(f, a, b)[1](jnp.sin(a), jnp.cos(b)),
+    "jacfwd": lambda f: jax.jacfwd(f, argnums=(0, 1)),
+    "hessian": lambda f: jax.hessian(loss(f), argnums=(0, 1)),
+    "jacfwd of jacfwd": lambda f: jax.jacfwd(jax.jacfwd(loss(f), argnums=(0, 1)), argnums=(0, 1)),
+    "jacrev of jacfwd": lambda f: jax.jacrev(jax.jacfwd(loss(f), argnums=(0, 1)), argnums=(0, 1)),
+    "jvp of grad": lambda f: lambda a, b: jax.jvp(jax.grad(loss(f), argnums=(0, 1)), (a, b),
+                                                   (jnp.sin(a), jnp.cos(b))),
+    "grad of jvp": lambda f: jax.grad(lambda a, b: jnp.sum(jax.jvp(f, (a, b), (a * a, jnp.cos(b)))[1] ** 2),
+                                      argnums=(0, 1)),
+}
+
+
+# Every activation under jax.jit; eagerly (the same rules, traced slowly op by op) one of them.
+JIT_OR_EAGER = [(act, True) for act in ACTIVATIONS] + [("gelu", False)]
+
+
+@pytest.mark.parametrize("transform", FORWARD_MODE)
+@pytest.mark.parametrize("act,jit", JIT_OR_EAGER, ids=[f"{a}-{'jit' if j else 'eager'}" for a, j in JIT_OR_EAGER])
+def test_forward_mode_matches_jax_nn(act, jit, transform):
+    x, bias, _ = inputs(shape=(3, 5), seed=10)
+    wrap = jax.jit if jit else (lambda f: f)
+    want = jax.jit(FORWARD_MODE[transform](native(act)))(x, bias)  # eager jax.nn ops take seconds
+    assert_same(wrap(FORWARD_MODE[transform](ours(act)))(x, bias), want)
+
+
+@pytest.mark.parametrize("name", ["x", "bias", "both"])
+@pytest.mark.parametrize("transform", FORWARD_MODE)
+def test_vmap_of_forward_mode(transform, name):
+    """Per example, batched x, bias or both: the batching rules of every primitive forward mode uses."""
+    in_axes, x, bias = vmap_inputs(name)
+    x = x[..., :2, :]  # Hessians per example stay small
+
+    def per_example(f):
+        return jax.jit(jax.vmap(FORWARD_MODE[transform](f), in_axes))(x, bias)
+
+    assert_same(per_example(ours("gelu_tanh")), per_example(native("gelu_tanh")))
+
+
+def test_grad_runs_one_fused_backward_call():
+    """jax.grad differentiates the tangent primitive by transposing it: the compiled program holds
+    the forward and the fused backward kernel (dx and dbias in one pass) and no reduction over x,
+    as it did when the op was a custom_vjp."""
+    x, bias, _ = inputs((64, 32))
+    grad = jax.grad(lambda a, b: jnp.sum(ours("gelu")(a, b) ** 2), argnums=(0, 1))
+    compiled = jax.jit(grad).lower(x, bias).compile().as_text()
+    targets = sorted(re.findall(r'custom_call_target="(\w+)"', compiled))
+    assert targets == ["twinop_bias_act", "twinop_bias_act_backward"]
+    assert not re.search(r"\breduce\(", compiled), compiled
+
+
+def test_third_order_in_forward_mode_raises():
     x, bias, _ = inputs()
-    message = "can't apply forward-mode autodiff (jvp) to a custom_vjp function"
-    with pytest.raises(TypeError, match=re.escape(message)):
-        jax.jvp(ours("gelu"), (x, bias), (x, bias))
-    with pytest.raises(TypeError, match=re.escape(message)):
-        jax.jacfwd(ours("gelu"))(x, bias)
-    with pytest.raises(TypeError, match=re.escape(message)):
-        jax.hessian(lambda a: jnp.sum(ours("gelu")(a, bias)))(x)
+    f = lambda a: jnp.sum(ours("gelu")(a, bias))  # noqa: E731
+    jax.hessian(f)(x)  # second order works
+    with pytest.raises(NotImplementedError, match=re.escape(THIRD_ORDER_ERROR)):
+        jax.jacfwd(jax.hessian(f))(x)
+    with pytest.raises(NotImplementedError, match=re.escape(THIRD_ORDER_ERROR)):
+        jax.jvp(jax.grad(lambda a: jnp.sum(jax.grad(f)(a) ** 3)), (x,), (x,))
 
 
 def test_third_order_raises():

@@ -16,7 +16,7 @@ import twinop.jax as tj  # noqa: E402  (imported only where a GPU exists)
 from cases import ACTIVATIONS, DTYPES, SHAPES, SPECIAL_X, make_double_backward_inputs, make_inputs, rows_of  # noqa: E402
 from tolerances import assert_close  # noqa: E402
 from twinop import _build_info, reference  # noqa: E402
-from twinop.jax._second_order import bias_act_double_backward  # noqa: E402
+from twinop.jax._ops import bind, double_backward_p  # noqa: E402
 
 # The shared shapes (scalar path) and two that take the vectorized path.
 CUDA_SHAPES = SHAPES + [(7, 1000), (64, 4096)]
@@ -77,7 +77,7 @@ def test_the_program_calls_the_cuda_handlers():
 @pytest.mark.parametrize("act", ACTIVATIONS)
 def test_double_backward_matches_reference(act, dtype):
     x, bias, dy, g, g_bias = make_double_backward_inputs((37, 300), dtype)
-    fn = jax.jit(lambda *a: bias_act_double_backward(*a, act))
+    fn = jax.jit(lambda *a: bind(double_backward_p, *a, act=act))
     got = fn(*(on_gpu(a, dtype) for a in (g, g_bias, dy, x, bias)))
     want = reference.bias_act_double_backward(g, dy, x, bias, act, g_bias=g_bias)
     assert_close(to_numpy(got[0]), want[0], dtype, what="d_dy")
@@ -136,3 +136,23 @@ def test_vmap_and_per_example_gradients():
     got = per_example(lambda a, b: tj.bias_act(a, b, "gelu"))
     want = per_example(lambda a, b: jax.nn.gelu(a + b, approximate=False))
     jax.tree.map(lambda g, w: assert_close(to_numpy(g), to_numpy(w), "float32", summed=64), got, want)
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_forward_mode_and_hessian_vector_products(act):
+    """jax.jvp (the backward kernel as the tangent) and jax.jvp of jax.grad (the backward and
+    double-backward kernels) on the GPU, in float64, against jax.nn's composition there."""
+    x, bias, _ = make_inputs((33, 257), "float64", seed=7)
+    x, bias = on_gpu(x, "float64"), on_gpu(bias, "float64")
+    native = {"gelu": lambda v: jax.nn.gelu(v, approximate=False), "gelu_tanh": jax.nn.gelu,
+              "silu": jax.nn.silu, "relu": jax.nn.relu}[act]
+
+    def both(f):
+        loss = lambda a, b: jnp.sum(jnp.cos(f(a, b)))  # noqa: E731
+        tangents = (jnp.sin(x), jnp.cos(bias))
+        return jax.jit(lambda a, b: (jax.jvp(f, (a, b), tangents),
+                                     jax.jvp(jax.grad(loss, argnums=(0, 1)), (a, b), tangents)))(x, bias)
+
+    got = both(lambda a, b: tj.bias_act(a, b, act))
+    want = both(lambda a, b: native(a + b))
+    jax.tree.map(lambda g, w: assert_close(to_numpy(g), to_numpy(w), "float64", summed=33), got, want)

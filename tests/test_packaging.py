@@ -178,6 +178,7 @@ def test_jax_library_links_neither_jaxlib_nor_python():
     assert not re.search(r"xla::|\bPy\w|c10::|tensorflow::", undefined)
     exported = subprocess.run(["nm", "-D", "--defined-only", path], capture_output=True, text=True, check=True).stdout
     names = {line.split()[-1] for line in exported.splitlines() if " T " in line}
-    handlers = {f"TwinopBiasAct{op}{platform}" for op in ("", "Backward", "DoubleBackward")
-                for platform in ("Cpu", "Cuda" if _build_info.WITH_CUDA else "Cpu")}
-    assert names == handlers | {"TwinopCheckArgs"}
+    ops = [f"TwinopBiasAct{op}" for op in ("", "Backward", "DoubleBackward")]
+    ops += [f"Twinop{op}{part}" for op in ("RmsNorm", "AddRmsNorm") for part in ("", "Backward")]
+    handlers = {op + platform for op in ops for platform in ("Cpu", "Cuda" if _build_info.WITH_CUDA else "Cpu")}
+    assert names == handlers | {"TwinopBiasActCheckArgs", "TwinopRmsNormCheckArgs"}

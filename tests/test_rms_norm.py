@@ -1,5 +1,6 @@
 """RMSNorm through every binding's ops (the numpy functions, torch.ops.twinop.*, twinop.torch's
-differentiable entry points, twinop.tf's raw ops and its entry points with a tape), against the float64 reference (twinop.reference), on every dtype
+differentiable entry points, twinop.tf's raw ops and its entry points with a tape, twinop.jax's FFI
+calls and entry points), against the float64 reference (twinop.reference), on every dtype
 (float16 and bfloat16 x with float32 weights too), odd shapes, non-contiguous and empty inputs and
 NaN/Inf; with the same argument errors everywhere, inputs unchanged."""
 import numpy as np
@@ -178,8 +179,66 @@ class TensorFlowTape(TensorFlowOps):
         return {"dx": dx, "dweight": dweight}
 
 
+class JaxFfi(Numpy):
+    """twinop.jax's FFI calls (the targets, through their trace-time check): rstd and all. Its
+    arrays read back as numpy's."""
+
+    def __init__(self):
+        self.jax = pytest.importorskip("jax")
+        self.tj = pytest.importorskip("twinop.jax", exc_type=ImportError)
+        from twinop.jax import _rms_norm_ffi
+
+        self.ffi = _rms_norm_ffi
+        # JAX's float64 on for each call alone: every array's dtype is explicit, and users run with it off.
+        for name in ("forward", "add_forward", "backward"):
+            setattr(self, name, self._float64(getattr(self, name)))
+
+    def _float64(self, fn):
+        def with_float64(*args):
+            with self.jax.enable_x64(True):
+                return fn(*args)
+
+        return with_float64
+
+    def arrays(self, dtypes, *values):
+        return [self.jax.numpy.asarray(v.astype(np_dtype(d))) for v, d in zip(values, dtypes)]
+
+    def forward(self, x, w, eps, offset, dtypes):
+        y, rstd = self.ffi.rms_norm(*self.arrays(dtypes, x, w), eps=eps, offset=offset)
+        return {"y": y, "rstd": rstd}
+
+    def add_forward(self, x, r, w, eps, offset, dtypes):
+        y, s, rstd = self.ffi.add_rms_norm(*self.arrays((dtypes[0], dtypes[0], dtypes[1]), x, r, w), eps=eps,
+                                           offset=offset)
+        return {"y": y, "s": s, "rstd": rstd}
+
+    def backward(self, dy, x, w, eps, offset, dtypes):
+        dya, xa, wa = self.arrays((dtypes[0], dtypes[0], dtypes[1]), dy, x, w)
+        _, rstd = self.ffi.rms_norm(xa, wa, eps=eps, offset=offset)
+        dx, dweight = self.ffi.rms_norm_backward(dya, xa, rstd, wa, offset=offset)
+        return {"dx": dx, "dweight": dweight}
+
+
+class Jax(JaxFfi):
+    """twinop.jax.rms_norm / add_rms_norm under jax.jit, and jax.vjp."""
+
+    def forward(self, x, w, eps, offset, dtypes):
+        y = self.jax.jit(lambda x, w: self.tj.rms_norm(x, w, eps, offset=offset))(*self.arrays(dtypes, x, w))
+        return {"y": y}
+
+    def add_forward(self, x, r, w, eps, offset, dtypes):
+        y, s = self.tj.add_rms_norm(*self.arrays((dtypes[0], dtypes[0], dtypes[1]), x, r, w), eps, offset=offset)
+        return {"y": y, "s": s}
+
+    def backward(self, dy, x, w, eps, offset, dtypes):
+        dya, xa, wa = self.arrays((dtypes[0], dtypes[0], dtypes[1]), dy, x, w)
+        _, pullback = self.jax.vjp(lambda x, w: self.tj.rms_norm(x, w, eps, offset=offset), xa, wa)
+        dx, dweight = pullback(dya)
+        return {"dx": dx, "dweight": dweight}
+
+
 BINDINGS = {"numpy": Numpy, "torch ops": TorchOps, "torch autograd": TorchAutograd, "tensorflow ops": TensorFlowOps,
-            "tensorflow tape": TensorFlowTape}
+            "tensorflow tape": TensorFlowTape, "jax ffi": JaxFfi, "jax": Jax}
 _loaded = {}
 
 

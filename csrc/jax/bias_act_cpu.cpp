@@ -56,9 +56,9 @@ ffi::Error double_backward(ffi::ThreadPool pool, std::string_view act, ffi::AnyB
 namespace jb = twinop::jax_binding;
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(TwinopBiasActCpu, jb::forward,
-                              jb::forward_signature(jb::ffi::Ffi::Bind().Ctx<jb::ffi::ThreadPool>()));
+                              jb::forward_signature(jb::cpu_context()));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(TwinopBiasActBackwardCpu, jb::backward,
-                              jb::backward_signature(jb::ffi::Ffi::Bind().Ctx<jb::ffi::ThreadPool>()));
+                              jb::backward_signature(jb::cpu_context()));
 // twinop-feature: second-order
 XLA_FFI_DEFINE_HANDLER_SYMBOL(TwinopBiasActDoubleBackwardCpu, jb::double_backward,
-                              jb::double_backward_signature(jb::ffi::Ffi::Bind().Ctx<jb::ffi::ThreadPool>()));
+                              jb::double_backward_signature(jb::cpu_context()));

@@ -23,7 +23,9 @@ struct CudaLaunch {
                       std::int64_t cols, DType dtype, Activation act) const {
     void* workspace = nullptr;
     const std::size_t bytes = bias_act_cuda_workspace_bytes(rows, cols, dtype);
-    if (ffi::Error error = allocate(bytes, &workspace); error.failure()) return error;
+    if (ffi::Error error = allocate_workspace(scratch, bytes, kBiasAct, &workspace); error.failure()) {
+      return error;
+    }
     bias_act_backward_cuda(dy, x, bias, dx, dbias, workspace, bytes, rows, cols, dtype, act, stream);
     return ffi::Error::Success();
   }
@@ -33,26 +35,14 @@ struct CudaLaunch {
                              Activation act) const {
     void* workspace = nullptr;
     const std::size_t bytes = bias_act_cuda_workspace_bytes(rows, cols, dtype);
-    if (ffi::Error error = allocate(bytes, &workspace); error.failure()) return error;
+    if (ffi::Error error = allocate_workspace(scratch, bytes, kBiasAct, &workspace); error.failure()) {
+      return error;
+    }
     bias_act_double_backward_cuda(g, g_bias, dy, x, bias, d_dy, d_x, d_bias, workspace, bytes, rows, cols, dtype,
                                   act, stream);
     return ffi::Error::Success();
   }
-
   // twinop-feature: end
-  // Scratch for the deterministic column sums. XLA frees it when the handler returns, while the
-  // kernels may still be queued: its allocator is stream-ordered, as for XLA's own temporaries
-  // (jaxlib's GPU solvers take their workspaces the same way).
-  ffi::Error allocate(std::size_t bytes, void** workspace) const {
-    if (bytes == 0) return ffi::Error::Success();  // an empty input needs none
-    const std::optional<void*> memory = scratch.Allocate(bytes, alignof(std::max_align_t));
-    if (!memory) {
-      return ffi::Error(ffi::ErrorCode::kResourceExhausted,
-                        "twinop.bias_act: cannot allocate " + std::to_string(bytes) + " bytes of GPU workspace");
-    }
-    *workspace = *memory;
-    return ffi::Error::Success();
-  }
 };
 
 ffi::Error forward(cudaStream_t stream, ffi::ScratchAllocator scratch, std::string_view act, ffi::AnyBuffer x,
@@ -73,13 +63,7 @@ ffi::Error double_backward(cudaStream_t stream, ffi::ScratchAllocator scratch, s
                            ffi::Result<ffi::AnyBuffer> d_bias) {
   return bias_act_double_backward(CudaLaunch{stream, scratch}, act, g, g_bias, dy, x, bias, d_dy, d_x, d_bias);
 }
-
 // twinop-feature: end
-// The stream XLA runs this call on, so the op stays ordered with the rest of the program, and
-// scratch memory from XLA's allocator.
-auto cuda_context() {
-  return ffi::Ffi::Bind().Ctx<ffi::PlatformStream<cudaStream_t>>().Ctx<ffi::ScratchAllocator>();
-}
 
 }  // namespace
 }  // namespace twinop::jax_binding

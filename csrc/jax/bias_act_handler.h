@@ -1,57 +1,19 @@
-// The XLA FFI handlers, written once for every platform: map XLA's buffers, element types and
-// the `act` attribute onto the core's types, the core's argument errors onto ffi::Error, and
-// hand raw pointers to a platform's `Launch` (see bias_act_cpu.cpp and bias_act_cuda.cpp).
+// bias_act's XLA FFI handlers, written once for every platform: check XLA's buffers and the `act`
+// attribute against the op's rules (through binding.h) and hand raw pointers to a platform's
+// `Launch` (see bias_act_cpu.cpp and bias_act_cuda.cpp).
 // XLA allocates the outputs, dense and row-major, shaped as the caller of jax.ffi.ffi_call asked
 // (python/twinop/jax/_ffi.py): they are checked like the inputs.
 #pragma once
 
-#include <exception>
 #include <optional>
-#include <sstream>
-#include <string>
 #include <string_view>
 
-#include "types.h"
 #include "bias_act_args.h"
-#include "xla/ffi/api/ffi.h"
+#include "binding.h"
 
 namespace twinop::jax_binding {
 
-namespace ffi = ::xla::ffi;
-
-inline std::optional<DType> core_dtype(ffi::DataType type) {
-  switch (type) {
-    case ffi::DataType::F32: return DType::kFloat32;
-    case ffi::DataType::F64: return DType::kFloat64;
-    case ffi::DataType::F16: return DType::kFloat16;
-    case ffi::DataType::BF16: return DType::kBFloat16;
-    default: return std::nullopt;
-  }
-}
-
-inline TensorInfo describe(const ffi::AnyBuffer& buffer) {
-  const auto dims = buffer.dimensions();
-  std::ostringstream name;  // XLA's own spelling: F32, BF16, S32, ...
-  name << buffer.element_type();
-  return {{dims.begin(), dims.end()}, core_dtype(buffer.element_type()), name.str()};
-}
-
-// XLA reports a bad argument as INVALID_ARGUMENT whatever its kind; twinop.jax raises
-// TypeError / ValueError with the same words before anything runs (bias_act_check.cpp).
-inline ffi::Error to_error(const ArgError& error) {
-  return ffi::Error::InvalidArgument("twinop.bias_act: " + error.message);
-}
-
-// Runs a launch, turning a C++ exception from the core (a CUDA error) into a failed call:
-// no exception may cross into XLA.
-template <typename Fn>
-ffi::Error guarded(Fn&& launch) {
-  try {
-    return launch();
-  } catch (const std::exception& e) {
-    return ffi::Error::Internal(e.what());
-  }
-}
+constexpr const char* kBiasAct = "twinop.bias_act";
 
 template <typename Launch>
 ffi::Error bias_act(Launch launch, std::string_view act_name, ffi::AnyBuffer x, ffi::AnyBuffer bias,
@@ -61,7 +23,7 @@ ffi::Error bias_act(Launch launch, std::string_view act_name, ffi::AnyBuffer x, 
   std::optional<ArgError> error = check_bias_act_args(x_info, describe(bias));
   if (!error) error = parse_activation_arg(act_name, &act);
   if (!error) error = check_same_as("y", describe(*y), "x", x_info);
-  if (error) return to_error(*error);
+  if (error) return to_error(kBiasAct, *error);
   const Matrix2D m = as_matrix(x_info.shape);
   return guarded([&] {
     return launch.forward(x.untyped_data(), bias.untyped_data(), y->untyped_data(), m.rows, m.cols, *x_info.dtype,
@@ -78,7 +40,7 @@ ffi::Error bias_act_backward(Launch launch, std::string_view act_name, ffi::AnyB
   if (!error) error = parse_activation_arg(act_name, &act);
   if (!error) error = check_same_as("dx", describe(*dx), "x", x_info);
   if (!error) error = check_same_as("dbias", describe(*dbias), "bias", bias_info);
-  if (error) return to_error(*error);
+  if (error) return to_error(kBiasAct, *error);
   const Matrix2D m = as_matrix(x_info.shape);
   return guarded([&] {
     return launch.backward(dy.untyped_data(), x.untyped_data(), bias.untyped_data(), dx->untyped_data(),
@@ -100,7 +62,7 @@ ffi::Error bias_act_double_backward(Launch launch, std::string_view act_name, ff
   if (!error) error = check_same_as("d_dy", describe(*d_dy), "x", x_info);
   if (!error) error = check_same_as("d_x", describe(*d_x), "x", x_info);
   if (!error) error = check_same_as("d_bias", describe(*d_bias), "bias", bias_info);
-  if (error) return to_error(*error);
+  if (error) return to_error(kBiasAct, *error);
   const Matrix2D m = as_matrix(x_info.shape);
   return guarded([&] {
     return launch.double_backward(g.untyped_data(), g_bias.untyped_data(), dy.untyped_data(), x.untyped_data(),

@@ -4,20 +4,25 @@ callbacks how to run each call on its shards, instead of gathering x and running
 on every device. (Explicit meshes and shard_map: _sharding.py.)
 
 The shardings follow from each op's layouts (twinop._layouts): x's rows may be sharded over any
-mesh axes, and its features too (bias sharded alike); a result summed over rows (dbias) is
-summed over the devices holding them.
+mesh axes, and its features too where the op keeps them apart (bias sharded alike; RMSNorm's
+rows stay whole); a result summed over rows (dbias, dweight) is summed over the devices holding
+them.
 """
 import jax
 from jax.experimental.custom_partitioning import custom_partitioning
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
 from .. import _layouts
-from . import _ffi
+from . import _ffi, _rms_norm_ffi
 from ._sharding import mesh_axes
 
 LAYOUTS = {_ffi.forward: _layouts.OPS["bias_act"], _ffi.backward: _layouts.OPS["bias_act_backward"],
-           _ffi.double_backward: _layouts.OPS["bias_act_double_backward"]}
-FACTORS = {_layouts.ROWS: "... c", _layouts.PARAM: "c", _layouts.PARAM_GRAD: "c"}  # for the Shardy rule
+           _ffi.double_backward: _layouts.OPS["bias_act_double_backward"],
+           _rms_norm_ffi.rms_norm: _layouts.OPS["rms_norm"], _rms_norm_ffi.add_rms_norm: _layouts.OPS["add_rms_norm"],
+           _rms_norm_ffi.rms_norm_backward: _layouts.OPS["rms_norm_backward"],
+           _rms_norm_ffi.add_rms_norm_backward: _layouts.OPS["add_rms_norm_backward"]}
+# For the Shardy rule; a per-row statistic has x's dimensions but the features.
+FACTORS = {_layouts.ROWS: "... c", _layouts.ROW_STAT: "...", _layouts.PARAM: "c", _layouts.PARAM_GRAD: "c"}
 
 
 def _on_auto_mesh(x):
@@ -35,7 +40,8 @@ def _x_spec(layout, info):
 
 
 def _shardings(mesh, layouts, spec):
-    per_layout = {_layouts.ROWS: P(*spec), _layouts.PARAM: P(spec[-1]), _layouts.PARAM_GRAD: P(spec[-1])}
+    per_layout = {_layouts.ROWS: P(*spec), _layouts.ROW_STAT: P(*spec[:-1]), _layouts.PARAM: P(spec[-1]),
+                  _layouts.PARAM_GRAD: P(spec[-1])}
     return tuple(NamedSharding(mesh, per_layout[layout]) for layout in layouts)
 
 
@@ -43,13 +49,13 @@ def _one_or_tuple(results):
     return results if len(results) > 1 else results[0]
 
 
-def auto_partitioned(op, act):
-    """op(*arrays, act=act), partitioned by XLA where x lies on an Auto mesh of several devices."""
+def auto_partitioned(op, **attrs):
+    """op(*arrays, **attrs), partitioned by XLA where x lies on an Auto mesh of several devices."""
     layout = LAYOUTS[op]
     x_index = layout.arguments.index(_layouts.ROWS)
 
     def local(*arrays):  # custom_partitioning takes positional arguments only
-        return op(*arrays, act=act)
+        return op(*arrays, **attrs)
 
     def partition(mesh, arg_infos, result_infos):
         spec = _x_spec(layout, arg_infos[x_index])

@@ -3,14 +3,20 @@ import functools
 
 import jax
 
-from . import _gradient, _sharding
+from .. import _layouts
+from . import _gradient, _second_order, _sharding, _vmap  # noqa: F401  (the primitives' rules)
+from ._library import check_args
+from ._ops import bind, forward_p
 
 
 # Jitted, as jax.numpy's functions are: an eager call runs one cached executable instead of
-# tracing the custom_vjp and custom_vmap wrappers again (about 1 ms a call); under an outer
-# transform the jit is inlined.
+# binding the primitives one by one; under an outer transform the jit is inlined.
 @functools.partial(jax.jit, static_argnames="act")
 def bias_act(x, bias, act="gelu"):
     """y = act(x + bias), bias of shape (x.shape[-1],) and of x's dtype; differentiable in x and
-    bias to second order in reverse mode (jax.grad, jax.vjp), under jax.jit and jax.vmap."""
-    return _sharding.partitioned(lambda x, bias: _gradient.bias_act(x, bias, act), x, bias)
+    bias to second order in reverse and forward mode (jax.grad, jax.vjp, jax.jvp, jax.jacfwd,
+    jax.hessian), under jax.jit and jax.vmap."""
+    check_args(act, x, bias)  # per example under vmap, before the batch is folded into rows
+    y, = _sharding.partitioned(lambda x, bias: (bind(forward_p, x, bias, act=act),), _layouts.OPS["bias_act"],
+                               x, bias)
+    return y

@@ -1,8 +1,7 @@
 """The three FFI targets as JAX functions: checked at trace time, then one XLA custom call each.
 
 They have no derivative and no batching rule of their own (vmap_method is left unset, so a
-vmap that reached them would raise): _vmap.py gives them batching rules, and _gradient.py and
-_second_order.py their derivatives.
+vmap that reached them would raise): they run bias_act's primitives (_ops.py), which have.
 
 Result types are the inputs' own (jax.typeof), not only their shape and dtype: a sharded x's
 sharding, and inside shard_map the manual axes x varies over, which jax.grad checks.
@@ -10,18 +9,17 @@ sharding, and inside shard_map the manual axes x varies over, which jax.grad che
 import jax
 
 from ._library import BACKWARD, DOUBLE_BACKWARD, FORWARD, check_args
+from ._primitive import like, param_grad_like
 from ._sharding import vary_alike
 
 
 def _like(x):
-    """A result typed as x, but never weak (a Python scalar's type), as act(x + bias) is."""
-    return jax.typeof(x).update(weak_type=False)
+    return like(jax.typeof(x))
 
 
 def _bias_like(bias, x):
-    """dbias's type: bias's shape and sharding, varying like x. Inside shard_map each device sums
-    its own rows: the custom_vjp backward sums over the devices (_sharding.summed_like)."""
-    return _like(x).update(shape=bias.shape, sharding=jax.typeof(bias).sharding)
+    """dbias's type: bias's shape and sharding, varying like x (_primitive.param_grad_like)."""
+    return param_grad_like(jax.typeof(bias), jax.typeof(x))
 
 
 def forward(x, bias, *, act):

@@ -1,46 +1,62 @@
-"""The derivative of the backward op, for second order: the double-backward op, whose own
-derivative is an error rather than a silently wrong third derivative."""
-import functools
+"""Second-order derivatives of bias_act's primitives: the JVPs of the tangent and of the backward
+(forward over forward, forward over reverse) are the backward_tangent primitive, whose transpose
+(reverse over reverse, reverse over forward) is the double-backward kernel. A third derivative
+needs act''', which no kernel computes: it raises instead of being silently wrong."""
+from jax.interpreters import ad
 
-import jax
-
+from ._ops import backward_p, backward_tangent_p, bind, double_backward_p, tangent_p
+from ._primitive import instantiate, is_zero, zero_like
 from ._sharding import summed_like
-from ._vmap import batched
 
 THIRD_ORDER_ERROR = ("twinop.bias_act: third-order derivatives are not supported "
                      "(the double backward, twinop_bias_act_double_backward, has no derivative)")
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def bias_act_backward(dy, x, bias, act):
-    """(dx, dbias) of bias_act, differentiable in dy, x and bias."""
-    return batched(act).backward(dy, x, bias)
+def _tangent_jvp(primals, tangents, *, act):
+    """t_y = act'(v) t_v with t_v = t_x + t_bias: its tangent is act'(v) s_v + act''(v) t_v u_v,
+    backward_tangent's dx with dy = t_v (u: the tangents of x and bias, s: those of t_x, t_bias)."""
+    x, bias, t_x, t_bias = primals
+    t_y = bind(tangent_p, *primals, act=act)
+    u_x, u_bias, s_x, s_bias = tangents
+    if is_zero(u_x) and is_zero(u_bias):
+        return t_y, (zero_like(t_y) if is_zero(s_x) and is_zero(s_bias)
+                     else bind(tangent_p, x, bias, *instantiate([s_x, s_bias]), act=act))
+    s_x, s_bias, u_x, u_bias = instantiate([s_x, s_bias, u_x, u_bias])
+    return t_y, bind(backward_tangent_p, s_x + s_bias, u_x, u_bias, t_x + t_bias, x, bias, act=act)[0]
 
 
-def _backward_fwd(dy, x, bias, act):
-    return bias_act_backward(dy, x, bias, act), (dy, x, bias)
+def _backward_jvp(primals, tangents, *, act):
+    dy, x, bias = primals
+    out = bind(backward_p, *primals, act=act)
+    s_dy, u_x, u_bias = tangents
+    if is_zero(u_x) and is_zero(u_bias):
+        return out, ([zero_like(o) for o in out] if is_zero(s_dy)
+                     else bind(backward_p, *instantiate([s_dy]), x, bias, act=act))
+    return out, bind(backward_tangent_p, *instantiate(tangents), dy, x, bias, act=act)
 
 
-def _backward_bwd(act, saved, grads):
-    g, g_bias = grads  # arriving at dx and dbias
-    return tuple(map(summed_like, bias_act_double_backward(g, g_bias, *saved, act), saved))
+def _backward_tangent_jvp(primals, tangents, *, act):
+    """Linear in t_dy, t_x and t_bias; a tangent of dy, x or bias is a third derivative."""
+    out = bind(backward_tangent_p, *primals, act=act)
+    if not all(map(is_zero, tangents[3:])):
+        raise NotImplementedError(THIRD_ORDER_ERROR)
+    if all(map(is_zero, tangents[:3])):
+        return out, [zero_like(o) for o in out]
+    return out, bind(backward_tangent_p, *instantiate(tangents[:3]), *primals[3:], act=act)
 
 
-bias_act_backward.defvjp(_backward_fwd, _backward_bwd)
+def _backward_tangent_transpose(cts, t_dy, t_x, t_bias, dy, x, bias, *, act):
+    grads = bind(double_backward_p, *instantiate(cts), dy, x, bias, act=act)
+    return (*(summed_like(g, t) if ad.is_undefined_primal(t) else None
+              for g, t in zip(grads, (t_dy, t_x, t_bias))), None, None, None)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
-def bias_act_double_backward(g, g_bias, dy, x, bias, act):
-    """(d_dy, d_x, d_bias): the gradients of bias_act_backward's inputs."""
-    return batched(act).double_backward(g, g_bias, dy, x, bias)
-
-
-def _double_backward_fwd(g, g_bias, dy, x, bias, act):
-    return bias_act_double_backward(g, g_bias, dy, x, bias, act), None
-
-
-def _double_backward_bwd(act, saved, grads):
+def _double_backward_jvp(primals, tangents, *, act):
     raise NotImplementedError(THIRD_ORDER_ERROR)
 
 
-bias_act_double_backward.defvjp(_double_backward_fwd, _double_backward_bwd)
+ad.primitive_jvps[tangent_p] = _tangent_jvp
+ad.primitive_jvps[backward_p] = _backward_jvp
+ad.primitive_jvps[backward_tangent_p] = _backward_tangent_jvp
+ad.primitive_transposes[backward_tangent_p] = _backward_tangent_transpose
+ad.primitive_jvps[double_backward_p] = _double_backward_jvp

@@ -12,9 +12,12 @@ whole op on every device.
 import jax
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
+from .. import _layouts
+from ._primitive import aval_of
+
 
 def _varying(a):
-    return jax.typeof(a).mat.varying
+    return aval_of(a).mat.varying
 
 
 def vary_alike(*arrays):
@@ -26,7 +29,8 @@ def vary_alike(*arrays):
 
 def summed_like(cotangent, primal):
     """An input's cotangent summed over the manual axes it varies over and the input did not (the
-    transpose of vary_alike's cast): bias's gradient over the devices holding x's rows."""
+    transpose of vary_alike's cast): bias's gradient over the devices holding x's rows. primal: the
+    input, or a transpose rule's undefined primal."""
     axes = tuple(sorted(_varying(cotangent) - _varying(primal)))
     return jax.lax.psum(cotangent, axes) if axes else cotangent
 
@@ -36,18 +40,25 @@ def mesh_axes(entry):
     return () if entry is None else entry if isinstance(entry, tuple) else (entry,)
 
 
-def partitioned(fn, x, bias):
-    """fn(x, bias) (the differentiable op), run on each device's shard of x where x is sharded
-    over Explicit mesh axes, bias resharded as x's last axis is, the result sharded as x;
-    elsewhere fn(x, bias) itself. For ops whose features do not mix (an op that reduces over C
-    would need C whole on each device)."""
+def partitioned(fn, layout, *arrays):
+    """fn(*arrays) (the differentiable op, whose arguments and results are laid out as `layout`
+    says, twinop._layouts), run on each device's shard of x (its first rows argument) where x is
+    sharded over Explicit mesh axes, the parameters resharded as x's last axis is; elsewhere
+    fn(*arrays) itself. An op whose features mix (RMSNorm) gets whole rows: x's features are
+    gathered first, and its rows results resharded as x was."""
+    x = arrays[layout.arguments.index(_layouts.ROWS)]
     sharding = jax.typeof(x).sharding
-    spec = P(*sharding.spec, *(None,) * (x.ndim - len(sharding.spec)))
+    given = P(*sharding.spec, *(None,) * (x.ndim - len(sharding.spec)))
+    spec = given if layout.features_apart else P(*given[:-1], None)
     mesh = sharding.mesh
     explicit = {name for name, kind in zip(mesh.axis_names, mesh.axis_types) if kind == AxisType.Explicit}
+    if not {a for entry in given for a in mesh_axes(entry)} & explicit:
+        return fn(*arrays)
+    specs = {_layouts.ROWS: spec, _layouts.ROW_STAT: P(*spec[:-1]), _layouts.PARAM: P(spec[-1])}
+    arrays = [jax.sharding.reshard(a, NamedSharding(mesh, specs[kind])) for a, kind in zip(arrays, layout.arguments)]
     axes = {a for entry in spec for a in mesh_axes(entry)} & explicit
-    if not axes:
-        return fn(x, bias)
-    bias_spec = P(spec[-1])
-    bias = jax.sharding.reshard(bias, NamedSharding(mesh, bias_spec))
-    return jax.shard_map(fn, mesh=mesh, in_specs=(spec, bias_spec), out_specs=spec, axis_names=axes)(x, bias)
+    out = fn(*arrays) if not axes else jax.shard_map(
+        fn, mesh=mesh, in_specs=tuple(specs[k] for k in layout.arguments),
+        out_specs=tuple(specs[k] for k in layout.results), axis_names=axes)(*arrays)
+    return tuple(jax.sharding.reshard(r, NamedSharding(mesh, given)) if kind == _layouts.ROWS and spec != given else r
+                 for r, kind in zip(out, layout.results))

@@ -2,12 +2,14 @@
 under jax.jit on 4 virtual CPU devices with sharded inputs, on Auto and Explicit meshes and in
 shard_map, in float64. Prints one JSON object.
 
-For each layout and pass (forward, jax.grad, a second-order penalty, vmap(grad)): the largest
+For each layout and pass (forward, jax.grad, a second-order penalty, vmap(grad), forward mode's
+jax.jvp, and a Hessian-vector product by jax.jvp of jax.grad): the largest
 error against jax.nn.gelu(x + b) under the same transforms, relative to its largest value; the
 collectives in the compiled HLO with the bytes of their results (XLA may merge collectives, so
 bytes tell more than counts), the same for jax.nn.gelu(x + b), the result shapes of twinop's
 custom calls (one device's rows, or the whole array where XLA replicated the op) and the
-results' shardings. A bare FFI call (no sharding rule) shows what XLA does to an opaque op.
+results' shardings. A bare FFI call (no sharding rule) shows what XLA does to an opaque op. The
+same for RMSNorm (rms_norm, add_rms_norm) against its composition, in the variants it serves.
 """
 import os
 
@@ -63,6 +65,22 @@ def ours(x, bias):
     return tj.bias_act(x, bias, "gelu")
 
 
+def _rms_norm_composition(x, weight):
+    return x * jax.lax.rsqrt(jnp.mean(x * x, -1, keepdims=True) + 1e-5) * (weight + 0.5)
+
+
+# RMSNorm (its rows stay whole: features sharded are gathered first), each as a function of
+# (x, weight); add_rms_norm's residual cos(x), its y + s the result.
+RMS_NORM_OPS = {
+    "rms_norm": (lambda x, w: tj.rms_norm(x, w, 1e-5, offset=0.5), _rms_norm_composition),
+    "add_rms_norm": (lambda x, w: sum(tj.add_rms_norm(x, jnp.cos(x), w, 1e-5, offset=0.5)),
+                     lambda x, w: _rms_norm_composition(x + jnp.cos(x), w) + x + jnp.cos(x)),
+}
+RMS_NORM_VARIANTS = ("Explicit mesh, rows sharded", "Explicit mesh, features sharded", "Auto mesh, rows sharded",
+                     "shard_map, rows")
+RMS_NORM_PASSES = {"rms_norm": ("forward", "grad", "jvp", "jvp of grad"), "add_rms_norm": ("forward", "grad")}
+
+
 def bare_ffi(x, bias):  # the FFI call alone: no shard_map, no custom_partitioning
     return _ffi.forward(x, bias, act="gelu")
 
@@ -84,6 +102,9 @@ PASSES = {
     "grad": lambda f: jax.grad(_loss(f), argnums=(0, 1)),
     "second order": lambda f: jax.grad(_penalty(f), argnums=(0, 1)),
     "vmap(grad)": lambda f: jax.vmap(jax.grad(_loss(f), argnums=(0, 1)), in_axes=(0, None)),
+    "jvp": lambda f: lambda x, bias: jax.jvp(f, (x, bias), (jnp.cos(x), jnp.sin(bias))),
+    "jvp of grad": lambda f: lambda x, bias: jax.jvp(jax.grad(_loss(f), argnums=(0, 1)), (x, bias),
+                                                     (jnp.cos(x), jnp.sin(bias))),
 }
 
 
@@ -115,7 +136,7 @@ def _relative_error(got, want):
                                                                                      jax.tree.leaves(want)))
 
 
-def measure(mesh, x_spec, bias_spec, around, pass_):
+def measure(mesh, x_spec, bias_spec, around, pass_, ours=ours, native=native):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(((BATCH,) if pass_ == "vmap(grad)" else ()) + SHAPE)
     x = jax.device_put(x, NamedSharding(mesh, P(*((None,) if pass_ == "vmap(grad)" else ()), *x_spec)))
@@ -142,6 +163,9 @@ def main():
     collectives, custom_calls = hlo_facts(jax.jit(bare_ffi).lower(x, bias).compile())
     results["bare_ffi_call"] = {"mesh": "Auto", "x": "P('x', None)", "collectives": collectives,
                                 "custom_calls": custom_calls}
+    every = variants()
+    results["rms_norm"] = {f"{op} / {name}": {p: measure(*every[name], p, *RMS_NORM_OPS[op]) for p in passes}
+                           for op, passes in RMS_NORM_PASSES.items() for name in RMS_NORM_VARIANTS}
     print(json.dumps(results))
 
 

@@ -69,8 +69,6 @@ WITHOUT_LINES = {
                                                   "PyTorch's DDP and FSDP2 need none)"),
     ("tensorflow", "mixed-precision"): (PROVIDED, "Keras casts a layer's inputs and weights under a mixed-precision "
                                                   "policy; TensorFlow has no autocast for ops outside layers"),
-    ("jax", "forward-mode"): (NOT_BUILT, "a custom_vjp has no JVP; forward mode needs a primitive with JVP and "
-                                         "transpose rules (jax.extend)"),
     ("jax", "out"): (NOT_POSSIBLE, "JAX arrays are immutable"),
     ("jax", "buffer-reuse"): (NOT_BUILT, "jax.ffi.ffi_call's input_output_aliases would let XLA give an output "
                                          "an input's buffer"),
@@ -161,6 +159,7 @@ ROLES = {
     "python/twinop/tf/_rms_norm.py": Role(("tensorflow",), "loader", "rms_norm"),
     "python/twinop/tf/_rms_norm_gradient.py": Role(("tensorflow",), "gradient", "rms_norm"),
     # JAX: XLA FFI handlers loaded with ctypes, registered as custom-call targets from Python.
+    "csrc/jax/binding.h": shared(("jax",), "wrapper"),  # and the two ends of every op's trace-time check
     "csrc/jax/bias_act_targets.h": Role(("jax",), "registration"),
     "python/twinop/jax/_ffi.py": Role(("jax",), "registration"),
     "csrc/jax/bias_act_handler.h": Role(("jax",), "wrapper"),
@@ -170,13 +169,25 @@ ROLES = {
     # JAX knows every shape at trace time: the bias_act_args.h rules asked there, as shape functions are.
     "csrc/jax/bias_act_check.cpp": Role(("jax",), "shapes"),
     "python/twinop/jax/_gradient.py": Role(("jax",), "gradient"),
+    # Primitives rather than a custom_vjp: what forward mode costs (a linear tangent primitive whose
+    # transpose is the fused backward), counted with it.
+    "python/twinop/jax/_primitive.py": shared(("jax",), "forward-mode"),
+    "python/twinop/jax/_ops.py": Role(("jax",), "forward-mode"),
     "python/twinop/jax/_second_order.py": Role(("jax",), "second-order"),
     "python/twinop/jax/_vmap.py": Role(("jax",), "batching"),
-    "python/twinop/jax/_library.py": Role(("jax",), "loader"),
+    "python/twinop/jax/_library.py": shared(("jax",), "loader"),  # every op's targets and checks
     "python/twinop/jax/_bias_act.py": Role(("jax",), "loader"),
-    "python/twinop/jax/__init__.py": Role(("jax",), "loader"),
-    "python/twinop/jax/_sharding.py": Role(("jax",), "distributed"),
-    "python/twinop/jax/_auto_partitioning.py": Role(("jax",), "distributed"),
+    "python/twinop/jax/__init__.py": shared(("jax",), "loader"),
+    "python/twinop/jax/_sharding.py": shared(("jax",), "distributed"),  # every op's, from _layouts.py
+    "python/twinop/jax/_auto_partitioning.py": shared(("jax",), "distributed"),
+    # RMSNorm: its handlers in one file; its Python split by feature inside (the tangents' and
+    # backwards' rules, the formulas their JVPs differentiate).
+    "csrc/jax/rms_norm.cpp": Role(("jax",), "wrapper", "rms_norm"),
+    "python/twinop/jax/_rms_norm_ffi.py": Role(("jax",), "registration", "rms_norm"),
+    "python/twinop/jax/_rms_norm_ops.py": Role(("jax",), "forward-mode", "rms_norm"),
+    "python/twinop/jax/_rms_norm_math.py": Role(("jax",), "second-order", "rms_norm"),
+    "python/twinop/jax/_rms_norm_vmap.py": Role(("jax",), "batching", "rms_norm"),
+    "python/twinop/jax/_rms_norm.py": Role(("jax",), "loader", "rms_norm"),
     # The ops' layouts, from which both PyTorch's and JAX's sharding rules are derived.
     "python/twinop/_layouts.py": shared(TORCH + ("jax",), "distributed"),
     # pybind11 defines the module, converts and dispatches in one file; numpy lends no thread pool,

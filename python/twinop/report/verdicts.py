@@ -553,8 +553,8 @@ def jax_boilerplate(results):
     features = matched_features(table, ("jax", "torch"))
     shared = totals(table, features)
     return (f"{totals(table)['jax']} lines over every feature; on the {len(features)} it shares with PyTorch "
-            f"{shared['jax']} vs PyTorch's {shared['torch']}: XLA FFI handlers (C++) and a jax.custom_vjp chain "
-            "(Python)")
+            f"{shared['jax']} vs PyTorch's {shared['torch']}: XLA FFI handlers (C++) and JAX primitives with JVP, "
+            "transpose and batching rules (Python)")
 
 
 def jax_support(results):
