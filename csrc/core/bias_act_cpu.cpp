@@ -12,12 +12,17 @@
 namespace twinop {
 namespace {
 
+// The precision the results are rounded to, by which the activation math picks its approximations.
+template <typename S>
+constexpr math::Precision<kSignificantBits<S>> precision_of{};
+
 template <typename S, typename Act>
 TWINOP_CPU_CLONES void forward_rows(const S* x, const compute_t<S>* b, S* y, std::int64_t rows, std::int64_t cols) {
   for (std::int64_t r = 0; r < rows; ++r) {
     const S* x_row = x + r * cols;
     S* y_row = y + r * cols;
-    for (std::int64_t c = 0; c < cols; ++c) y_row[c] = from_compute<S>(Act::value(to_compute(x_row[c]) + b[c]));
+    for (std::int64_t c = 0; c < cols; ++c)
+      y_row[c] = from_compute<S>(Act::value(to_compute(x_row[c]) + b[c], precision_of<S>));
   }
 }
 
@@ -28,7 +33,8 @@ TWINOP_CPU_CLONES void backward_rows(const S* dy, const S* x, const compute_t<S>
   for (std::int64_t r = 0; r < rows; ++r) {
     const std::int64_t offset = r * cols;
     for (std::int64_t c = 0; c < cols; ++c) {
-      const compute_t<S> grad = to_compute(dy[offset + c]) * Act::derivative(to_compute(x[offset + c]) + b[c]);
+      const compute_t<S> grad =
+          to_compute(dy[offset + c]) * Act::derivative(to_compute(x[offset + c]) + b[c], precision_of<S>);
       dx[offset + c] = from_compute<S>(grad);
       dbias_sum[c] += grad;  // summed before rounding to S, like the CUDA kernel
     }
@@ -49,8 +55,8 @@ TWINOP_CPU_CLONES void double_backward_rows(const S* g, const compute_t<S>* g_b,
     for (std::int64_t c = 0; c < cols; ++c) {
       const compute_t<S> grad = to_compute(g[offset + c]) + g_b[c];
       const compute_t<S> v = to_compute(x[offset + c]) + b[c];
-      const compute_t<S> grad_x = grad * to_compute(dy[offset + c]) * Act::second_derivative(v);
-      d_dy[offset + c] = from_compute<S>(grad * Act::derivative(v));
+      const compute_t<S> grad_x = grad * to_compute(dy[offset + c]) * Act::second_derivative(v, precision_of<S>);
+      d_dy[offset + c] = from_compute<S>(grad * Act::derivative(v, precision_of<S>));
       d_x[offset + c] = from_compute<S>(grad_x);
       d_bias_sum[c] += grad_x;
     }

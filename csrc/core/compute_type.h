@@ -14,6 +14,13 @@ template <typename S> struct ComputeTypeOf { using type = float; };
 template <> struct ComputeTypeOf<double> { using type = double; };
 template <typename S> using compute_t = typename ComputeTypeOf<S>::type;
 
+// The significant bits of each storage type: the precision its results are rounded to, by which
+// the activation math picks its approximations (activation_math.h's Precision).
+template <typename S> inline constexpr int kSignificantBits = 24;
+template <> inline constexpr int kSignificantBits<double> = 53;
+template <> inline constexpr int kSignificantBits<cpu::Float16> = 11;
+template <> inline constexpr int kSignificantBits<cpu::BFloat16> = 8;
+
 inline float to_compute(float v) { return v; }
 inline double to_compute(double v) { return v; }
 inline float to_compute(cpu::Float16 v) { return cpu::to_float(v); }
