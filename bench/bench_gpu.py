@@ -40,6 +40,9 @@ HEADLINE = (16384, 8192)
 SHAPES = [HEADLINE, (1024, 1024), (4096, 1024), (4096, 4096), (8192, 8192)]  # the targets' shape first
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 TARGET_DEVICE = "H100"  # the device the project's targets are stated for
+# The forward's share of the copy's bandwidth each dtype is to reach. bfloat16's was 90%, where its forward
+# was issue-bound; issue 25 cut its activation math to what bfloat16 needs, and raised it.
+FORWARD_OF_COPY = {"bfloat16": 0.95, "float32": 0.90}
 BATCHES = 9
 WARMUP_CALLS = 3
 ELEMENTS_MOVED = {"fwd": 2, "fwd+bwd": 5, "double-bwd": 5}  # per input element, per pass
@@ -215,11 +218,11 @@ def target_checks(results, checks):
     for dtype in DTYPES:
         copy_ms = find(results, dtype, HEADLINE, "fwd", "copy (ceiling)")
         fwd_ms = find(results, dtype, HEADLINE, "fwd", "twinop")
-        target = f"{dtype} fwd at {HEADLINE} >= 90% of copy bandwidth"
+        target = f"{dtype} fwd at {HEADLINE} >= {FORWARD_OF_COPY[dtype]:.0%} of copy bandwidth"
         if unjudged(copy_ms, fwd_ms) is not None:
             out.append((target, "NOT MEASURED", unjudged(copy_ms, fwd_ms)))
         else:
-            out.append((target, verdict(fwd_ms <= copy_ms / 0.9),
+            out.append((target, verdict(fwd_ms <= copy_ms / FORWARD_OF_COPY[dtype]),
                         f"twinop {fwd_ms:.4f} ms, copy {copy_ms:.4f} ms: {100 * copy_ms / fwd_ms:.1f}% of copy"))
     copy_ms = find(results, "bfloat16", HEADLINE, "fwd", "copy (ceiling)")
     fb_ms = find(results, "bfloat16", HEADLINE, "fwd+bwd", "twinop")
