@@ -50,6 +50,9 @@ WIDEST = (64, 262144)
 RMS_NORM_EPS = 1e-6
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 TARGET_DEVICE = "H100"  # the device the project's targets are stated for
+# The forward's share of the copy's bandwidth each dtype is to reach. bfloat16's was 90%, where its forward
+# was issue-bound; issue 25 cut its activation math to what bfloat16 needs, and raised it.
+FORWARD_OF_COPY = {"bfloat16": 0.95, "float32": 0.90}
 BATCHES = 9
 WARMUP_CALLS = 3
 ELEMENTS_MOVED = {"fwd": 2, "fwd+bwd": 5, "double-bwd": 5}  # per input element, per pass
@@ -346,8 +349,9 @@ def target_checks(results, checks):
                     "eager", verdict(c["max_error_over_tolerance"] <= 1.0),
                     f"max error / tolerance = {c['max_error_over_tolerance']:.3f}"))
     for dtype in DTYPES:
-        out.append(copy_fraction_target(results, "bias_act", f"{dtype} fwd at {HEADLINE} >= 90% of copy bandwidth",
-                                        dtype, HEADLINE, 0.9))
+        fraction = FORWARD_OF_COPY[dtype]
+        out.append(copy_fraction_target(results, "bias_act", f"{dtype} fwd at {HEADLINE} >= {fraction:.0%} of copy "
+                                        "bandwidth", dtype, HEADLINE, fraction))
     out.append(byte_floor_target(results, "bias_act", f"bfloat16 fwd+bwd at {HEADLINE} <= 1.3x of 5N at copy speed",
                                  "bfloat16"))
     out += faster_than_targets(results, "bias_act", ("torch.compile",), "")

@@ -31,6 +31,7 @@ bias_act_backward_kernel(const S* __restrict__ dy, const S* __restrict__ x,
                          compute_t<S>* __restrict__ partial_sums, std::int64_t rows,
                          std::int64_t cols) {
   using C = compute_t<S>;
+  using P = math::Precision<cuda_detail::kSignificantBits<S>>;
   constexpr int W = kGroupWidth<S>;
   const std::int64_t first_row = std::int64_t(blockIdx.y) * blockDim.y + threadIdx.y;
   const ThreadColumns group = cuda_detail::thread_columns<kAlignedRows>(dx, cols, first_row);
@@ -55,7 +56,7 @@ bias_act_backward_kernel(const S* __restrict__ dy, const S* __restrict__ x,
 #pragma unroll
       for (int j = 0; j < W; ++j) {
         const C grad = cuda_detail::mul_rounded(cuda_detail::to_compute(dy_in.v[j]),
-                                                Act::derivative(cuda_detail::to_compute(x_in.v[j]) + b[j]));
+                                                Act::derivative(cuda_detail::to_compute(x_in.v[j]) + b[j], P{}));
         out.v[j] = cuda_detail::from_compute<S>(grad);
         sum[j] += grad;  // before rounding to S, as on the CPU
       }

@@ -37,6 +37,7 @@ bias_act_double_backward_kernel(const S* __restrict__ g, const S* __restrict__ g
                                 compute_t<S>* __restrict__ partial_sums, std::int64_t rows,
                                 std::int64_t cols) {
   using C = compute_t<S>;
+  using P = math::Precision<cuda_detail::kSignificantBits<S>>;
   constexpr int W = kGroupWidth<S>;
   const std::int64_t first_row = std::int64_t(blockIdx.y) * blockDim.y + threadIdx.y;
   const ThreadColumns group = cuda_detail::thread_columns<kAlignedRows>(d_dy, cols, first_row);
@@ -70,8 +71,9 @@ bias_act_double_backward_kernel(const S* __restrict__ g, const S* __restrict__ g
       for (int j = 0; j < W; ++j) {
         const C grad = cuda_detail::to_compute(g_in.v[j]) + g_b[j];
         const C v = cuda_detail::to_compute(x_in.v[j]) + b[j];
-        const C grad_x = cuda_detail::mul_rounded(grad * cuda_detail::to_compute(dy_in.v[j]), Act::second_derivative(v));
-        d_dy_out.v[j] = cuda_detail::from_compute<S>(grad * Act::derivative(v));
+        const C grad_x =
+            cuda_detail::mul_rounded(grad * cuda_detail::to_compute(dy_in.v[j]), Act::second_derivative(v, P{}));
+        d_dy_out.v[j] = cuda_detail::from_compute<S>(grad * Act::derivative(v, P{}));
         d_x_out.v[j] = cuda_detail::from_compute<S>(grad_x);
         sum[j] += grad_x;  // before rounding to S, as on the CPU
       }

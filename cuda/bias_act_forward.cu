@@ -29,6 +29,7 @@ __global__ void __launch_bounds__(cuda_detail::kThreadsPerBlock, cuda_detail::kM
 bias_act_forward_kernel(const S* __restrict__ x, const S* __restrict__ bias, S* __restrict__ y,
                         std::int64_t rows, std::int64_t cols) {
   using C = compute_t<S>;
+  using P = math::Precision<cuda_detail::kSignificantBits<S>>;
   constexpr int W = kGroupWidth<S>;
   const std::int64_t first_row = std::int64_t(blockIdx.y) * blockDim.y + threadIdx.y;
   const ThreadColumns group = cuda_detail::thread_columns<kAlignedRows>(y, cols, first_row);
@@ -57,7 +58,7 @@ bias_act_forward_kernel(const S* __restrict__ x, const S* __restrict__ bias, S* 
       Group<S> out;
 #pragma unroll
       for (int j = 0; j < W; ++j) {
-        out.v[j] = cuda_detail::from_compute<S>(Act::value(cuda_detail::to_compute(in[k].v[j]) + b[j]));
+        out.v[j] = cuda_detail::from_compute<S>(Act::value(cuda_detail::to_compute(in[k].v[j]) + b[j], P{}));
       }
       cuda_detail::store_group(y + r * cols, out, group, y_vector);
     }

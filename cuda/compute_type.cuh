@@ -11,6 +11,13 @@ template <typename S> struct ComputeTypeOf { using type = float; };
 template <> struct ComputeTypeOf<double> { using type = double; };
 template <typename S> using compute_t = typename ComputeTypeOf<S>::type;
 
+// The significant bits of each storage type: the precision its results are rounded to, by which
+// the activation math picks its approximations (activation_math.h's Precision).
+template <typename S> inline constexpr int kSignificantBits = 24;
+template <> inline constexpr int kSignificantBits<double> = 53;
+template <> inline constexpr int kSignificantBits<__half> = 11;
+template <> inline constexpr int kSignificantBits<__nv_bfloat16> = 8;
+
 __device__ __forceinline__ float to_compute(float v) { return v; }
 __device__ __forceinline__ double to_compute(double v) { return v; }
 __device__ __forceinline__ float to_compute(__half v) { return __half2float(v); }

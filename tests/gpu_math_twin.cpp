@@ -63,18 +63,28 @@ void twin_set_bounds(int exp_bound_, int recip_bound_) {
   recip_bound = recip_bound_;
 }
 
-// out[i] = the activation's value (order 0), derivative (1) or second derivative (2) at v[i];
-// returns 0, or -1 for an unknown activation name or order.
-int twin_eval(const char* act_name, int order, const float* v, float* out, std::int64_t n) {
+// out[i] = the activation's value (order 0), derivative (1) or second derivative (2) at v[i], for
+// results rounded to `bits` significant bits (24: float32, 11: float16, 8: bfloat16); returns 0,
+// or -1 for an unknown activation name, order or precision.
+int twin_eval(const char* act_name, int order, int bits, const float* v, float* out, std::int64_t n) {
   twinop::Activation act;
   if (!twinop::parse_activation(act_name, &act) || order < 0 || order > 2) return -1;
-  twinop::visit_activation(act, [&](auto functor) {
-    using Act = decltype(functor);
-    for (std::int64_t i = 0; i < n; ++i) {
-      out[i] = order == 0 ? Act::value(v[i]) : order == 1 ? Act::derivative(v[i]) : Act::second_derivative(v[i]);
-    }
-  });
-  return 0;
+  const auto eval = [&](auto precision) {
+    twinop::visit_activation(act, [&](auto functor) {
+      using Act = decltype(functor);
+      for (std::int64_t i = 0; i < n; ++i) {
+        out[i] = order == 0   ? Act::value(v[i], precision)
+                 : order == 1 ? Act::derivative(v[i], precision)
+                              : Act::second_derivative(v[i], precision);
+      }
+    });
+  };
+  switch (bits) {
+    case 24: eval(twinop::math::Precision<24>{}); return 0;
+    case 11: eval(twinop::math::Precision<11>{}); return 0;
+    case 8: eval(twinop::math::Precision<8>{}); return 0;
+  }
+  return -1;
 }
 
 }  // extern "C"

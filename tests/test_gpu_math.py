@@ -6,8 +6,14 @@ both signs up to 1e18 (subnormals included), a dense grid where the functions be
 exponential's overflow and underflow, +-0, +-Inf and NaN. Each result must sit within half the
 float32 tolerance (tests/tolerances.py), the other half left for the roundings the GPU fuses.
 Past 1e18, v^2 and v^4 terms overflow float before the vanishing factor that multiplies them
-(PyTorch's own float32 GELU derivatives give NaN from 1e19 on, too)."""
+(PyTorch's own float32 GELU derivatives give NaN from 1e19 on, too).
+
+The math for float16 and bfloat16 results (cheaper for bfloat16) is checked as the CPU's is in
+tests/test_half_math.py: over every finite input value of the dtype and three biases, rounded to
+the dtype as the kernels round it, within the dtype's tolerance everywhere and correctly rounded
+no less often than PyTorch's own ops less one point, at every combination of the bounds."""
 import ctypes
+import importlib.util
 import itertools
 import os
 import shutil
@@ -16,6 +22,7 @@ import subprocess
 import numpy as np
 import pytest
 
+import half_accuracy
 from cases import ACTIVATIONS
 from tolerances import TOLERANCE
 from twinop import reference
@@ -37,15 +44,21 @@ def twin(tmp_path_factory):
                     "-o", str(library)], check=True)
     lib = ctypes.CDLL(str(library))
     lib.twin_set_bounds.argtypes = [ctypes.c_int, ctypes.c_int]
-    lib.twin_eval.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    lib.twin_eval.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
+                              ctypes.c_int64]
     lib.twin_eval.restype = ctypes.c_int
     return lib
 
 
-def evaluate(lib, act, order, v, bounds):
+SIGNIFICANT_BITS = {"float32": 24, "float16": 11, "bfloat16": 8}
+
+
+def evaluate(lib, act, order, v, bounds, dtype_name="float32"):
+    """The twin's results at float32 inputs v, for results of dtype_name (before their rounding)."""
     lib.twin_set_bounds(*bounds)
     out = np.empty_like(v)
-    assert lib.twin_eval(act.encode(), order, v.ctypes.data, out.ctypes.data, v.size) == 0
+    assert lib.twin_eval(act.encode(), order, SIGNIFICANT_BITS[dtype_name], v.ctypes.data, out.ctypes.data,
+                         v.size) == 0
     return out
 
 
@@ -112,3 +125,26 @@ def test_the_sweep_catches_a_wrong_function(twin):
         expected = reference.FORWARD["gelu"](v.astype(np.float64)).astype(np.float64)
     got = evaluate(twin, "gelu", 0, v, (0, 0)).astype(np.float64) * (1 + 1e-4)
     assert worst_error(got, expected)[0] > 1
+
+
+HALF_RESULTS = {0: "forward y", 1: "backward dx", 2: "double backward d_x"}  # with dy = g = 1, as the kernels
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=["value", "derivative", "second_derivative"])
+@pytest.mark.parametrize("act", ACTIVATIONS)
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_gpu_half_math_within_tolerance_and_rounded_as_often_as_pytorch(twin, dtype, act, order):
+    if dtype == "bfloat16":
+        pytest.importorskip("ml_dtypes")
+    x, bias = half_accuracy.inputs(dtype)
+    v = x.astype(np.float32) + bias.astype(np.float32)  # the kernels' v, in float
+    exact = half_accuracy.exact_results(dtype, act)[order]
+    with_torch = importlib.util.find_spec("torch") is not None  # without it, the tolerance alone
+    theirs = half_accuracy.torch_figures(dtype, act)[HALF_RESULTS[order]][0] if with_torch else None
+    for bounds in BOUNDS:
+        got = evaluate(twin, act, order, v, bounds, dtype).astype(x.dtype)  # rounded to nearest, as the kernels
+        outside = half_accuracy.outside_tolerance(got, exact, dtype)
+        assert not outside.any(), f"bounds {bounds}: outside the {dtype} tolerance at v = {v[outside][:5]}"
+        if theirs is not None:
+            ours, _ = half_accuracy.figures(got, exact, dtype)
+            assert np.all(ours >= theirs - 0.01), f"bounds {bounds}: correctly rounded {ours}, PyTorch {theirs}"

@@ -199,8 +199,8 @@ ROLES = {
     "csrc/numpy/thread_parallel_for.h": shared(("numpy",), "wrapper"),
     "python/twinop/numpy.py": shared(("numpy",), "loader"),
     **{path: shared((CORE,), CORE_PARTS[0]) for path in (
-        "csrc/core/types.h", "csrc/core/half_cpu.h", "csrc/core/arg_checks.h", "csrc/core/compute_type.h",
-        "csrc/core/cpu_clones.h", "csrc/core/cuda_stream.h", "csrc/core/parallel_for.h",
+        "csrc/core/types.h", "csrc/core/half_cpu.h", "csrc/core/half_cpu.cpp", "csrc/core/arg_checks.h",
+        "csrc/core/compute_type.h", "csrc/core/cpu_clones.h", "csrc/core/cuda_stream.h", "csrc/core/parallel_for.h",
         "csrc/core/storage_dispatch.h")},
     **{path: Role((CORE,), CORE_PARTS[0]) for path in (
         "csrc/core/activation_math.h", "csrc/core/bias_act.h", "csrc/core/bias_act_cpu.cpp",
