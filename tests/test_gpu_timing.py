@@ -135,7 +135,7 @@ def test_each_ops_targets_read_its_own_rows():
         del r["host_bound"]  # and no "op": a file from before RMSNorm
     rms_norm = [dict(r, op="rms_norm", ms=ms) for r, ms in zip(bias_act, (1.0, 1.5))]
     judged = verdicts(bias_act + rms_norm)
-    assert judged[f"bfloat16 fwd at {headline} >= 90% of copy bandwidth"][0] == "PASS"
+    assert judged[f"bfloat16 fwd at {headline} >= 95% of copy bandwidth"][0] == "PASS"  # bfloat16: issue 25's target
     assert judged[f"rms_norm bfloat16 fwd at {headline} >= 90% of copy bandwidth"] == (
         "MISS", "twinop 1.5000 ms, copy 1.0000 ms: 66.7% of copy")
     assert judged[f"rms_norm bfloat16 fwd at {bench_gpu.WIDEST} >= 80% of copy bandwidth"][0] == "NOT MEASURED"

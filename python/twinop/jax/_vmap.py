@@ -4,7 +4,8 @@ The batch becomes more rows: a vmapped x of shape [B, ..., C] is just a bigger x
 need more than that:
   - a batched parameter (bias, or the t_bias, g_bias added to t_x, g) differs per example: it is
     added to its rows argument first, in the kernels' compute precision, and the op runs with a
-    zero parameter: the same numbers the kernel would compute;
+    zero parameter (float16 and bfloat16: float32's kernel, its math accurate to float32, rounded
+    once; within the dtype's tolerance of theirs);
   - a column sum (dbias, d_bias) is a sum per example: the op runs in compute precision, and its
     rows result is summed over each example's rows, then rounded once, as the kernel does.
 The arguments were checked per example by twinop.jax.bias_act, before the batch was folded in.

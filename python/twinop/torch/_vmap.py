@@ -4,8 +4,8 @@ loop over examples, and none of PyTorch's per-example fallback.
 The batch becomes more rows: a vmapped x of shape [B, ..., C] is just a bigger x. Two cases
 need more than that:
   - a batched bias (or g_bias) differs per example: it is added to x (or g) first, in the
-    kernels' compute precision, and the op runs with a zero bias: the same numbers the kernel
-    would compute;
+    kernels' compute precision, and the op runs with a zero bias (float16 and bfloat16: float32's
+    kernel, its math accurate to float32, rounded once; within the dtype's tolerance of theirs);
   - dbias (d_bias) is a sum per example: the ops run in compute precision, and dx (d_x) is
     summed over each example's rows, then rounded once, as the kernel does.
 """
