@@ -49,12 +49,14 @@ def x_shaped_results(custom_call_type):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_partitioned_each_device_runs_its_shard(measured, variant):
     """No all-gather in any pass, and every custom call sees one device's share of x: 16 of 64
-    rows, or 32 of 128 features."""
+    rows, or 32 of 128 features (under vmap, where dbias is wanted per example, the two examples'
+    shares side by side as columns)."""
     local = (16, 128) if "rows" in variant else (64, 32)
     for pass_, result in measured["variants"][variant]["passes"].items():
         assert collective_bytes(result["collectives"], "all-gather") == 0, pass_
         shapes = [shape for c in result["custom_calls"] for shape in x_shaped_results(c)]
-        assert shapes and set(shapes) == {local}, (pass_, result["custom_calls"])
+        allowed = {local, (local[0], 2 * local[1])} if pass_.startswith("vmap") else {local}
+        assert shapes and set(shapes) <= allowed, (pass_, result["custom_calls"])
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

@@ -1,13 +1,11 @@
 """Batching rules for bias_act's primitives: one call per vmap, never a loop over examples.
 
-The batch becomes more rows: a vmapped x of shape [B, ..., C] is just a bigger x. Two cases
-need more than that:
-  - a batched parameter (bias, or the t_bias, g_bias added to t_x, g) differs per example: it is
-    added to its rows argument first, in the kernels' compute precision, and the op runs with a
-    zero parameter (float16 and bfloat16: float32's kernel, its math accurate to float32, rounded
-    once; within the dtype's tolerance of theirs);
-  - a column sum (dbias, d_bias) is a sum per example: the op runs in compute precision, and its
-    rows result is summed over each example's rows, then rounded once, as the kernel does.
+The batch becomes more rows: a vmapped x of shape [B, ..., C] is just a bigger x. Where a
+parameter (bias, or the t_bias, g_bias that go with t_x, g) is batched, or a column sum (dbias,
+d_bias) is wanted per example, the batch becomes more columns instead: every argument laid out
+with C * B columns, each column's B examples side by side, a parameter as one such row. The
+kernel then applies each example's parameter to its own columns and sums each example's columns
+apart, in the dtype it was given: the numbers one call per example computes.
 The arguments were checked per example by twinop.jax.bias_act, before the batch was folded in.
 """
 import functools
@@ -16,11 +14,6 @@ import jax.numpy as jnp
 from jax.interpreters import batching
 
 from ._ops import backward_p, backward_tangent_p, bind, double_backward_p, forward_p, tangent_p
-
-
-def compute_dtype(dtype):
-    """The kernels compute float16 and bfloat16 in float32."""
-    return jnp.float32 if dtype in (jnp.float16, jnp.bfloat16) else dtype
 
 
 def batch_first(a, dim, size):
@@ -38,32 +31,38 @@ def sum_per_example(t):
     return t.sum(axis=tuple(range(1, t.ndim - 1)))
 
 
-def _rule(primitive, params_into, sums_of, args, dims, *, act):
-    """params_into: {parameter argument: the rows argument it is added to}; sums_of: {column-sum
-    result: the rows result it sums}."""
+def columns_per_example(a):
+    """Batch-first [B, ..., C] -> [..., C * B]: each column of every row holds the B examples'
+    values side by side (a sharded C stays the major part of the new columns: no resharding)."""
+    return jnp.moveaxis(a, 0, -1).reshape(*a.shape[1:-1], a.shape[-1] * a.shape[0])
+
+
+def examples_from_columns(a, size, columns):
+    """[..., C * B] -> batch-first [B, ..., C] (C = columns), the inverse of columns_per_example."""
+    return jnp.moveaxis(a.reshape(*a.shape[:-1], columns, size), -1, 0)
+
+
+def _rule(primitive, params, sums, args, dims, *, act):
+    """params: the parameter arguments' positions; sums: whether a result is a column sum."""
     size = next(a.shape[d] for a, d in zip(args, dims) if d is not None)
-    batched_params = [p for p in params_into if dims[p] is not None]
-    dtype = args[params_into[next(iter(params_into))]].dtype
-    compute = compute_dtype(dtype) if batched_params or sums_of else dtype
-    args = [a if i in params_into and i not in batched_params else batch_first(a, dims[i], size)
-            for i, a in enumerate(args)]
-    args = [a.astype(compute) for a in args]
-    for p in batched_params:
-        args[params_into[p]] = args[params_into[p]] + per_row(args[p], args[params_into[p]])
-        args[p] = jnp.zeros(args[p].shape[-1], compute)
-    out = bind(primitive, *args, act=act)
+    if all(dims[p] is None for p in params) and not sums:  # more rows
+        args = [a if i in params else batch_first(a, dims[i], size) for i, a in enumerate(args)]
+        out = bind(primitive, *args, act=act)
+        return (out, [0] * len(out)) if primitive.multiple_results else (out, 0)
+    args = [batch_first(a, d, size) for a, d in zip(args, dims)]
+    columns = args[0].shape[-1]
+    out = bind(primitive, *map(columns_per_example, args), act=act)
     if not primitive.multiple_results:
-        return out.astype(dtype), 0
-    out = [sum_per_example(out[sums_of[k]]) if k in sums_of else o for k, o in enumerate(out)]
-    return [o.astype(dtype) for o in out], [0] * len(out)
+        return examples_from_columns(out, size, columns), 0
+    return [examples_from_columns(o, size, columns) for o in out], [0] * len(out)
 
 
-def _register(primitive, params_into, sums_of=None):
-    batching.primitive_batchers[primitive] = functools.partial(_rule, primitive, params_into, sums_of or {})
+def _register(primitive, params, sums=False):
+    batching.primitive_batchers[primitive] = functools.partial(_rule, primitive, params, sums)
 
 
-_register(forward_p, {1: 0})  # (x, bias)
-_register(tangent_p, {1: 0, 3: 2})  # (x, bias, t_x, t_bias)
-_register(backward_p, {2: 1}, {1: 0})  # (dy, x, bias) -> (dx, dbias)
-_register(backward_tangent_p, {2: 1, 5: 4}, {1: 0})  # (t_dy, t_x, t_bias, dy, x, bias) -> (t_dx, t_dbias)
-_register(double_backward_p, {1: 0, 4: 3}, {2: 1})  # (g, g_bias, dy, x, bias) -> (d_dy, d_x, d_bias)
+_register(forward_p, {1})  # (x, bias)
+_register(tangent_p, {1, 3})  # (x, bias, t_x, t_bias)
+_register(backward_p, {2}, sums=True)  # (dy, x, bias) -> (dx, dbias)
+_register(backward_tangent_p, {2, 5}, sums=True)  # (t_dy, t_x, t_bias, dy, x, bias) -> (t_dx, t_dbias)
+_register(double_backward_p, {1, 4}, sums=True)  # (g, g_bias, dy, x, bias) -> (d_dy, d_x, d_bias)

@@ -1,22 +1,15 @@
 """Batching rules (torch.library.register_vmap) for the three ops: one call per vmap, never a
 loop over examples, and none of PyTorch's per-example fallback.
 
-The batch becomes more rows: a vmapped x of shape [B, ..., C] is just a bigger x. Two cases
-need more than that:
-  - a batched bias (or g_bias) differs per example: it is added to x (or g) first, in the
-    kernels' compute precision, and the op runs with a zero bias (float16 and bfloat16: float32's
-    kernel, its math accurate to float32, rounded once; within the dtype's tolerance of theirs);
-  - dbias (d_bias) is a sum per example: the ops run in compute precision, and dx (d_x) is
-    summed over each example's rows, then rounded once, as the kernel does.
+The batch becomes more rows: a vmapped x of shape [B, ..., C] is just a bigger x. Where a bias (or
+g_bias) is batched, or dbias (d_bias) is wanted per example, the batch becomes more columns instead:
+every argument laid out with C * B columns, each column's B examples side by side, a bias as one
+such row. The kernel then adds each example's bias to its own columns and sums each example's
+columns apart, in the dtype it was given: the numbers one call per example computes.
 """
 import torch
 
 ops = torch.ops.twinop
-
-
-def _compute_dtype(dtype):
-    """The kernels compute float16 and bfloat16 in float32."""
-    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 def _batch_first(t, dim, batch_size):
@@ -24,10 +17,16 @@ def _batch_first(t, dim, batch_size):
     return t.movedim(dim, 0) if dim is not None else t.expand(batch_size, *t.shape)
 
 
-def _per_row(row, dim, like):
-    """A batched [B, C] row vector, shaped to broadcast against a batch-first `like`."""
-    row = row.movedim(dim, 0)
-    return row.reshape(row.shape[0], *([1] * (like.dim() - 2)), row.shape[-1])
+def _columns_per_example(t, dim, batch_size):
+    """[B, ..., C] (t's vmapped dimension dim, or none) -> [..., C * B]: each column of every row
+    holds the B examples' values side by side."""
+    t = _batch_first(t, dim, batch_size)
+    return t.movedim(0, -1).reshape(*t.shape[1:-1], t.shape[-1] * batch_size)
+
+
+def _examples_from_columns(t, batch_size, columns):
+    """[..., C * B] -> [B, ..., C] (C = columns), the inverse of _columns_per_example."""
+    return t.reshape(*t.shape[:-1], columns, batch_size).movedim(-1, 0)
 
 
 def _x_stand_in(x, dim):
@@ -42,21 +41,16 @@ def _stand_in(row, dim):
     return torch.empty([n for k, n in enumerate(row.shape) if k != dim], dtype=row.dtype)
 
 
-def _sum_per_example(t):
-    """[B, ..., C] -> [B, C]: the column sums of each example's rows."""
-    return t.sum(dim=tuple(range(1, t.dim() - 1))) if t.dim() > 2 else t
-
-
 @torch.library.register_vmap("twinop::bias_act")
 def _bias_act_vmap(info, in_dims, x, bias, act):
     x_dim, bias_dim, _ = in_dims
-    ops.bias_act(_x_stand_in(x, x_dim), _stand_in(bias, bias_dim), act)
-    x = _batch_first(x, x_dim, info.batch_size)
+    one_bias = _stand_in(bias, bias_dim)
+    ops.bias_act(_x_stand_in(x, x_dim), one_bias, act)
     if bias_dim is None:
-        return ops.bias_act(x, bias, act), 0
-    compute = _compute_dtype(x.dtype)
-    v = x.to(compute) + _per_row(bias, bias_dim, x).to(compute)
-    return ops.bias_act(v, v.new_zeros(v.shape[-1]), act).to(x.dtype), 0
+        return ops.bias_act(_batch_first(x, x_dim, info.batch_size), bias, act), 0
+    batch, columns = info.batch_size, one_bias.shape[-1]
+    y = ops.bias_act(_columns_per_example(x, x_dim, batch), _columns_per_example(bias, bias_dim, batch), act)
+    return _examples_from_columns(y, batch, columns), 0
 
 
 @torch.library.register_vmap("twinop::bias_act_backward")
@@ -64,15 +58,10 @@ def _bias_act_backward_vmap(info, in_dims, dy, x, bias, act):
     dy_dim, x_dim, bias_dim, _ = in_dims
     one_x = _x_stand_in(x, x_dim)
     ops.bias_act_backward(one_x.to(dy.dtype), one_x, _stand_in(bias, bias_dim), act)
-    dtype, compute = x.dtype, _compute_dtype(x.dtype)
-    dy = _batch_first(dy, dy_dim, info.batch_size).to(compute)
-    x = _batch_first(x, x_dim, info.batch_size).to(compute)
-    if bias_dim is None:
-        bias = bias.to(compute)
-    else:
-        x, bias = x + _per_row(bias, bias_dim, x).to(compute), x.new_zeros(x.shape[-1])
-    dx, _ = ops.bias_act_backward(dy, x, bias, act)
-    return (dx.to(dtype), _sum_per_example(dx).to(dtype)), (0, 0)
+    batch, columns = info.batch_size, one_x.shape[-1]
+    dx, dbias = ops.bias_act_backward(*(_columns_per_example(t, d, batch) for t, d in zip((dy, x, bias), in_dims)),
+                                      act)
+    return (_examples_from_columns(dx, batch, columns), _examples_from_columns(dbias, batch, columns)), (0, 0)
 
 
 @torch.library.register_vmap("twinop::bias_act_double_backward")
@@ -81,15 +70,7 @@ def _bias_act_double_backward_vmap(info, in_dims, g, g_bias, dy, x, bias, act):
     one_x = _x_stand_in(x, x_dim)
     ops.bias_act_double_backward(one_x.to(g.dtype), _stand_in(g_bias, g_bias_dim), one_x.to(dy.dtype), one_x,
                                  _stand_in(bias, bias_dim), act)
-    dtype, compute = x.dtype, _compute_dtype(x.dtype)
-    g, dy, x = (_batch_first(t, d, info.batch_size).to(compute) for t, d in ((g, g_dim), (dy, dy_dim), (x, x_dim)))
-    if g_bias_dim is None:
-        g_bias = g_bias.to(compute)
-    else:
-        g, g_bias = g + _per_row(g_bias, g_bias_dim, g).to(compute), g.new_zeros(g.shape[-1])
-    if bias_dim is None:
-        bias = bias.to(compute)
-    else:
-        x, bias = x + _per_row(bias, bias_dim, x).to(compute), x.new_zeros(x.shape[-1])
-    d_dy, d_x, _ = ops.bias_act_double_backward(g, g_bias, dy, x, bias, act)
-    return (d_dy.to(dtype), d_x.to(dtype), _sum_per_example(d_x).to(dtype)), (0, 0, 0)
+    batch, columns = info.batch_size, one_x.shape[-1]
+    args = (_columns_per_example(t, d, batch) for t, d in zip((g, g_bias, dy, x, bias), in_dims))
+    results = ops.bias_act_double_backward(*args, act)
+    return tuple(_examples_from_columns(t, batch, columns) for t in results), (0, 0, 0)
