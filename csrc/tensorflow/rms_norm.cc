@@ -3,8 +3,6 @@
 // the gradients in python/twinop/tf/_rms_norm_gradient.py).
 #include <cstdint>
 #include <string>
-#include <utility>
-#include <vector>
 
 #include "feature_shapes.h"
 #include "rms_norm.h"
@@ -25,10 +23,6 @@ constexpr const char* kW = "W: {float, double, half, bfloat16}";
 constexpr const char* kU = "U: {float, double}";
 
 // twinop-feature: shapes
-TensorInfo typed(std::vector<std::int64_t> shape, tensorflow::DataType type) {
-  return {std::move(shape), core_dtype(type), tensorflow::DataTypeString(type)};
-}
-
 // The type and float attrs through the core's rules, at graph-construction time: x, weight and
 // rstd are described with shapes that agree ([1], [1], []), so the rules judge the dtypes and
 // attributes alone (the shapes are checked below, where static).
@@ -40,9 +34,9 @@ absl::Status check_attrs(InferenceContext* c, const char* x_name, bool has_eps) 
   TF_RETURN_IF_ERROR(c->GetAttr("U", &u));
   if (has_eps) TF_RETURN_IF_ERROR(c->GetAttr("eps", &eps));
   TF_RETURN_IF_ERROR(c->GetAttr("offset", &offset));
-  const TensorInfo x = typed({1}, t);
-  TF_RETURN_IF_ERROR(to_status(check_rms_norm_args(x, typed({1}, w), eps, offset, x_name)));
-  return to_status(check_rstd_arg(typed({}, u), x, x_name));
+  const TensorInfo x = describe({1}, t);
+  TF_RETURN_IF_ERROR(to_status(check_rms_norm_args(x, describe({1}, w), eps, offset, x_name)));
+  return to_status(check_rstd_arg(describe({}, u), x, x_name));
 }
 
 // x.shape[:-1], or unknown where x's rank is.

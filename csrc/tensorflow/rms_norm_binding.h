@@ -29,15 +29,6 @@ struct RmsNormBackward {
   double offset;
 };
 
-// A float attr (eps, offset: 32-bit in TensorFlow) as the core takes it; a missing one fails the
-// kernel's construction. Its value is checked with the tensors (check_rms_norm_args).
-inline double float_attr(tensorflow::OpKernelConstruction* ctx, const char* name) {
-  float value = 0;
-  const absl::Status status = ctx->GetAttr(name, &value);
-  if (!status.ok()) ctx->CtxFailure(status);
-  return value;
-}
-
 // rstd, output `output`: x.shape[:-1], of the op's U attr, which must be the compute type.
 inline absl::Status allocate_rstd(tensorflow::OpKernelContext* ctx, int output, const tensorflow::Tensor& x,
                                   const TensorInfo& x_info, const char* x_name, tensorflow::Tensor** rstd) {
@@ -45,8 +36,7 @@ inline absl::Status allocate_rstd(tensorflow::OpKernelContext* ctx, int output, 
   rows.RemoveLastDims(1);
   const tensorflow::DataType type = ctx->expected_output_dtype(output);
   const auto dims = rows.dim_sizes();
-  TF_RETURN_IF_ERROR(to_status(check_rstd_arg({{dims.begin(), dims.end()}, core_dtype(type),
-                                               tensorflow::DataTypeString(type)}, x_info, x_name)));
+  TF_RETURN_IF_ERROR(to_status(check_rstd_arg(describe({dims.begin(), dims.end()}, type), x_info, x_name)));
   return ctx->allocate_output(output, rows, rstd);
 }
 
