@@ -10,8 +10,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <type_traits>
+
+#include "float_bits.h"
 
 #if defined(__CUDACC__)
 #define TWINOP_HOST_DEVICE __host__ __device__ __forceinline__
@@ -76,17 +77,6 @@ TWINOP_HOST_DEVICE float exp_(float v, Precision<kBits>) {  // __expf, whatever 
   return exp2_(v * 1.44269504088896341f);
 }
 #else
-inline float bits_as_float(std::int32_t bits) {
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-inline std::int32_t float_bits(float f) {
-  std::int32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  return bits;
-}
-
 // c[0] x^(N-1) + c[1] x^(N-2) + ... + c[N-1], by Horner's rule.
 template <std::size_t N>
 inline float polynomial(float x, const float (&c)[N]) {
@@ -171,9 +161,9 @@ inline float exp_(float v, Precision<kBits>) {
   // 2^n as two factors 2^a 2^b, each a normal float for n in [-126, 128], from n's bits in
   // `shifted`: m = n + 254, a + 127 = m / 2 rounded down, b + 127 = m - m / 2. Unsigned, so
   // that outside the range, where the result is replaced below, no operation overflows.
-  const std::uint32_t m = static_cast<std::uint32_t>(float_bits(shifted)) - (0x4B400000u - 254u);
-  const float two_a = bits_as_float(static_cast<std::int32_t>((m >> 1) << 23));
-  const float two_b = bits_as_float(static_cast<std::int32_t>((m - (m >> 1)) << 23));
+  const std::uint32_t m = float_to_bits(shifted) - (0x4B400000u - 254u);
+  const float two_a = bits_to_float((m >> 1) << 23);
+  const float two_b = bits_to_float((m - (m >> 1)) << 23);
   const float result = e_r * two_a * two_b;
   return v < -87.33f ? 0.f : (v > 88.72f ? __builtin_inff() : result);
 }
@@ -190,8 +180,8 @@ inline float gaussian_(float v, Precision<kBits> precision) {
     const float y = v * (v * -0.72134752044448170368f);
     const float shifted = y + 12582912.f;  // 1.5 2^23 + n
     const float f = y - (shifted - 12582912.f);
-    const std::uint32_t exponent = static_cast<std::uint32_t>(float_bits(shifted)) - (0x4B400000u - 127u);
-    const float two_n = bits_as_float(static_cast<std::int32_t>(exponent << 23));  // n + 127 in 2^n's bits
+    const std::uint32_t exponent = float_to_bits(shifted) - (0x4B400000u - 127u);
+    const float two_n = bits_to_float(exponent << 23);  // n + 127 in 2^n's bits
     const float result = (polynomial(f, Exp2Fit<kBits>::p) * f + 1.f) * two_n;
     return y < -126.f ? 0.f : result;
   }

@@ -201,7 +201,7 @@ ROLES = {
     **{path: shared((CORE,), CORE_PARTS[0]) for path in (
         "csrc/core/types.h", "csrc/core/half_cpu.h", "csrc/core/half_cpu.cpp", "csrc/core/arg_checks.h",
         "csrc/core/compute_type.h", "csrc/core/cpu_clones.h", "csrc/core/cuda_stream.h", "csrc/core/parallel_for.h",
-        "csrc/core/storage_dispatch.h")},
+        "csrc/core/storage_dispatch.h", "csrc/core/float_bits.h")},
     **{path: Role((CORE,), CORE_PARTS[0]) for path in (
         "csrc/core/activation_math.h", "csrc/core/bias_act.h", "csrc/core/bias_act_cpu.cpp",
         "csrc/core/bias_act_args.h", "csrc/core/dispatch.h")},
