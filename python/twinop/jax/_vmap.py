@@ -15,27 +15,13 @@ import functools
 import jax.numpy as jnp
 from jax.interpreters import batching
 
+from ._batching import batch_first, per_row, sum_per_example
 from ._ops import backward_p, backward_tangent_p, bind, double_backward_p, forward_p, tangent_p
 
 
 def compute_dtype(dtype):
     """The kernels compute float16 and bfloat16 in float32."""
     return jnp.float32 if dtype in (jnp.float16, jnp.bfloat16) else dtype
-
-
-def batch_first(a, dim, size):
-    """a with its batch axis first (an unbatched a is broadcast along a new one)."""
-    return jnp.moveaxis(a, dim, 0) if dim is not None else jnp.broadcast_to(a, (size, *a.shape))
-
-
-def per_row(row, like):
-    """A batched [B, C] row vector, shaped to broadcast against a batch-first `like`."""
-    return row.reshape(row.shape[0], *([1] * (like.ndim - 2)), row.shape[-1]).astype(like.dtype)
-
-
-def sum_per_example(t):
-    """[B, ..., C] -> [B, C]: the column sums of each example's rows."""
-    return t.sum(axis=tuple(range(1, t.ndim - 1)))
 
 
 def _rule(primitive, params_into, sums_of, args, dims, *, act):

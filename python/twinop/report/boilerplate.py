@@ -127,6 +127,7 @@ ROLES = {
     "python/twinop/torch/_rms_norm_ops.py": Role(TORCH, "loader", "rms_norm"),
     "python/twinop/torch/_rms_norm.py": Role(TORCH, "forward-mode", "rms_norm"),
     "python/twinop/torch/_vmap.py": Role(TORCH, "batching"),
+    "python/twinop/torch/_batching.py": shared(TORCH, "batching"),
     "python/twinop/torch/_fake.py": Role(TORCH, "shapes"),
     "python/twinop/torch/_bias_act.py": Role(TORCH, "loader"),
     "python/twinop/torch/_library.py": shared(TORCH, "loader"),
@@ -175,6 +176,7 @@ ROLES = {
     "python/twinop/jax/_ops.py": Role(("jax",), "forward-mode"),
     "python/twinop/jax/_second_order.py": Role(("jax",), "second-order"),
     "python/twinop/jax/_vmap.py": Role(("jax",), "batching"),
+    "python/twinop/jax/_batching.py": shared(("jax",), "batching"),
     "python/twinop/jax/_library.py": shared(("jax",), "loader"),  # every op's targets and checks
     "python/twinop/jax/_bias_act.py": Role(("jax",), "loader"),
     "python/twinop/jax/__init__.py": shared(("jax",), "loader"),
