@@ -2,7 +2,7 @@
 // attribute against the op's rules (through binding.h) and hand raw pointers to a platform's
 // `Kernels` (see bias_act_cpu.cpp and bias_act_cuda.cpp).
 // XLA allocates the outputs, dense and row-major, shaped as the caller of jax.ffi.ffi_call asked
-// (python/twinop/jax/_ffi.py): they are checked like the inputs.
+// (python/twinop/jax/_bias_act_ffi.py): they are checked like the inputs.
 #pragma once
 
 #include <optional>

@@ -113,7 +113,7 @@ std::tuple<Tensor, Tensor, Tensor> bias_act_double_backward(const Tensor& g, con
 // twinop-feature: out
 // The out= forms: the same kernels, writing into the caller's tensors (returned, as the schema's
 // Tensor(a!) says). Their autograd (an error if a gradient is asked for, version bumps) is in
-// python/twinop/torch/_out_autograd.py: the stable API has no GradMode or version counter.
+// python/twinop/torch/_bias_act_out_autograd.py: the stable API has no GradMode or version counter.
 template <typename Kernels>
 Tensor bias_act_out(const Tensor& x, const Tensor& bias, StringHandle act, Tensor out) {
   const std::string act_name = take_string(act);

@@ -114,21 +114,21 @@ ROLES = {
     "csrc/torch_stable/bias_act_cpu.cpp": Role((TORCH_STABLE,), "wrapper"),
     "csrc/torch_stable/bias_act_cuda.cpp": Role((TORCH_STABLE,), "wrapper"),
     "csrc/torch_stable/rms_norm.cpp": Role((TORCH_STABLE,), "wrapper", "rms_norm"),
-    "python/twinop/torch/_out_autograd.py": Role((TORCH_STABLE,), "out"),
+    "python/twinop/torch/_bias_act_out_autograd.py": Role((TORCH_STABLE,), "out"),
     # The stable library's autocast and forward-mode guard: tables of every op's policies.
     "python/twinop/torch/_autocast.py": shared(TORCH, "mixed-precision"),
     "python/twinop/torch/_dual_check.py": shared(TORCH, "forward-mode"),
     "python/twinop/torch/_checks.py": Role(TORCH, "loader"),
-    "python/twinop/torch/_autograd.py": Role(TORCH, "gradient"),
-    "python/twinop/torch/_second_order.py": Role(TORCH, "second-order"),
-    "python/twinop/torch/_function.py": Role(TORCH, "forward-mode"),  # and the Function torch.func needs
+    "python/twinop/torch/_bias_act_autograd.py": Role(TORCH, "gradient"),
+    "python/twinop/torch/_bias_act_second_order.py": Role(TORCH, "second-order"),
+    "python/twinop/torch/_bias_act_function.py": Role(TORCH, "forward-mode"),  # and the Function torch.func needs
     "python/twinop/torch/_no_derivative.py": shared(TORCH, "second-order"),
     # RMSNorm's Python, split by feature inside: fakes, autograd, batching; Functions and entry points.
     "python/twinop/torch/_rms_norm_ops.py": Role(TORCH, "loader", "rms_norm"),
     "python/twinop/torch/_rms_norm.py": Role(TORCH, "forward-mode", "rms_norm"),
-    "python/twinop/torch/_vmap.py": Role(TORCH, "batching"),
+    "python/twinop/torch/_bias_act_vmap.py": Role(TORCH, "batching"),
     "python/twinop/torch/_batching.py": shared(TORCH, "batching"),
-    "python/twinop/torch/_fake.py": Role(TORCH, "shapes"),
+    "python/twinop/torch/_bias_act_fake.py": Role(TORCH, "shapes"),
     "python/twinop/torch/_bias_act.py": Role(TORCH, "loader"),
     "python/twinop/torch/_library.py": shared(TORCH, "loader"),
     "python/twinop/torch/__init__.py": shared(TORCH, "loader"),
@@ -146,8 +146,8 @@ ROLES = {
     "csrc/tensorflow/bias_act_shapes.cc": Role(("tensorflow",), "shapes"),
     # The third-order refusal in BiasActGradGrad's gradient, which ForwardAccumulator differentiates.
     "csrc/tensorflow/third_order_kernel.cc": Role(("tensorflow",), "forward-mode"),
-    "python/twinop/tf/_gradient.py": Role(("tensorflow",), "gradient"),
-    "python/twinop/tf/_second_order.py": Role(("tensorflow",), "second-order"),
+    "python/twinop/tf/_bias_act_gradient.py": Role(("tensorflow",), "gradient"),
+    "python/twinop/tf/_bias_act_second_order.py": Role(("tensorflow",), "second-order"),
     "python/twinop/tf/_library.py": shared(("tensorflow",), "loader"),
     "python/twinop/tf/_bias_act.py": Role(("tensorflow",), "loader"),
     "python/twinop/tf/__init__.py": Role(("tensorflow",), "loader"),
@@ -162,20 +162,20 @@ ROLES = {
     # JAX: XLA FFI handlers loaded with ctypes, registered as custom-call targets from Python.
     "csrc/jax/binding.h": shared(("jax",), "wrapper"),  # and the two ends of every op's trace-time check
     "csrc/jax/bias_act_ops.h": Role(("jax",), "registration"),
-    "python/twinop/jax/_ffi.py": Role(("jax",), "registration"),
+    "python/twinop/jax/_bias_act_ffi.py": Role(("jax",), "registration"),
     "csrc/jax/bias_act_binding.h": Role(("jax",), "wrapper"),
     "csrc/jax/bias_act_cpu.cpp": Role(("jax",), "wrapper"),
     "csrc/jax/xla_parallel_for.h": shared(("jax",), "wrapper"),
     "csrc/jax/bias_act_cuda.cpp": Role(("jax",), "wrapper"),
     # JAX knows every shape at trace time: the bias_act_args.h rules asked there, as shape functions are.
     "csrc/jax/bias_act_shapes.cpp": Role(("jax",), "shapes"),
-    "python/twinop/jax/_gradient.py": Role(("jax",), "gradient"),
+    "python/twinop/jax/_bias_act_gradient.py": Role(("jax",), "gradient"),
     # Primitives rather than a custom_vjp: what forward mode costs (a linear tangent primitive whose
     # transpose is the fused backward), counted with it.
     "python/twinop/jax/_primitive.py": shared(("jax",), "forward-mode"),
-    "python/twinop/jax/_ops.py": Role(("jax",), "forward-mode"),
-    "python/twinop/jax/_second_order.py": Role(("jax",), "second-order"),
-    "python/twinop/jax/_vmap.py": Role(("jax",), "batching"),
+    "python/twinop/jax/_bias_act_ops.py": Role(("jax",), "forward-mode"),
+    "python/twinop/jax/_bias_act_second_order.py": Role(("jax",), "second-order"),
+    "python/twinop/jax/_bias_act_vmap.py": Role(("jax",), "batching"),
     "python/twinop/jax/_batching.py": shared(("jax",), "batching"),
     "python/twinop/jax/_library.py": shared(("jax",), "loader"),  # every op's targets and checks
     "python/twinop/jax/_bias_act.py": Role(("jax",), "loader"),

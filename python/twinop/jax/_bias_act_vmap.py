@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from jax.interpreters import batching
 
 from ._batching import batch_first, per_row, sum_per_example
-from ._ops import backward_p, backward_tangent_p, bind, double_backward_p, forward_p, tangent_p
+from ._bias_act_ops import backward_p, backward_tangent_p, bind, double_backward_p, forward_p, tangent_p
 
 
 def compute_dtype(dtype):
