@@ -22,15 +22,16 @@ using cuda_detail::kGroupWidth;
 using cuda_detail::kThreadsPerBlock;
 using cuda_detail::ThreadColumns;
 
-// Two blocks an SM at least, so up to 128 registers a thread: the first and second derivative,
+// Two blocks an SM at least (where tile_launch.cuh's kMinBlocksPerSM<S> gives the other kernels
+// four for float), so up to 128 registers a thread: the first and second derivative,
 // the bias and g_bias groups and three input rows spill under the other kernels' 64.
-constexpr int kMinBlocksPerSM = 2;
+constexpr int kDoubleBackwardMinBlocksPerSM = 2;
 
 // The backward kernel's layout, with a third input row (g) and a second output row (d_dy); the
 // thread's g_bias group stays in registers beside its bias group.
 // kAlignedRows: every row of every tensor starts on a 16-byte boundary (vector_io.cuh).
 template <typename S, typename Act, bool kAlignedRows>
-__global__ void __launch_bounds__(kThreadsPerBlock, kMinBlocksPerSM)
+__global__ void __launch_bounds__(kThreadsPerBlock, kDoubleBackwardMinBlocksPerSM)
 bias_act_double_backward_kernel(const S* __restrict__ g, const S* __restrict__ g_bias,
                                 const S* __restrict__ dy, const S* __restrict__ x,
                                 const S* __restrict__ bias, S* __restrict__ d_dy, S* __restrict__ d_x,

@@ -419,15 +419,15 @@ class JaxBinding:
     def load(self):
         self.jax = pytest.importorskip("jax")
         self.tj = pytest.importorskip("twinop.jax", exc_type=ImportError)
-        from twinop.jax import _ffi, _rms_norm_ffi
+        from twinop.jax import _bias_act_ffi, _rms_norm_ffi
 
         jax, tj, ffi = self.jax, self.tj, _rms_norm_ffi
         self.ffi = ffi
         calls = {
-            "ffi forward": Call(lambda i, act: (_ffi.forward(i.x, i.bias, act=act),), FORWARD),
-            "ffi backward": Call(lambda i, act: _ffi.backward(i.dy, i.x, i.bias, act=act), BACKWARD),
-            "ffi double backward": Call(lambda i, act: _ffi.double_backward(i.g, i.g_bias, i.dy, i.x, i.bias, act=act),
-                                        DOUBLE_BACKWARD),
+            "ffi forward": Call(lambda i, act: (_bias_act_ffi.forward(i.x, i.bias, act=act),), FORWARD),
+            "ffi backward": Call(lambda i, act: _bias_act_ffi.backward(i.dy, i.x, i.bias, act=act), BACKWARD),
+            "ffi double backward": Call(lambda i, act: _bias_act_ffi.double_backward(
+                i.g, i.g_bias, i.dy, i.x, i.bias, act=act), DOUBLE_BACKWARD),
             "bias_act": Call(lambda i, act: (tj.bias_act(i.x, i.bias, act),), FORWARD),
             "bias_act vjp": Call(self._vjp, FORWARD + BACKWARD),
             "bias_act vjp of vjp": Call(self._second_order, DOUBLE_BACKWARD),

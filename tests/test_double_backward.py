@@ -33,11 +33,11 @@ def run_tf(g, g_bias, dy, x, bias, act, dtype):
 def run_jax(g, g_bias, dy, x, bias, act, dtype):
     jax = pytest.importorskip("jax")
     pytest.importorskip("twinop.jax", exc_type=ImportError)
-    from twinop.jax import _ffi
+    from twinop.jax import _bias_act_ffi
 
     with jax.enable_x64(True):  # for float64, in this call alone (users run with it off)
         arrays = [jax.numpy.asarray(a, dtype=dtype) for a in (g, g_bias, dy, x, bias)]
-        return [np.asarray(t, np.float64) for t in _ffi.double_backward(*arrays, act=act)]
+        return [np.asarray(t, np.float64) for t in _bias_act_ffi.double_backward(*arrays, act=act)]
 
 
 BINDINGS = {"numpy": run_numpy, "torch": run_torch, "tensorflow": run_tf, "jax": run_jax}

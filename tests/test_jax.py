@@ -19,8 +19,8 @@ import twinop.numpy as tn  # noqa: E402
 from cases import ACTIVATIONS, DTYPES, SHAPES, SPECIAL_X, make_double_backward_inputs, make_inputs, rows_of  # noqa: E402
 from tolerances import assert_close  # noqa: E402
 from twinop import reference  # noqa: E402
-from twinop.jax import _ffi  # noqa: E402
-from twinop.jax._ops import bind, double_backward_p  # noqa: E402
+from twinop.jax import _bias_act_ffi  # noqa: E402
+from twinop.jax._bias_act_ops import bind, double_backward_p  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -208,4 +208,4 @@ def test_raw_targets_have_no_derivative_or_batching_of_their_own():
     with pytest.raises(NotImplementedError, match="vmap_method"):
         jax.vmap(lambda a: raw_forward(a, bias))(jnp.ones((4, 2, 3)))
     with pytest.raises(ValueError, match="act must be one of"):
-        _ffi.forward(x, bias, act="swish")
+        _bias_act_ffi.forward(x, bias, act="swish")

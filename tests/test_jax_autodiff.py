@@ -15,8 +15,8 @@ from jax.test_util import check_grads  # noqa: E402
 
 from cases import ACTIVATIONS, make_inputs  # noqa: E402
 from tolerances import NATIVE_FLOAT64  # noqa: E402
-from twinop.jax._ops import backward_p, bind  # noqa: E402
-from twinop.jax._second_order import THIRD_ORDER_ERROR  # noqa: E402
+from twinop.jax._bias_act_ops import backward_p, bind  # noqa: E402
+from twinop.jax._bias_act_second_order import THIRD_ORDER_ERROR  # noqa: E402
 
 NATIVE = {
     "gelu": lambda v: jax.nn.gelu(v, approximate=False),

@@ -16,7 +16,7 @@ import twinop.jax as tj  # noqa: E402  (imported only where a GPU exists)
 from cases import ACTIVATIONS, DTYPES, SHAPES, SPECIAL_X, make_double_backward_inputs, make_inputs, rows_of  # noqa: E402
 from tolerances import assert_close  # noqa: E402
 from twinop import _build_info, reference  # noqa: E402
-from twinop.jax._ops import bind, double_backward_p  # noqa: E402
+from twinop.jax._bias_act_ops import bind, double_backward_p  # noqa: E402
 
 # The shared shapes (scalar path) and two that take the vectorized path.
 CUDA_SHAPES = SHAPES + [(7, 1000), (64, 4096)]

@@ -330,10 +330,11 @@ def test_a_first_order_backward_calls_the_op_and_a_differentiable_one_the_functi
     """Without create_graph nothing differentiates the backward: the op alone serves it, without
     BiasActBackward.apply's cost; with create_graph, or a forward-mode level open
     (forward-over-reverse), the Function records it for the next order."""
-    from twinop.torch import _function
+    from twinop.torch import _bias_act_function
     applied = []
-    real_apply = _function.BiasActBackward.apply
-    monkeypatch.setattr(_function.BiasActBackward, "apply", lambda *args: applied.append(args) or real_apply(*args))
+    real_apply = _bias_act_function.BiasActBackward.apply
+    monkeypatch.setattr(_bias_act_function.BiasActBackward, "apply",
+                        lambda *args: applied.append(args) or real_apply(*args))
     x, bias, dy = inputs(seed=23)
     x.requires_grad_(), bias.requires_grad_()
     y = tt.bias_act(x, bias, "gelu")

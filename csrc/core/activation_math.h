@@ -2,14 +2,17 @@
 // CPU and CUDA kernels. Each functor works on the compute type (float for
 // float32/float16/bfloat16, double for float64) and takes the precision its result is rounded
 // to (Precision below), which picks how accurate the elementary functions are.
-// Adding an activation = one functor here + one line in TWINOP_FOR_EACH_ACTIVATION (types.h).
+// Adding an activation = one functor here + one line in TWINOP_FOR_EACH_ACTIVATION (types.h). Its
+// float code compiles for the GPU only if every function it calls has a float version there (see
+// DoubleOnly below): Gelu, whose erf has none, adds float functions of its own.
 #pragma once
 
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <type_traits>
+
+#include "float_bits.h"
 
 #if defined(__CUDACC__)
 #define TWINOP_HOST_DEVICE __host__ __device__ __forceinline__
@@ -74,17 +77,6 @@ TWINOP_HOST_DEVICE float exp_(float v, Precision<kBits>) {  // __expf, whatever 
   return exp2_(v * 1.44269504088896341f);
 }
 #else
-inline float bits_as_float(std::int32_t bits) {
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-inline std::int32_t float_bits(float f) {
-  std::int32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  return bits;
-}
-
 // c[0] x^(N-1) + c[1] x^(N-2) + ... + c[N-1], by Horner's rule.
 template <std::size_t N>
 inline float polynomial(float x, const float (&c)[N]) {
@@ -169,9 +161,9 @@ inline float exp_(float v, Precision<kBits>) {
   // 2^n as two factors 2^a 2^b, each a normal float for n in [-126, 128], from n's bits in
   // `shifted`: m = n + 254, a + 127 = m / 2 rounded down, b + 127 = m - m / 2. Unsigned, so
   // that outside the range, where the result is replaced below, no operation overflows.
-  const std::uint32_t m = static_cast<std::uint32_t>(float_bits(shifted)) - (0x4B400000u - 254u);
-  const float two_a = bits_as_float(static_cast<std::int32_t>((m >> 1) << 23));
-  const float two_b = bits_as_float(static_cast<std::int32_t>((m - (m >> 1)) << 23));
+  const std::uint32_t m = float_to_bits(shifted) - (0x4B400000u - 254u);
+  const float two_a = bits_to_float((m >> 1) << 23);
+  const float two_b = bits_to_float((m - (m >> 1)) << 23);
   const float result = e_r * two_a * two_b;
   return v < -87.33f ? 0.f : (v > 88.72f ? __builtin_inff() : result);
 }
@@ -188,8 +180,8 @@ inline float gaussian_(float v, Precision<kBits> precision) {
     const float y = v * (v * -0.72134752044448170368f);
     const float shifted = y + 12582912.f;  // 1.5 2^23 + n
     const float f = y - (shifted - 12582912.f);
-    const std::uint32_t exponent = static_cast<std::uint32_t>(float_bits(shifted)) - (0x4B400000u - 127u);
-    const float two_n = bits_as_float(static_cast<std::int32_t>(exponent << 23));  // n + 127 in 2^n's bits
+    const std::uint32_t exponent = float_to_bits(shifted) - (0x4B400000u - 127u);
+    const float two_n = bits_to_float(exponent << 23);  // n + 127 in 2^n's bits
     const float result = (polynomial(f, Exp2Fit<kBits>::p) * f + 1.f) * two_n;
     return y < -126.f ? 0.f : result;
   }
@@ -197,19 +189,29 @@ inline float gaussian_(float v, Precision<kBits> precision) {
 
 inline float recip_(float v) { return 1.f / v; }
 #endif
-template <int kBits>
-TWINOP_HOST_DEVICE double erf_(double v, Precision<kBits>) {
+// The double versions take a double and nothing else: a float argument is not converted to them.
+// So float code finds the float version of its function or does not compile: on the GPU there is
+// no float erf_ and no float gaussian_ taking a precision, and an activation calling either on
+// float fails to build there (tests/test_gpu_math.py) instead of silently running in double.
+// Such an activation adds float functions of its own under TWINOP_GPU_FLOAT_MATH, as Gelu does.
+template <typename T>
+using DoubleOnly = std::enable_if_t<std::is_same_v<T, double>, double>;
+template <typename T, int kBits>
+TWINOP_HOST_DEVICE DoubleOnly<T> erf_(T v, Precision<kBits>) {
   return ::erf(v);
 }
-template <int kBits>
-TWINOP_HOST_DEVICE double exp_(double v, Precision<kBits>) {
+template <typename T, int kBits>
+TWINOP_HOST_DEVICE DoubleOnly<T> exp_(T v, Precision<kBits>) {
   return ::exp(v);
 }
-template <int kBits>
-TWINOP_HOST_DEVICE double gaussian_(double v, Precision<kBits> precision) {  // e^(-v^2/2)
+template <typename T, int kBits>
+TWINOP_HOST_DEVICE DoubleOnly<T> gaussian_(T v, Precision<kBits> precision) {  // e^(-v^2/2)
   return exp_(-0.5 * v * v, precision);
 }
-TWINOP_HOST_DEVICE double recip_(double v) { return 1.0 / v; }
+template <typename T>
+TWINOP_HOST_DEVICE DoubleOnly<T> recip_(T v) {
+  return 1.0 / v;
+}
 
 #if defined(TWINOP_GPU_FLOAT_MATH)
 // The standard normal cdf and pdf at v from one exponential, for GELU and its derivatives in

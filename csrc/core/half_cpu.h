@@ -4,24 +4,13 @@
 #pragma once
 
 #include <cstdint>
-#include <cstring>
+
+#include "float_bits.h"
 
 namespace twinop::cpu {
 
 struct Float16 { std::uint16_t bits; };
 struct BFloat16 { std::uint16_t bits; };
-
-inline float bits_to_float(std::uint32_t bits) {
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
-inline std::uint32_t float_to_bits(float f) {
-  std::uint32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  return bits;
-}
 
 // IEEE half -> float, exact (after Marat Dukhan's FP16 library, MIT).
 inline float to_float(Float16 h) {

@@ -1,6 +1,6 @@
 // The TensorFlow op definitions: attrs, inputs, outputs, and their shape functions
-// (bias_act_shapes.cc). Kernels are registered per device in bias_act_kernels.cc and
-// bias_act_kernels_gpu.cc; the gradients are registered in python/twinop/tf/_gradient.py.
+// (bias_act_shapes.cc). Kernels are registered per device in bias_act_cpu.cc and
+// bias_act_cuda.cc; the gradients are registered in python/twinop/tf/_bias_act_gradient.py.
 #include <string>
 
 #include "bias_act_shapes.h"
@@ -42,7 +42,7 @@ REGISTER_OP("Twinop>BiasActGrad")
     .Doc("dx = dy * act'(x + bias); dbias = dx summed over all axes but the last.");
 
 // twinop-feature: second-order
-// The gradient of BiasActGrad, for second-order autodiff (python/twinop/tf/_gradient.py).
+// The gradient of BiasActGrad, for second-order autodiff (python/twinop/tf/_bias_act_gradient.py).
 REGISTER_OP("Twinop>BiasActGradGrad")
     .Input("g: T")
     .Input("g_bias: T")

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <exception>
 #include <optional>
+#include <utility>
+#include <vector>
 
 #include "arg_checks.h"
 #include "parallel_for.h"
@@ -33,9 +35,24 @@ inline std::optional<DType> core_dtype(tensorflow::DataType type) {
   }
 }
 
+// A tensor of `shape` and `type`: a kernel's tensor, or a shape function's dtype attrs (given a
+// shape that agrees with the other arguments', so that the rules judge the dtypes alone).
+inline TensorInfo describe(std::vector<std::int64_t> shape, tensorflow::DataType type) {
+  return {std::move(shape), core_dtype(type), tensorflow::DataTypeString(type)};
+}
+
 inline TensorInfo describe(const tensorflow::Tensor& t) {
   const auto dims = t.shape().dim_sizes();
-  return {{dims.begin(), dims.end()}, core_dtype(t.dtype()), tensorflow::DataTypeString(t.dtype())};
+  return describe({dims.begin(), dims.end()}, t.dtype());
+}
+
+// A float attr (eps, offset: 32-bit in TensorFlow) as the core takes it; a missing one fails the
+// kernel's construction. Its value is checked with the tensors, by the op's rules.
+inline double float_attr(tensorflow::OpKernelConstruction* ctx, const char* name) {
+  float value = 0;
+  const absl::Status status = ctx->GetAttr(name, &value);
+  if (!status.ok()) ctx->CtxFailure(status);
+  return value;
 }
 
 // TensorFlow reports every bad argument as InvalidArgument, whatever its kind.
@@ -55,12 +72,12 @@ void run_guarded(tensorflow::OpKernelContext* ctx, Fn&& launch) {
 
 // twinop-feature: buffer-reuse
 // Output `output` in input `input`'s buffer when TensorFlow says nobody else holds that input and
-// the device's kernels run in place (Launch::kRunsInPlace), as TF's own elementwise ops reuse
+// the device's kernels run in place (Kernels::kRunsInPlace), as TF's own elementwise ops reuse
 // their inputs; a fresh buffer otherwise.
-template <typename Launch>
+template <typename Kernels>
 absl::Status allocate_output_in_place(tensorflow::OpKernelContext* ctx, int input, int output,
                                       const tensorflow::TensorShape& shape, tensorflow::Tensor** out) {
-  if constexpr (Launch::kRunsInPlace) return ctx->forward_input_or_allocate_output({input}, output, shape, out);
+  if constexpr (Kernels::kRunsInPlace) return ctx->forward_input_or_allocate_output({input}, output, shape, out);
   return ctx->allocate_output(output, shape, out);
 }
 // twinop-feature: end

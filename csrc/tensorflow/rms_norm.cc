@@ -1,14 +1,12 @@
 // RMSNorm as TensorFlow ops: the op definitions and their shape functions, and the CPU kernels
-// (the kernel classes are rms_norm_kernel.h's; the GPU ones are registered in rms_norm_gpu.cc,
+// (the kernel classes are rms_norm_binding.h's; the GPU ones are registered in rms_norm_cuda.cc,
 // the gradients in python/twinop/tf/_rms_norm_gradient.py).
 #include <cstdint>
 #include <string>
-#include <utility>
-#include <vector>
 
 #include "feature_shapes.h"
 #include "rms_norm.h"
-#include "rms_norm_kernel.h"
+#include "rms_norm_binding.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
 
@@ -25,10 +23,6 @@ constexpr const char* kW = "W: {float, double, half, bfloat16}";
 constexpr const char* kU = "U: {float, double}";
 
 // twinop-feature: shapes
-TensorInfo typed(std::vector<std::int64_t> shape, tensorflow::DataType type) {
-  return {std::move(shape), core_dtype(type), tensorflow::DataTypeString(type)};
-}
-
 // The type and float attrs through the core's rules, at graph-construction time: x, weight and
 // rstd are described with shapes that agree ([1], [1], []), so the rules judge the dtypes and
 // attributes alone (the shapes are checked below, where static).
@@ -40,9 +34,9 @@ absl::Status check_attrs(InferenceContext* c, const char* x_name, bool has_eps) 
   TF_RETURN_IF_ERROR(c->GetAttr("U", &u));
   if (has_eps) TF_RETURN_IF_ERROR(c->GetAttr("eps", &eps));
   TF_RETURN_IF_ERROR(c->GetAttr("offset", &offset));
-  const TensorInfo x = typed({1}, t);
-  TF_RETURN_IF_ERROR(to_status(check_rms_norm_args(x, typed({1}, w), eps, offset, x_name)));
-  return to_status(check_rstd_arg(typed({}, u), x, x_name));
+  const TensorInfo x = describe({1}, t);
+  TF_RETURN_IF_ERROR(to_status(check_rms_norm_args(x, describe({1}, w), eps, offset, x_name)));
+  return to_status(check_rstd_arg(describe({}, u), x, x_name));
 }
 
 // x.shape[:-1], or unknown where x's rank is.
@@ -157,7 +151,7 @@ REGISTER_OP("Twinop>AddRmsNormGrad")
 
 // twinop-feature: wrapper
 // The core's CPU functions on TensorFlow's intra-op pool; ds, where given, is read in the same pass.
-struct RmsNormCpuLaunch {
+struct RmsNormCpuKernels {
   // twinop-feature: buffer-reuse
   static constexpr bool kRunsInPlace = true;  // each element is read before it is written
   // twinop-feature: wrapper
@@ -181,6 +175,6 @@ struct RmsNormCpuLaunch {
   }
 };
 
-TWINOP_REGISTER_RMS_NORM_KERNELS(tensorflow::DEVICE_CPU, RmsNormCpuLaunch);
+TWINOP_REGISTER_RMS_NORM_KERNELS(tensorflow::DEVICE_CPU, RmsNormCpuKernels);
 
 }  // namespace twinop::tf_binding

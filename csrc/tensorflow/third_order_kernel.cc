@@ -1,5 +1,5 @@
 // The kernel of Twinop>ThirdOrderTerm: zeros, or an error if its factor has a nonzero element.
-// BiasActGradGrad's gradient (python/twinop/tf/_gradient.py) is exact but for one term,
+// BiasActGradGrad's gradient (python/twinop/tf/_bias_act_gradient.py) is exact but for one term,
 // factor * act'''(x + bias), which twinop does not compute. ForwardAccumulator's JVPs build that
 // gradient without using this term; the op is stateless, so TensorFlow prunes it there, and it
 // raises only where a third derivative is really evaluated, instead of returning a silent zero.

@@ -13,11 +13,12 @@ from jax.experimental.custom_partitioning import custom_partitioning
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
 from .. import _layouts
-from . import _ffi, _rms_norm_ffi
+from . import _bias_act_ffi, _rms_norm_ffi
 from ._sharding import mesh_axes
 
-LAYOUTS = {_ffi.forward: _layouts.OPS["bias_act"], _ffi.backward: _layouts.OPS["bias_act_backward"],
-           _ffi.double_backward: _layouts.OPS["bias_act_double_backward"],
+LAYOUTS = {_bias_act_ffi.forward: _layouts.OPS["bias_act"],
+           _bias_act_ffi.backward: _layouts.OPS["bias_act_backward"],
+           _bias_act_ffi.double_backward: _layouts.OPS["bias_act_double_backward"],
            _rms_norm_ffi.rms_norm: _layouts.OPS["rms_norm"], _rms_norm_ffi.add_rms_norm: _layouts.OPS["add_rms_norm"],
            _rms_norm_ffi.rms_norm_backward: _layouts.OPS["rms_norm_backward"],
            _rms_norm_ffi.add_rms_norm_backward: _layouts.OPS["add_rms_norm_backward"]}

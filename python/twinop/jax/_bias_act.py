@@ -4,9 +4,9 @@ import functools
 import jax
 
 from .. import _layouts
-from . import _gradient, _second_order, _sharding, _vmap  # noqa: F401  (the primitives' rules)
+from . import _bias_act_gradient, _bias_act_second_order, _bias_act_vmap, _sharding  # noqa: F401  (the rules)
+from ._bias_act_ops import bind, forward_p
 from ._library import check_args
-from ._ops import bind, forward_p
 
 
 # Jitted, as jax.numpy's functions are: an eager call runs one cached executable instead of

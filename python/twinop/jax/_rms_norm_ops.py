@@ -1,6 +1,6 @@
-"""RMSNorm's six primitives and their derivative rules, as bias_act's (_ops.py): each forward's
-tangent is a primitive linear in the tangents, whose transpose (what jax.grad runs) is the fused
-backward kernel with the forward's rstd; each backward's transpose is that tangent again.
+"""RMSNorm's six primitives and their derivative rules, as bias_act's (_bias_act_ops.py): each
+forward's tangent is a primitive linear in the tangents, whose transpose (what jax.grad runs) is the
+fused backward kernel with the forward's rstd; each backward's transpose is that tangent again.
 
   rms_norm(x, weight)                         (y, rstd)
   add_rms_norm(x, residual, weight)           (y, s, rstd), s = x + residual

@@ -15,7 +15,7 @@ from jax.interpreters import batching
 from . import _rms_norm_math as math
 from ._rms_norm_ops import (add_backward_p, add_rms_norm_p, add_tangent_p, backward_p, bind, rms_norm_p,
                             tangent_p)
-from ._vmap import batch_first, per_row, sum_per_example
+from ._batching import batch_first, per_row, sum_per_example
 
 
 def _size(args, dims):

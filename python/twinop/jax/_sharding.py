@@ -1,7 +1,7 @@
 """The op under JAX's sharding: the manual axes of shard_map, and Explicit meshes.
 
 Inside shard_map (a user's, or the one below) every array varies over some manual axes. An FFI
-call is typed by hand (_ffi.py), so what JAX's own ops do implicitly is done here: the
+call is typed by hand (_bias_act_ffi.py), so what JAX's own ops do implicitly is done here: the
 operands are made to vary alike, and the gradient of an input that the op broadcast over
 devices (bias, added to every device's rows) is summed over them (summed_like).
 

@@ -30,7 +30,7 @@ from jax.sharding import AxisType, NamedSharding, PartitionSpec as P  # noqa: E4
 jax.config.update("jax_enable_x64", True)
 
 import twinop.jax as tj  # noqa: E402
-from twinop.jax import _ffi  # noqa: E402
+from twinop.jax import _bias_act_ffi  # noqa: E402
 
 SHAPE, BATCH = (64, 128), 2  # x's rows and features; vmap(grad) runs over BATCH such x
 COLLECTIVES = ("all-gather", "all-reduce", "reduce-scatter", "all-to-all", "collective-permute")
@@ -82,7 +82,7 @@ RMS_NORM_PASSES = {"rms_norm": ("forward", "grad", "jvp", "jvp of grad"), "add_r
 
 
 def bare_ffi(x, bias):  # the FFI call alone: no shard_map, no custom_partitioning
-    return _ffi.forward(x, bias, act="gelu")
+    return _bias_act_ffi.forward(x, bias, act="gelu")
 
 
 def _loss(f):

@@ -6,7 +6,7 @@ eager mode and tf.function, and the Keras layers BiasAct and RMSNorm.
 A SavedModel or a Keras model that uses the op needs `import twinop.tf` before
 tf.saved_model.load / keras.models.load_model: it loads the op library and registers the layer.
 """
-from . import _gradient, _rms_norm_gradient, _second_order  # noqa: F401  (register the gradients on import)
+from . import _bias_act_gradient, _bias_act_second_order, _rms_norm_gradient  # noqa: F401  (gradients)
 from ._bias_act import bias_act
 from ._library import ops as _ops  # noqa: F401  (the raw ops, for tests)
 from ._rms_norm import RMSNorm, add_rms_norm, rms_norm

@@ -11,8 +11,9 @@ The ops come from one of two compiled libraries (see _library.py); ABI says whic
 import sys
 
 from . import _library  # noqa: F401  (registers the ops; must come first)
-from . import _autocast, _autograd, _dual_check, _fake, _out_autograd, _second_order, _vmap  # noqa: F401  (register on import)
-from . import _rms_norm_ops  # noqa: F401  (registers on import)
+from . import _autocast, _dual_check  # noqa: F401  (every op's autocast and dual-tensor policies)
+from . import _bias_act_autograd, _bias_act_fake, _bias_act_out_autograd, _bias_act_second_order  # noqa: F401
+from . import _bias_act_vmap, _rms_norm_ops  # noqa: F401  (all of them register on import)
 from ._bias_act import bias_act
 from ._library import ABI
 from ._rms_norm import RMSNorm, add_rms_norm, rms_norm

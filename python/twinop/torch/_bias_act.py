@@ -2,9 +2,9 @@
 import torch
 
 from ._autocast import KEYS as AUTOCAST_DEVICE_TYPES, autocast_inputs
+from ._bias_act_function import BiasAct
 from ._checks import check_bias_act_args, check_out_arg
 from ._dual_check import in_dual_level
-from ._function import BiasAct
 
 
 # twinop-feature: mixed-precision

@@ -1,5 +1,5 @@
 """rms_norm and add_rms_norm: the differentiable entry points, through autograd.Functions or the
-ops themselves, as bias_act (_function.py says why there are two routes).
+ops themselves, as bias_act (_bias_act_function.py says why there are two routes).
 
 Two Functions per entry point, each differentiated by the next, in both modes:
   RmsNorm / AddRmsNorm:  y (and s) from the forward op; rstd kept for the backward.

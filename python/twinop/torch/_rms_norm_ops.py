@@ -10,6 +10,8 @@ forward op's rstd output).
 """
 import torch
 
+from ._batching import batch_first, row_example, rows_example, sum_per_example
+
 ops = torch.ops.twinop
 PREFIX = "twinop.rms_norm: "
 
@@ -228,28 +230,10 @@ torch.library.register_autograd("twinop::add_rms_norm_backward", _add_backward_b
 # dweight is a sum per example: each example's rows of dy * x_hat, in the compute dtype.
 
 
-def _batch_first(t, dim, batch_size):
-    return t.movedim(dim, 0) if dim is not None else t.expand(batch_size, *t.shape)
-
-
 def _per_example_weight(weight, dim, like, offset):
     """weight + offset per example, [B, 1..., C] to broadcast against a batch-first `like`."""
-    w = _batch_first(weight, dim, like.shape[0]).to(compute_dtype(like.dtype)) + offset
+    w = batch_first(weight, dim, like.shape[0]).to(compute_dtype(like.dtype)) + offset
     return w.reshape(w.shape[0], *([1] * (like.dim() - 2)), w.shape[-1])
-
-
-def _sum_per_example(t):
-    return t.sum(dim=tuple(range(1, t.dim() - 1))) if t.dim() > 2 else t
-
-
-def _one_example(t, dim):
-    """An empty tensor with one example's rank, last size and dtype, for the op's argument checks."""
-    shape = [n for k, n in enumerate(t.shape) if k != dim]
-    return torch.empty([0] * (len(shape) - 1) + shape[-1:], dtype=t.dtype)
-
-
-def _weight_example(weight, dim):
-    return torch.empty([n for k, n in enumerate(weight.shape) if k != dim], dtype=weight.dtype)
 
 
 def _rstd_example(rstd, one_x):
@@ -258,7 +242,7 @@ def _rstd_example(rstd, one_x):
 
 def _forward_batched(info, x, x_dim, weight, weight_dim, eps, offset):
     """(y, rstd) batch-first."""
-    x = _batch_first(x, x_dim, info.batch_size)
+    x = batch_first(x, x_dim, info.batch_size)
     if weight_dim is None:
         return ops.rms_norm(x, weight, eps, offset)
     xc = x.to(compute_dtype(x.dtype))
@@ -269,16 +253,16 @@ def _forward_batched(info, x, x_dim, weight, weight_dim, eps, offset):
 @torch.library.register_vmap("twinop::rms_norm")
 def _rms_norm_vmap(info, in_dims, x, weight, eps, offset):
     x_dim, weight_dim, _, _ = in_dims
-    ops.rms_norm(_one_example(x, x_dim), _weight_example(weight, weight_dim), eps, offset)
+    ops.rms_norm(rows_example(x, x_dim), row_example(weight, weight_dim), eps, offset)
     return _forward_batched(info, x, x_dim, weight, weight_dim, eps, offset), (0, 0)
 
 
 @torch.library.register_vmap("twinop::add_rms_norm")
 def _add_rms_norm_vmap(info, in_dims, x, residual, weight, eps, offset):
     x_dim, residual_dim, weight_dim, _, _ = in_dims
-    ops.add_rms_norm(_one_example(x, x_dim), _one_example(residual, residual_dim), _weight_example(weight, weight_dim),
+    ops.add_rms_norm(rows_example(x, x_dim), rows_example(residual, residual_dim), row_example(weight, weight_dim),
                      eps, offset)
-    x, residual = _batch_first(x, x_dim, info.batch_size), _batch_first(residual, residual_dim, info.batch_size)
+    x, residual = batch_first(x, x_dim, info.batch_size), batch_first(residual, residual_dim, info.batch_size)
     if weight_dim is None:
         return ops.add_rms_norm(x, residual, weight, eps, offset), (0, 0, 0)
     s = (x.to(compute_dtype(x.dtype)) + residual.to(compute_dtype(x.dtype))).to(x.dtype)  # rounded, as the kernel
@@ -288,23 +272,23 @@ def _add_rms_norm_vmap(info, in_dims, x, residual, weight, eps, offset):
 
 def _backward_batched(info, dy, dy_dim, ds, ds_dim, x, x_dim, rstd, rstd_dim, weight, weight_dim, offset):
     batch = info.batch_size
-    dy, x, rstd = _batch_first(dy, dy_dim, batch), _batch_first(x, x_dim, batch), _batch_first(rstd, rstd_dim, batch)
+    dy, x, rstd = batch_first(dy, dy_dim, batch), batch_first(x, x_dim, batch), batch_first(rstd, rstd_dim, batch)
     compute = compute_dtype(x.dtype)
     xc, dyc = x.to(compute), dy.to(compute)
     w = _per_example_weight(weight, weight_dim, xc, offset)
     # the kernel's g = dy * (weight + offset), formed here per example; the op then runs with weight 1
     dx, _ = ops.rms_norm_backward(dyc * w, xc, rstd, xc.new_ones(xc.shape[-1]), 0.0)
     if ds is not None:
-        dx = dx + _batch_first(ds, ds_dim, batch).to(compute)
-    dweight = _sum_per_example(dyc * (xc * rstd.unsqueeze(-1)))
+        dx = dx + batch_first(ds, ds_dim, batch).to(compute)
+    dweight = sum_per_example(dyc * (xc * rstd.unsqueeze(-1)))
     return dx.to(x.dtype), dweight.to(weight.dtype)
 
 
 @torch.library.register_vmap("twinop::rms_norm_backward")
 def _rms_norm_backward_vmap(info, in_dims, dy, x, rstd, weight, offset):
     dy_dim, x_dim, rstd_dim, weight_dim, _ = in_dims
-    one_x = _one_example(x, x_dim)
-    ops.rms_norm_backward(_one_example(dy, dy_dim), one_x, _rstd_example(rstd, one_x), _weight_example(weight, weight_dim),
+    one_x = rows_example(x, x_dim)
+    ops.rms_norm_backward(rows_example(dy, dy_dim), one_x, _rstd_example(rstd, one_x), row_example(weight, weight_dim),
                           offset)
     return _backward_batched(info, dy, dy_dim, None, None, x, x_dim, rstd, rstd_dim, weight, weight_dim, offset), (0, 0)
 
@@ -312,7 +296,7 @@ def _rms_norm_backward_vmap(info, in_dims, dy, x, rstd, weight, offset):
 @torch.library.register_vmap("twinop::add_rms_norm_backward")
 def _add_rms_norm_backward_vmap(info, in_dims, dy, ds, s, rstd, weight, offset):
     dy_dim, ds_dim, s_dim, rstd_dim, weight_dim, _ = in_dims
-    one_s = _one_example(s, s_dim)
-    ops.add_rms_norm_backward(_one_example(dy, dy_dim), _one_example(ds, ds_dim), one_s, _rstd_example(rstd, one_s),
-                              _weight_example(weight, weight_dim), offset)
+    one_s = rows_example(s, s_dim)
+    ops.add_rms_norm_backward(rows_example(dy, dy_dim), rows_example(ds, ds_dim), one_s, _rstd_example(rstd, one_s),
+                              row_example(weight, weight_dim), offset)
     return _backward_batched(info, dy, dy_dim, ds, ds_dim, s, s_dim, rstd, rstd_dim, weight, weight_dim, offset), (0, 0)

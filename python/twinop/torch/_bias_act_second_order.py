@@ -1,7 +1,7 @@
 """Autograd for the gradient ops, so the ops themselves differentiate to second order for every
 caller of torch.ops.twinop.*: bias_act_backward's gradient is bias_act_double_backward, whose
 own gradient is an error rather than a silently wrong third derivative. Forward mode and
-torch.func need more (_function.py)."""
+torch.func need more (_bias_act_function.py)."""
 import torch
 
 THIRD_ORDER_ERROR = ("twinop.bias_act: third-order derivatives are not supported "

@@ -10,36 +10,10 @@ The arguments were checked per example by twinop.jax.bias_act, before the batch 
 """
 import functools
 
-import jax.numpy as jnp
 from jax.interpreters import batching
 
-from ._ops import backward_p, backward_tangent_p, bind, double_backward_p, forward_p, tangent_p
-
-
-def batch_first(a, dim, size):
-    """a with its batch axis first (an unbatched a is broadcast along a new one)."""
-    return jnp.moveaxis(a, dim, 0) if dim is not None else jnp.broadcast_to(a, (size, *a.shape))
-
-
-def per_row(row, like):
-    """A batched [B, C] row vector, shaped to broadcast against a batch-first `like`."""
-    return row.reshape(row.shape[0], *([1] * (like.ndim - 2)), row.shape[-1]).astype(like.dtype)
-
-
-def sum_per_example(t):
-    """[B, ..., C] -> [B, C]: the column sums of each example's rows."""
-    return t.sum(axis=tuple(range(1, t.ndim - 1)))
-
-
-def columns_per_example(a):
-    """Batch-first [B, ..., C] -> [..., C * B]: each column of every row holds the B examples'
-    values side by side (a sharded C stays the major part of the new columns: no resharding)."""
-    return jnp.moveaxis(a, 0, -1).reshape(*a.shape[1:-1], a.shape[-1] * a.shape[0])
-
-
-def examples_from_columns(a, size, columns):
-    """[..., C * B] -> batch-first [B, ..., C] (C = columns), the inverse of columns_per_example."""
-    return jnp.moveaxis(a.reshape(*a.shape[:-1], columns, size), -1, 0)
+from ._batching import batch_first, columns_per_example, examples_from_columns
+from ._bias_act_ops import backward_p, backward_tangent_p, bind, double_backward_p, forward_p, tangent_p
 
 
 def _rule(primitive, params, sums, args, dims, *, act):

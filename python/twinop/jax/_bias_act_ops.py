@@ -1,5 +1,5 @@
-"""bias_act's five primitives, each run by the FFI calls (_ffi.py, partitioned on Auto meshes by
-_auto_partitioning.py). With v = x + bias (bias broadcast over x's rows):
+"""bias_act's five primitives, each run by the FFI calls (_bias_act_ffi.py, partitioned on Auto
+meshes by _auto_partitioning.py). With v = x + bias (bias broadcast over x's rows):
 
   forward(x, bias)                      y = act(v)
   tangent(x, bias, t_x, t_bias)         act'(v) (t_x + t_bias): y's tangent, linear in t_x, t_bias
@@ -11,11 +11,12 @@ _auto_partitioning.py). With v = x + bias (bias broadcast over x's rows):
                                         (d_dy, d_x, d_bias), the double-backward kernel
 
 Each linear one is the transpose of another (tangent and backward of each other, backward_tangent's
-is double_backward): _gradient.py and _second_order.py give the rules, _vmap.py the batching.
+is double_backward): _bias_act_gradient.py and _bias_act_second_order.py give the rules,
+_bias_act_vmap.py the batching.
 """
 import functools
 
-from . import _ffi
+from . import _bias_act_ffi
 from ._auto_partitioning import auto_partitioned
 from ._primitive import define, like, param_grad_like
 from ._sharding import vary_alike
@@ -27,25 +28,25 @@ def _ffi_call(op, act):
 
 
 def _forward(x, bias, *, act):
-    return _ffi_call(_ffi.forward, act)(x, bias)
+    return _ffi_call(_bias_act_ffi.forward, act)(x, bias)
 
 
 def _tangent(x, bias, t_x, t_bias, *, act):
-    return _ffi_call(_ffi.backward, act)(t_x + t_bias, x, bias)[0]  # the backward kernel with dy = t_v
+    return _ffi_call(_bias_act_ffi.backward, act)(t_x + t_bias, x, bias)[0]  # the backward kernel, dy = t_v
 
 
 def _backward(dy, x, bias, *, act):
-    return _ffi_call(_ffi.backward, act)(dy, x, bias)
+    return _ffi_call(_bias_act_ffi.backward, act)(dy, x, bias)
 
 
 def _backward_tangent(t_dy, t_x, t_bias, dy, x, bias, *, act):
-    dx, dbias = _ffi_call(_ffi.backward, act)(t_dy, x, bias)
-    _, d_x, d_bias = _ffi_call(_ffi.double_backward, act)(t_x, t_bias, dy, x, bias)
+    dx, dbias = _ffi_call(_bias_act_ffi.backward, act)(t_dy, x, bias)
+    _, d_x, d_bias = _ffi_call(_bias_act_ffi.double_backward, act)(t_x, t_bias, dy, x, bias)
     return dx + d_x, dbias + d_bias
 
 
 def _double_backward(g, g_bias, dy, x, bias, *, act):
-    return _ffi_call(_ffi.double_backward, act)(g, g_bias, dy, x, bias)
+    return _ffi_call(_bias_act_ffi.double_backward, act)(g, g_bias, dy, x, bias)
 
 
 def _like_x(x, *avals, act):

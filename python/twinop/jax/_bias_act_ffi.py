@@ -1,7 +1,7 @@
 """The three FFI targets as JAX functions: checked at trace time, then one XLA custom call each.
 
 They have no derivative and no batching rule of their own (vmap_method is left unset, so a
-vmap that reached them would raise): they run bias_act's primitives (_ops.py), which have.
+vmap that reached them would raise): they run bias_act's primitives (_bias_act_ops.py), which have.
 
 Result types are the inputs' own (jax.typeof), not only their shape and dtype: a sharded x's
 sharding, and inside shard_map the manual axes x varies over, which jax.grad checks.

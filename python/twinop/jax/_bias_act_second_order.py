@@ -4,7 +4,7 @@
 needs act''', which no kernel computes: it raises instead of being silently wrong."""
 from jax.interpreters import ad
 
-from ._ops import backward_p, backward_tangent_p, bind, double_backward_p, tangent_p
+from ._bias_act_ops import backward_p, backward_tangent_p, bind, double_backward_p, tangent_p
 from ._primitive import instantiate, is_zero, zero_like
 from ._sharding import summed_like
 

@@ -1,9 +1,10 @@
 """First-order derivatives of bias_act's primitives: forward's tangent is the linear tangent
 primitive, whose transpose (what jax.grad and jax.vjp run) is the fused backward kernel, dx and
-dbias in one pass; backward's transpose is the tangent again. (Second order: _second_order.py.)"""
+dbias in one pass; backward's transpose is the tangent again. (Second order:
+_bias_act_second_order.py.)"""
 from jax.interpreters import ad
 
-from ._ops import backward_p, bind, forward_p, tangent_p
+from ._bias_act_ops import backward_p, bind, forward_p, tangent_p
 from ._primitive import instantiate, is_zero, zero_like
 from ._sharding import summed_like
 

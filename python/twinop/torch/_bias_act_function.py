@@ -3,7 +3,7 @@ jacfwd, hessian, vmap), which the ops' own autograd cannot serve: torch.library 
 register_jvp, and torch.func refuses an op whose autograd is register_autograd's (open
 upstream: pytorch#168393). Why not only this Function: Dynamo refuses a Function with a custom
 jvp, so under torch.compile and torch.export bias_act() calls the op, whose autograd is
-registered on it (_autograd.py, _second_order.py). Both routes run the same three ops.
+registered on it (_bias_act_autograd.py, _bias_act_second_order.py). Both routes run the same three ops.
 
 Three Functions, one per op, each differentiated by the next, in both modes:
   BiasAct:               y = act(v), v = x + bias.  backward: BiasActBackward (the op alone
@@ -11,15 +11,15 @@ Three Functions, one per op, each differentiated by the next, in both modes:
                          jvp: act'(v) (t_x + t_bias), the backward's dx with dy = t_v.
   BiasActBackward:       (dx, dbias).  backward: BiasActDoubleBackward.
                          jvp: t_dy act'(v) + dy act''(v) t_v, and its column sums.
-  BiasActDoubleBackward: third order raises (_second_order.THIRD_ORDER_ERROR).
+  BiasActDoubleBackward: third order raises (_bias_act_second_order.THIRD_ORDER_ERROR).
 Their forwards call the ops, so vmap (generate_vmap_rule) reaches the ops' batching rules
-(_vmap.py).
+(_bias_act_vmap.py).
 """
 import torch
 
+from ._bias_act_second_order import THIRD_ORDER_ERROR, zeros_like_saved
 from ._dual_check import in_dual_level
 from ._no_derivative import NoDerivative
-from ._second_order import THIRD_ORDER_ERROR, zeros_like_saved
 
 ops = torch.ops.twinop
 
