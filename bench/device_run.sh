@@ -52,7 +52,8 @@
 #     DEVICE_RUN_STEPS="bench-jax profile" bash bench/device_run.sh
 # On a machine without a GPU the same script runs the control flow: GPU-only steps are skipped
 # and the GPU tests skip themselves. DEVICE_RUN_PYTHON (default python3) picks the Python, and
-# DEVICE_RUN_PIP_ARGS is added to the build's pip install (e.g. --prefix DIR).
+# DEVICE_RUN_PIP_ARGS is added to the build's pip install (e.g. --prefix DIR), and DEVICE_RUN_LIMITS
+# overrides steps' limits (e.g. "versions:2 report:60").
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 
@@ -73,6 +74,11 @@ failed=()
 STEPS=(versions:15 build:70 bench-headline:40 bench-rms:90 checks:210 bench-sizes:45 report:90 bench-jax:50
   profile:90)
 OPT_IN=" bench-jax profile "
+for override in ${DEVICE_RUN_LIMITS:-}; do
+  for i in "${!STEPS[@]}"; do
+    if [ "${STEPS[$i]%%:*}" = "${override%%:*}" ]; then STEPS[$i]=$override; fi
+  done
+done
 HEADLINE=16384x8192
 OTHER_SIZES=1024x1024,4096x1024,4096x4096,8192x8192
 

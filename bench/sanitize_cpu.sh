@@ -6,7 +6,7 @@
 # through twinop's code (a frame in its library or its sources). CPython never frees some of its
 # own objects, by design: leak reports without a twinop frame are counted, not failed on.
 #
-#     bash bench/sanitize_cpu.sh                  # the numpy binding: its tests and the property tests
+#     bash bench/sanitize_cpu.sh                  # the numpy binding: its tests (both ops) and the property tests
 #     TWINOP_TORCH=ON TWINOP_TF=ON bash bench/sanitize_cpu.sh tests/test_torch.py tests/test_tf.py
 #
 # The numpy run takes 40-55 s on this project's 2-core machine from a clean build directory
@@ -21,8 +21,8 @@ python="${PYTHON:-python}"
 export CXX="${CXX:-g++}"  # the compiler whose sanitizer runtimes are preloaded below
 tests=("$@")
 if [ ${#tests[@]} -eq 0 ]; then
-  tests=(tests/test_numpy.py tests/test_double_backward.py tests/test_out.py tests/test_properties.py
-         tests/test_hostile_args.py tests/test_threads.py)
+  tests=(tests/test_numpy.py tests/test_double_backward.py tests/test_out.py tests/test_rms_norm.py
+         tests/test_properties.py tests/test_hostile_args.py tests/test_threads.py)
 fi
 
 echo "=== build (TWINOP_SANITIZE=address,undefined, torch ${TWINOP_TORCH:-OFF}, tensorflow ${TWINOP_TF:-OFF})"

@@ -137,7 +137,8 @@ def test_a_failed_test_run_fails_the_script_and_the_rest_goes_on(machine):
 
 
 def test_a_step_past_its_limit_is_stopped_and_the_next_one_runs(machine):
-    status, summary, ran = machine(SLOW_NVIDIA_SMI="1", DEVICE_RUN_STEPS="versions report")
+    status, summary, ran = machine(SLOW_NVIDIA_SMI="1", DEVICE_RUN_STEPS="versions report",
+                                   DEVICE_RUN_LIMITS="versions:2")  # the stand-in's nvidia-smi sleeps 30 s
     assert status == 1
     assert status_of(summary, "versions")[0] == "failed" and "timed out" in status_of(summary, "versions")[1]
     assert status_of(summary, "report")[0] == "passed"

@@ -9,7 +9,7 @@ import pytest
 import half_accuracy
 from cases import ACTIVATIONS
 
-tn = pytest.importorskip("twinop.numpy")
+tn = pytest.importorskip("twinop.numpy", exc_type=ImportError)
 
 DTYPES = ("float16", "bfloat16")
 RESULTS = list(half_accuracy.RESULTS)

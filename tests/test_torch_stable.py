@@ -20,11 +20,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.dirname(os.path.dirname(tt.__file__))
 STABLE = os.path.join(PACKAGE, "_twinop_torch_stable.so")
 TORCH_LIB = os.path.join(os.path.dirname(torch.__file__), "lib")
-# Every test file that runs the torch ops (tests/test_double_backward.py also numpy's and TF's; the
-# RMSNorm files also numpy's).
+# Every test file that runs the torch ops (several also run other bindings' cells, left out by name
+# in the rerun), and the reliability checks, whose torch cells rerun too.
 TORCH_SUITE = ["tests/test_torch.py", "tests/test_torch_autodiff.py", "tests/test_torch_integration.py",
                "tests/test_out.py", "tests/test_double_backward.py", "tests/test_cuda.py", "tests/test_torch_stable.py",
-               *sorted(os.path.relpath(path, ROOT) for path in glob.glob(f"{ROOT}/tests/test_rms_norm*.py"))]
+               "tests/test_rms_norm.py", "tests/test_cuda_rms_norm.py",
+               *sorted(os.path.relpath(path, ROOT) for path in glob.glob(f"{ROOT}/tests/test_rms_norm_torch*.py"))]
+RELIABILITY_SUITE = ["tests/test_properties.py", "tests/test_hostile_args.py", "tests/test_threads.py",
+                     "tests/test_leaks.py"]
 
 needs_stable = pytest.mark.skipif(not _build_info.TORCH_STABLE_TARGET, reason="the stable-ABI op was not built")
 needs_classic = pytest.mark.skipif(not _build_info.TORCH_VERSION, reason="the classic op was not built")
@@ -223,25 +226,12 @@ def test_string_argument_is_not_leaked():
 
 @needs_stable
 @default_run_only
-def test_torch_suite_passes_on_the_stable_library():
-    """Every torch test, with the stable-ABI library loaded instead of the classic one."""
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TORCH_SUITE],
-                            capture_output=True, text=True, cwd=ROOT, env={**os.environ, "TWINOP_TORCH_ABI": "stable"})
-    summary = result.stdout.strip().splitlines()[-1]
-    assert result.returncode == 0 and " passed" in summary, result.stdout[-5000:] + result.stderr[-2000:]
-
-
-RELIABILITY_SUITE = ["tests/test_properties.py", "tests/test_hostile_args.py", "tests/test_threads.py",
-                     "tests/test_leaks.py"]
-
-
-@needs_stable
-@default_run_only
-def test_reliability_checks_pass_on_the_stable_library():
-    """The property, hostile-argument, thread and leak checks of the torch binding, on the
-    stable-ABI library."""
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "torch",
-                             *RELIABILITY_SUITE],
+def test_torch_and_reliability_suites_pass_on_the_stable_library():
+    """Every torch test, and the property, hostile-argument, thread and leak checks of the torch
+    binding, with the stable-ABI library loaded instead of the classic one: one pytest run, the
+    other bindings' cells left out (they never load a torch library)."""
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             "-k", "not (numpy or tensorflow or tf or jax)", *TORCH_SUITE, *RELIABILITY_SUITE],
                             capture_output=True, text=True, cwd=ROOT, env={**os.environ, "TWINOP_TORCH_ABI": "stable"})
     summary = result.stdout.strip().splitlines()[-1]
     assert result.returncode == 0 and " passed" in summary, result.stdout[-5000:] + result.stderr[-2000:]
