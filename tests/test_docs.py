@@ -13,8 +13,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGES = [os.path.join(ROOT, "README.md"), os.path.join(ROOT, "CHANGELOG.md")] + sorted(
     glob.glob(os.path.join(ROOT, "docs", "*.md")))
 MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
-# `csrc/core/bias_act.h`, `tests/test_*_autodiff.py`, `cuda/vector_io.cuh:63`: a file of the tree named in code
-# style (a folder, such as an output folder a script makes, is not checked)
+# `csrc/core/bias_act.h`, `tests/test_*_autodiff.py`, `cuda/vector_io.cuh:63`: a file of the tree named in
+# code style (a folder, such as an output folder a script makes, is not checked)
 TREE_PATH = re.compile(r"`((?:csrc|cuda|python|tests|bench|cmake|examples|docs|\.ci)/[^`\s:<>]*"
                        r"\.(?:h|cpp|cc|cu|cuh|py|sh|md|json|txt|toml|in|png))(?::[\d-]+)?`")
 

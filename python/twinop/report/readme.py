@@ -58,7 +58,7 @@ def current_block(readme_text):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m twinop.report.readme", description=__doc__)
     parser.add_argument("--root", default=".", help="the twinop checkout (default: the current directory)")
-    parser.add_argument("--check", action="store_true", help="say whether the block is current; write nothing")
+    parser.add_argument("--check", action="store_true", help="only say whether the block is current")
     args = parser.parse_args(argv)
     path = os.path.join(args.root, "README.md")
     with open(path) as f:
