@@ -1,8 +1,8 @@
 // The CPU handlers: the core's CPU functions behind the shared handler templates, their chunks
 // on XLA's intra-op thread pool.
 #include "bias_act.h"
-#include "bias_act_handler.h"
-#include "bias_act_targets.h"
+#include "bias_act_binding.h"
+#include "bias_act_ops.h"
 #include "xla_parallel_for.h"
 
 namespace twinop::jax_binding {

@@ -4,8 +4,8 @@
 #include <cstddef>
 
 #include "bias_act_cuda.h"
-#include "bias_act_handler.h"
-#include "bias_act_targets.h"
+#include "bias_act_binding.h"
+#include "bias_act_ops.h"
 
 namespace twinop::jax_binding {
 namespace {

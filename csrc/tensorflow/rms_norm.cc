@@ -1,5 +1,5 @@
 // RMSNorm as TensorFlow ops: the op definitions and their shape functions, and the CPU kernels
-// (the kernel classes are rms_norm_kernel.h's; the GPU ones are registered in rms_norm_gpu.cc,
+// (the kernel classes are rms_norm_binding.h's; the GPU ones are registered in rms_norm_cuda.cc,
 // the gradients in python/twinop/tf/_rms_norm_gradient.py).
 #include <cstdint>
 #include <string>
@@ -8,7 +8,7 @@
 
 #include "feature_shapes.h"
 #include "rms_norm.h"
-#include "rms_norm_kernel.h"
+#include "rms_norm_binding.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
 

@@ -4,7 +4,7 @@
 #include <torch/library.h>
 
 #include "bias_act_cuda.h"
-#include "bias_act_op.h"
+#include "bias_act_binding.h"
 
 namespace twinop::torch_binding {
 

@@ -2,7 +2,7 @@
 #include <torch/csrc/stable/library.h>
 
 #include "bias_act.h"
-#include "bias_act_op.h"
+#include "bias_act_binding.h"
 
 namespace twinop::torch_stable {
 

@@ -92,7 +92,7 @@ Tensor empty_rstd(const Tensor& x) {
                                   x.scalar_type() == ScalarType::Double ? ScalarType::Double : ScalarType::Float);
 }
 
-// As bias_act_op.h's templates, no device guard here: the CUDA kernels take it.
+// As bias_act_binding.h's templates, no device guard here: the CUDA kernels take it.
 template <typename Kernels>
 std::tuple<Tensor, Tensor> rms_norm(const Tensor& x, const Tensor& weight, double eps, double offset) {
   const RmsNormArgs args = rms_norm_args(x, nullptr, weight, eps, offset);

@@ -1,7 +1,7 @@
 // RMSNorm's TensorFlow GPU kernels: the CUDA launchers on the op's stream, with the dweight
 // workspace allocated by TensorFlow (binding.h).
 #include "rms_norm_cuda.h"
-#include "rms_norm_kernel.h"
+#include "rms_norm_binding.h"
 
 namespace twinop::tf_binding {
 

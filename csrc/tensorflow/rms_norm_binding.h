@@ -1,6 +1,6 @@
 // RMSNorm's TensorFlow kernels, written once for every device: validate with the core's rules
 // (rms_norm_args.h), allocate outputs with TensorFlow, hand one call's pointers to a device's
-// `Launch` (rms_norm.cc for the CPU, rms_norm_gpu.cc).
+// `Launch` (rms_norm.cc for the CPU, rms_norm_cuda.cc).
 #pragma once
 
 #include "binding.h"

@@ -1,6 +1,6 @@
 // The TensorFlow CPU kernels: the core's CPU functions behind the shared kernel classes.
 #include "bias_act.h"
-#include "bias_act_kernel.h"
+#include "bias_act_binding.h"
 
 namespace twinop::tf_binding {
 

@@ -1,7 +1,7 @@
 // The TensorFlow GPU kernels: the CUDA launchers on the op's stream, with the dbias
 // workspace allocated by TensorFlow (binding.h).
 #include "bias_act_cuda.h"
-#include "bias_act_kernel.h"
+#include "bias_act_binding.h"
 
 namespace twinop::tf_binding {
 

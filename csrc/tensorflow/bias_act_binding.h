@@ -1,5 +1,5 @@
 // bias_act's TensorFlow kernels, written once for every device: validate, allocate outputs with
-// TensorFlow, hand raw pointers to a device's `Launch` (see bias_act_kernels*.cc).
+// TensorFlow, hand raw pointers to a device's `Launch` (see bias_act_cpu.cc and bias_act_cuda.cc).
 #pragma once
 
 #include <string>
