@@ -157,7 +157,7 @@ REGISTER_OP("Twinop>AddRmsNormGrad")
 
 // twinop-feature: wrapper
 // The core's CPU functions on TensorFlow's intra-op pool; ds, where given, is read in the same pass.
-struct RmsNormCpuLaunch {
+struct RmsNormCpuKernels {
   // twinop-feature: buffer-reuse
   static constexpr bool kRunsInPlace = true;  // each element is read before it is written
   // twinop-feature: wrapper
@@ -181,6 +181,6 @@ struct RmsNormCpuLaunch {
   }
 };
 
-TWINOP_REGISTER_RMS_NORM_KERNELS(tensorflow::DEVICE_CPU, RmsNormCpuLaunch);
+TWINOP_REGISTER_RMS_NORM_KERNELS(tensorflow::DEVICE_CPU, RmsNormCpuKernels);
 
 }  // namespace twinop::tf_binding

@@ -5,7 +5,7 @@
 
 namespace twinop::tf_binding {
 
-struct RmsNormGpuLaunch {
+struct RmsNormCudaKernels {
   // twinop-feature: buffer-reuse
   static constexpr bool kRunsInPlace = false;  // the kernels read through __restrict__ pointers
   // twinop-feature: end
@@ -32,6 +32,6 @@ struct RmsNormGpuLaunch {
   }
 };
 
-TWINOP_REGISTER_RMS_NORM_KERNELS(tensorflow::DEVICE_GPU, RmsNormGpuLaunch);
+TWINOP_REGISTER_RMS_NORM_KERNELS(tensorflow::DEVICE_GPU, RmsNormCudaKernels);
 
 }  // namespace twinop::tf_binding

@@ -1,4 +1,5 @@
-// The PyTorch CPU kernels on the stable ABI: the core's CPU functions behind the shared op templates.
+// The PyTorch CPU kernels on the stable ABI: the core's CPU functions behind bias_act_binding.h's
+// op templates.
 #include <torch/csrc/stable/library.h>
 
 #include "bias_act.h"

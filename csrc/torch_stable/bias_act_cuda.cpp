@@ -1,4 +1,4 @@
-// The PyTorch CUDA kernels on the stable ABI: the CUDA launchers behind the shared op templates,
+// The PyTorch CUDA kernels on the stable ABI: the CUDA launchers behind bias_act_binding.h's op templates,
 // on the current stream of the input's device, under a device guard, with the workspace from
 // PyTorch's caching allocator (binding.h); one library serves CPU-only and CUDA builds of torch alike.
 #include <torch/csrc/stable/accelerator.h>
