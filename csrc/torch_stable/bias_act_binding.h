@@ -16,7 +16,7 @@
 #include "binding.h"
 #include "types.h"
 
-namespace twinop::torch_stable {
+namespace twinop::torch_stable_binding {
 
 constexpr const char* kBiasAct = "twinop.bias_act";
 
@@ -139,4 +139,4 @@ std::tuple<Tensor, Tensor> bias_act_backward_out(const Tensor& dy, const Tensor&
 }
 
 // twinop-feature: end
-}  // namespace twinop::torch_stable
+}  // namespace twinop::torch_stable_binding

@@ -5,7 +5,7 @@
 #include "bias_act.h"
 #include "bias_act_binding.h"
 
-namespace twinop::torch_stable {
+namespace twinop::torch_stable_binding {
 
 struct CpuKernels {
   // twinop-feature: out
@@ -30,10 +30,10 @@ struct CpuKernels {
   // twinop-feature: end
 };
 
-}  // namespace twinop::torch_stable
+}  // namespace twinop::torch_stable_binding
 
 STABLE_TORCH_LIBRARY_IMPL(twinop, CPU, m) {
-  using namespace twinop::torch_stable;
+  using namespace twinop::torch_stable_binding;
   m.impl("bias_act", TORCH_BOX(&bias_act<CpuKernels>));
   m.impl("bias_act_backward", TORCH_BOX(&bias_act_backward<CpuKernels>));
   // twinop-feature: second-order

@@ -41,7 +41,7 @@
 #include "cuda_stream.h"
 #endif
 
-namespace twinop::torch_stable {
+namespace twinop::torch_stable_binding {
 
 using torch::headeronly::ScalarType;
 using torch::stable::Tensor;
@@ -178,4 +178,4 @@ inline Tensor workspace_like(const Tensor& like, std::size_t bytes) {
 }
 #endif
 
-}  // namespace twinop::torch_stable
+}  // namespace twinop::torch_stable_binding
