@@ -148,3 +148,52 @@ def test_gpu_half_math_within_tolerance_and_rounded_as_often_as_pytorch(twin, dt
         if theirs is not None:
             ours, _ = half_accuracy.figures(got, exact, dtype)
             assert np.all(ours >= theirs - 0.01), f"bounds {bounds}: correctly rounded {ours}, PyTorch {theirs}"
+
+
+# A new activation that calls a function with no float version on the GPU (erf_ and gaussian_ take a
+# precision only in double there), instantiated for float: it must fail to compile, not call the double.
+NEW_ACTIVATION = """
+#include "activation_math.h"
+namespace twinop::math {
+struct NewActivation {
+  template <typename T, typename P = Float32Precision>
+  static TWINOP_HOST_DEVICE T value(T v, P precision = {}) { return %s(v, precision); }
+};
+%s
+}  // namespace twinop::math
+"""
+HOST_USE = "template %s NewActivation::value(%s, Float32Precision);"
+DEVICE_USE = "__global__ void use(%s* v) { *v = NewActivation::value(*v); }"
+
+
+def compile_new_activation(tmp_path, function, compute_type, on_gpu, with_nvcc):
+    """Compiles NEW_ACTIVATION calling `function` on `compute_type`, with the GPU's float math or the CPU's;
+    returns the compiler's result."""
+    use = (DEVICE_USE if with_nvcc else HOST_USE % (compute_type, "%s")) % compute_type
+    source = tmp_path / ("new_activation.cu" if with_nvcc else "new_activation.cpp")
+    source.write_text(NEW_ACTIVATION % (function, use))
+    include = ["-I", os.path.join(ROOT, "csrc", "core")]
+    if with_nvcc:  # device code: __CUDA_ARCH__ is defined, the GPU's float math is the one compiled
+        command = ["nvcc", "-std=c++17", "-arch=sm_80", "-c", str(source), "-o", str(tmp_path / "new.o"), *include]
+    else:
+        command = [COMPILER, "-std=c++17", "-fsyntax-only", str(source), *include]
+        command += ["-DTWINOP_GPU_MATH_ON_HOST"] if on_gpu else []
+    return subprocess.run(command, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("function", ["erf_", "gaussian_"])
+def test_a_float_function_missing_on_the_gpu_fails_to_compile(tmp_path, function):
+    refused = compile_new_activation(tmp_path, function, "float", on_gpu=True, with_nvcc=False)
+    assert refused.returncode != 0 and function in refused.stderr, refused.stderr
+    # The same activation builds in double, and in float with the CPU's math, which has both.
+    for compute_type, on_gpu in (("double", True), ("float", False)):
+        built = compile_new_activation(tmp_path, function, compute_type, on_gpu, with_nvcc=False)
+        assert built.returncode == 0, built.stderr
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc")
+def test_a_float_function_missing_on_the_gpu_fails_to_compile_with_nvcc(tmp_path):
+    refused = compile_new_activation(tmp_path, "erf_", "float", on_gpu=True, with_nvcc=True)
+    assert refused.returncode != 0 and "erf_" in refused.stderr, refused.stderr
+    built = compile_new_activation(tmp_path, "erf_", "double", on_gpu=True, with_nvcc=True)
+    assert built.returncode == 0, built.stderr

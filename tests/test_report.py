@@ -61,7 +61,7 @@ def test_counts_skip_missing_files_and_flag_unlisted_ones(tmp_path):
     assert table["torch"]["buffer-reuse"]["status"] == boilerplate.NOT_POSSIBLE  # WITHOUT_LINES says why
     assert table["torch"]["wrapper"] == {"status": "unaccounted for",
                                          "why": "no lines, and WITHOUT_LINES does not say why"}
-    assert "csrc/torch/bias_act_op.h" in result["missing"]
+    assert "csrc/torch/bias_act_binding.h" in result["missing"]
     assert result["unlisted"] == ["csrc/torch/extra.cpp"]
 
 

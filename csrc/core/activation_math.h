@@ -2,7 +2,9 @@
 // CPU and CUDA kernels. Each functor works on the compute type (float for
 // float32/float16/bfloat16, double for float64) and takes the precision its result is rounded
 // to (Precision below), which picks how accurate the elementary functions are.
-// Adding an activation = one functor here + one line in TWINOP_FOR_EACH_ACTIVATION (types.h).
+// Adding an activation = one functor here + one line in TWINOP_FOR_EACH_ACTIVATION (types.h). Its
+// float code compiles for the GPU only if every function it calls has a float version there (see
+// DoubleOnly below): Gelu, whose erf has none, adds float functions of its own.
 #pragma once
 
 #include <cmath>
@@ -197,19 +199,29 @@ inline float gaussian_(float v, Precision<kBits> precision) {
 
 inline float recip_(float v) { return 1.f / v; }
 #endif
-template <int kBits>
-TWINOP_HOST_DEVICE double erf_(double v, Precision<kBits>) {
+// The double versions take a double and nothing else: a float argument is not converted to them.
+// So float code finds the float version of its function or does not compile: on the GPU there is
+// no float erf_ and no float gaussian_ taking a precision, and an activation calling either on
+// float fails to build there (tests/test_gpu_math.py) instead of silently running in double.
+// Such an activation adds float functions of its own under TWINOP_GPU_FLOAT_MATH, as Gelu does.
+template <typename T>
+using DoubleOnly = std::enable_if_t<std::is_same_v<T, double>, double>;
+template <typename T, int kBits>
+TWINOP_HOST_DEVICE DoubleOnly<T> erf_(T v, Precision<kBits>) {
   return ::erf(v);
 }
-template <int kBits>
-TWINOP_HOST_DEVICE double exp_(double v, Precision<kBits>) {
+template <typename T, int kBits>
+TWINOP_HOST_DEVICE DoubleOnly<T> exp_(T v, Precision<kBits>) {
   return ::exp(v);
 }
-template <int kBits>
-TWINOP_HOST_DEVICE double gaussian_(double v, Precision<kBits> precision) {  // e^(-v^2/2)
+template <typename T, int kBits>
+TWINOP_HOST_DEVICE DoubleOnly<T> gaussian_(T v, Precision<kBits> precision) {  // e^(-v^2/2)
   return exp_(-0.5 * v * v, precision);
 }
-TWINOP_HOST_DEVICE double recip_(double v) { return 1.0 / v; }
+template <typename T>
+TWINOP_HOST_DEVICE DoubleOnly<T> recip_(T v) {
+  return 1.0 / v;
+}
 
 #if defined(TWINOP_GPU_FLOAT_MATH)
 // The standard normal cdf and pdf at v from one exponential, for GELU and its derivatives in

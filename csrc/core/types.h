@@ -12,7 +12,8 @@ namespace twinop {
 enum class DType : std::uint8_t { kFloat32, kFloat64, kFloat16, kBFloat16 };
 
 // The one list of activations: X(enum_name, functor in activation_math.h).
-// Adding an activation = one line here + one functor in activation_math.h.
+// Adding an activation = one line here + one functor in activation_math.h (which says what float
+// math the GPU has: a functor calling a function it lacks does not compile for the GPU).
 #define TWINOP_FOR_EACH_ACTIVATION(X) \
   X(gelu, Gelu)                       \
   X(gelu_tanh, GeluTanh)              \

@@ -1,14 +1,14 @@
-// The CPU handlers: the core's CPU functions behind the shared handler templates, their chunks
+// The CPU handlers: the core's CPU functions behind bias_act_binding.h's handler templates, their chunks
 // on XLA's intra-op thread pool.
 #include "bias_act.h"
-#include "bias_act_handler.h"
-#include "bias_act_targets.h"
+#include "bias_act_binding.h"
+#include "bias_act_ops.h"
 #include "xla_parallel_for.h"
 
 namespace twinop::jax_binding {
 namespace {
 
-struct CpuLaunch {
+struct CpuKernels {
   ffi::ThreadPool& pool;
 
   ffi::Error forward(const void* x, const void* bias, void* y, std::int64_t rows, std::int64_t cols, DType dtype,
@@ -34,19 +34,19 @@ struct CpuLaunch {
 
 ffi::Error forward(ffi::ThreadPool pool, std::string_view act, ffi::AnyBuffer x, ffi::AnyBuffer bias,
                    ffi::Result<ffi::AnyBuffer> y) {
-  return bias_act(CpuLaunch{pool}, act, x, bias, y);
+  return bias_act(CpuKernels{pool}, act, x, bias, y);
 }
 
 ffi::Error backward(ffi::ThreadPool pool, std::string_view act, ffi::AnyBuffer dy, ffi::AnyBuffer x,
                     ffi::AnyBuffer bias, ffi::Result<ffi::AnyBuffer> dx, ffi::Result<ffi::AnyBuffer> dbias) {
-  return bias_act_backward(CpuLaunch{pool}, act, dy, x, bias, dx, dbias);
+  return bias_act_backward(CpuKernels{pool}, act, dy, x, bias, dx, dbias);
 }
 
 // twinop-feature: second-order
 ffi::Error double_backward(ffi::ThreadPool pool, std::string_view act, ffi::AnyBuffer g, ffi::AnyBuffer g_bias,
                            ffi::AnyBuffer dy, ffi::AnyBuffer x, ffi::AnyBuffer bias, ffi::Result<ffi::AnyBuffer> d_dy,
                            ffi::Result<ffi::AnyBuffer> d_x, ffi::Result<ffi::AnyBuffer> d_bias) {
-  return bias_act_double_backward(CpuLaunch{pool}, act, g, g_bias, dy, x, bias, d_dy, d_x, d_bias);
+  return bias_act_double_backward(CpuKernels{pool}, act, g, g_bias, dy, x, bias, d_dy, d_x, d_bias);
 }
 
 // twinop-feature: end

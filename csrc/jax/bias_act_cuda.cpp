@@ -1,16 +1,16 @@
-// The CUDA handlers: the CUDA launchers behind the shared handler templates, on the stream XLA
+// The CUDA handlers: the CUDA launchers behind bias_act_binding.h's handler templates, on the stream XLA
 // runs the program on, with the dbias workspace from XLA's scratch allocator. Plain C++: no
 // CUDA header needed.
 #include <cstddef>
 
 #include "bias_act_cuda.h"
-#include "bias_act_handler.h"
-#include "bias_act_targets.h"
+#include "bias_act_binding.h"
+#include "bias_act_ops.h"
 
 namespace twinop::jax_binding {
 namespace {
 
-struct CudaLaunch {
+struct CudaKernels {
   cudaStream_t stream;
   ffi::ScratchAllocator& scratch;
 
@@ -47,13 +47,13 @@ struct CudaLaunch {
 
 ffi::Error forward(cudaStream_t stream, ffi::ScratchAllocator scratch, std::string_view act, ffi::AnyBuffer x,
                    ffi::AnyBuffer bias, ffi::Result<ffi::AnyBuffer> y) {
-  return bias_act(CudaLaunch{stream, scratch}, act, x, bias, y);
+  return bias_act(CudaKernels{stream, scratch}, act, x, bias, y);
 }
 
 ffi::Error backward(cudaStream_t stream, ffi::ScratchAllocator scratch, std::string_view act, ffi::AnyBuffer dy,
                     ffi::AnyBuffer x, ffi::AnyBuffer bias, ffi::Result<ffi::AnyBuffer> dx,
                     ffi::Result<ffi::AnyBuffer> dbias) {
-  return bias_act_backward(CudaLaunch{stream, scratch}, act, dy, x, bias, dx, dbias);
+  return bias_act_backward(CudaKernels{stream, scratch}, act, dy, x, bias, dx, dbias);
 }
 
 // twinop-feature: second-order
@@ -61,7 +61,7 @@ ffi::Error double_backward(cudaStream_t stream, ffi::ScratchAllocator scratch, s
                            ffi::AnyBuffer g_bias, ffi::AnyBuffer dy, ffi::AnyBuffer x, ffi::AnyBuffer bias,
                            ffi::Result<ffi::AnyBuffer> d_dy, ffi::Result<ffi::AnyBuffer> d_x,
                            ffi::Result<ffi::AnyBuffer> d_bias) {
-  return bias_act_double_backward(CudaLaunch{stream, scratch}, act, g, g_bias, dy, x, bias, d_dy, d_x, d_bias);
+  return bias_act_double_backward(CudaKernels{stream, scratch}, act, g, g_bias, dy, x, bias, d_dy, d_x, d_bias);
 }
 // twinop-feature: end
 

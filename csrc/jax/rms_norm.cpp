@@ -1,5 +1,5 @@
 // RMSNorm as XLA FFI handlers, in one file: the exported C interface, the handlers (written once
-// over a platform's launch: CPU on XLA's thread pool, CUDA on XLA's stream with workspace from its
+// over a platform's kernels: CPU on XLA's thread pool, CUDA on XLA's stream with workspace from its
 // scratch allocator), their signatures, and the trace-time check twinop.jax runs. eps and offset
 // are f64 attributes, as a Python float passed to jax.ffi.ffi_call is: the kernels get the value
 // the caller gave, as in the torch and numpy bindings.
@@ -51,9 +51,9 @@ std::optional<ArgError> check(const std::vector<TensorInfo>& t, double eps, doub
 }
 
 // twinop-feature: end
-// The forward of rms_norm (residual and s null) or add_rms_norm, on a platform's launch.
-template <typename Launch>
-ffi::Error forward(const Launch& launch, double eps, double offset, ffi::AnyBuffer x, const ffi::AnyBuffer* residual,
+// The forward of rms_norm (residual and s null) or add_rms_norm, on a platform's kernels.
+template <typename Kernels>
+ffi::Error forward(const Kernels& kernels, double eps, double offset, ffi::AnyBuffer x, const ffi::AnyBuffer* residual,
                    ffi::AnyBuffer weight, ffi::AnyBuffer y, ffi::AnyBuffer* s, ffi::AnyBuffer rstd) {
   const TensorInfo x_info = describe(x), weight_info = describe(weight);
   std::optional<ArgError> error =
@@ -65,15 +65,15 @@ ffi::Error forward(const Launch& launch, double eps, double offset, ffi::AnyBuff
   if (error) return to_error(kRmsNorm, *error);
   const Matrix2D m = as_matrix(x_info.shape);
   return guarded([&] {
-    return launch.forward(x.untyped_data(), residual ? residual->untyped_data() : nullptr, weight.untyped_data(),
-                          y.untyped_data(), s ? s->untyped_data() : nullptr, rstd.untyped_data(), m.rows, m.cols,
-                          *x_info.dtype, *weight_info.dtype, eps, offset);
+    return kernels.forward(x.untyped_data(), residual ? residual->untyped_data() : nullptr, weight.untyped_data(),
+                           y.untyped_data(), s ? s->untyped_data() : nullptr, rstd.untyped_data(), m.rows, m.cols,
+                           *x_info.dtype, *weight_info.dtype, eps, offset);
   });
 }
 
-// The backward of rms_norm (ds null; x) or of add_rms_norm (at its s, plus ds), on a launch.
-template <typename Launch>
-ffi::Error backward(const Launch& launch, double offset, ffi::AnyBuffer dy, const ffi::AnyBuffer* ds,
+// The backward of rms_norm (ds null; x) or of add_rms_norm (at its s, plus ds), on a platform's kernels.
+template <typename Kernels>
+ffi::Error backward(const Kernels& kernels, double offset, ffi::AnyBuffer dy, const ffi::AnyBuffer* ds,
                     ffi::AnyBuffer x, ffi::AnyBuffer rstd, ffi::AnyBuffer weight, ffi::AnyBuffer dx,
                     ffi::AnyBuffer dweight) {
   const TensorInfo x_info = describe(x), weight_info = describe(weight);
@@ -85,13 +85,13 @@ ffi::Error backward(const Launch& launch, double offset, ffi::AnyBuffer dy, cons
   if (error) return to_error(kRmsNorm, *error);
   const Matrix2D m = as_matrix(x_info.shape);
   return guarded([&] {
-    return launch.backward(dy.untyped_data(), ds ? ds->untyped_data() : nullptr, x.untyped_data(),
-                           rstd.untyped_data(), weight.untyped_data(), dx.untyped_data(), dweight.untyped_data(),
-                           m.rows, m.cols, *x_info.dtype, *weight_info.dtype, offset);
+    return kernels.backward(dy.untyped_data(), ds ? ds->untyped_data() : nullptr, x.untyped_data(),
+                            rstd.untyped_data(), weight.untyped_data(), dx.untyped_data(), dweight.untyped_data(),
+                            m.rows, m.cols, *x_info.dtype, *weight_info.dtype, offset);
   });
 }
 
-struct CpuLaunch {
+struct RmsNormCpuKernels {
   ffi::ThreadPool& pool;
 
   ffi::Error forward(const void* x, const void* residual, const void* weight, void* y, void* s, void* rstd,
@@ -120,7 +120,7 @@ struct CpuLaunch {
 };
 
 #if defined(TWINOP_WITH_CUDA)
-struct CudaLaunch {
+struct RmsNormCudaKernels {
   cudaStream_t stream;
   ffi::ScratchAllocator& scratch;
 
@@ -194,45 +194,45 @@ using Out = ffi::Result<ffi::AnyBuffer>;
 
 ffi::Error rms_norm_cpu(ffi::ThreadPool pool, double eps, double offset, ffi::AnyBuffer x, ffi::AnyBuffer weight,
                         Out y, Out rstd) {
-  return forward(CpuLaunch{pool}, eps, offset, x, nullptr, weight, *y, nullptr, *rstd);
+  return forward(RmsNormCpuKernels{pool}, eps, offset, x, nullptr, weight, *y, nullptr, *rstd);
 }
 
 ffi::Error add_rms_norm_cpu(ffi::ThreadPool pool, double eps, double offset, ffi::AnyBuffer x,
                             ffi::AnyBuffer residual, ffi::AnyBuffer weight, Out y, Out s, Out rstd) {
-  return forward(CpuLaunch{pool}, eps, offset, x, &residual, weight, *y, &*s, *rstd);
+  return forward(RmsNormCpuKernels{pool}, eps, offset, x, &residual, weight, *y, &*s, *rstd);
 }
 
 ffi::Error backward_cpu(ffi::ThreadPool pool, double offset, ffi::AnyBuffer dy, ffi::AnyBuffer x,
                         ffi::AnyBuffer rstd, ffi::AnyBuffer weight, Out dx, Out dweight) {
-  return backward(CpuLaunch{pool}, offset, dy, nullptr, x, rstd, weight, *dx, *dweight);
+  return backward(RmsNormCpuKernels{pool}, offset, dy, nullptr, x, rstd, weight, *dx, *dweight);
 }
 
 ffi::Error add_backward_cpu(ffi::ThreadPool pool, double offset, ffi::AnyBuffer dy, ffi::AnyBuffer ds,
                             ffi::AnyBuffer s, ffi::AnyBuffer rstd, ffi::AnyBuffer weight, Out dx, Out dweight) {
-  return backward(CpuLaunch{pool}, offset, dy, &ds, s, rstd, weight, *dx, *dweight);
+  return backward(RmsNormCpuKernels{pool}, offset, dy, &ds, s, rstd, weight, *dx, *dweight);
 }
 
 #if defined(TWINOP_WITH_CUDA)
 ffi::Error rms_norm_cuda(cudaStream_t stream, ffi::ScratchAllocator scratch, double eps, double offset,
                          ffi::AnyBuffer x, ffi::AnyBuffer weight, Out y, Out rstd) {
-  return forward(CudaLaunch{stream, scratch}, eps, offset, x, nullptr, weight, *y, nullptr, *rstd);
+  return forward(RmsNormCudaKernels{stream, scratch}, eps, offset, x, nullptr, weight, *y, nullptr, *rstd);
 }
 
 ffi::Error add_rms_norm_cuda(cudaStream_t stream, ffi::ScratchAllocator scratch, double eps, double offset,
                              ffi::AnyBuffer x, ffi::AnyBuffer residual, ffi::AnyBuffer weight, Out y, Out s,
                              Out rstd) {
-  return forward(CudaLaunch{stream, scratch}, eps, offset, x, &residual, weight, *y, &*s, *rstd);
+  return forward(RmsNormCudaKernels{stream, scratch}, eps, offset, x, &residual, weight, *y, &*s, *rstd);
 }
 
 ffi::Error backward_cuda(cudaStream_t stream, ffi::ScratchAllocator scratch, double offset, ffi::AnyBuffer dy,
                          ffi::AnyBuffer x, ffi::AnyBuffer rstd, ffi::AnyBuffer weight, Out dx, Out dweight) {
-  return backward(CudaLaunch{stream, scratch}, offset, dy, nullptr, x, rstd, weight, *dx, *dweight);
+  return backward(RmsNormCudaKernels{stream, scratch}, offset, dy, nullptr, x, rstd, weight, *dx, *dweight);
 }
 
 ffi::Error add_backward_cuda(cudaStream_t stream, ffi::ScratchAllocator scratch, double offset, ffi::AnyBuffer dy,
                              ffi::AnyBuffer ds, ffi::AnyBuffer s, ffi::AnyBuffer rstd, ffi::AnyBuffer weight, Out dx,
                              Out dweight) {
-  return backward(CudaLaunch{stream, scratch}, offset, dy, &ds, s, rstd, weight, *dx, *dweight);
+  return backward(RmsNormCudaKernels{stream, scratch}, offset, dy, &ds, s, rstd, weight, *dx, *dweight);
 }
 #endif
 

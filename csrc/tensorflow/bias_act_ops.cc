@@ -1,6 +1,6 @@
 // The TensorFlow op definitions: attrs, inputs, outputs, and their shape functions
-// (bias_act_shapes.cc). Kernels are registered per device in bias_act_kernels.cc and
-// bias_act_kernels_gpu.cc; the gradients are registered in python/twinop/tf/_gradient.py.
+// (bias_act_shapes.cc). Kernels are registered per device in bias_act_cpu.cc and
+// bias_act_cuda.cc; the gradients are registered in python/twinop/tf/_gradient.py.
 #include <string>
 
 #include "bias_act_shapes.h"

@@ -55,12 +55,12 @@ void run_guarded(tensorflow::OpKernelContext* ctx, Fn&& launch) {
 
 // twinop-feature: buffer-reuse
 // Output `output` in input `input`'s buffer when TensorFlow says nobody else holds that input and
-// the device's kernels run in place (Launch::kRunsInPlace), as TF's own elementwise ops reuse
+// the device's kernels run in place (Kernels::kRunsInPlace), as TF's own elementwise ops reuse
 // their inputs; a fresh buffer otherwise.
-template <typename Launch>
+template <typename Kernels>
 absl::Status allocate_output_in_place(tensorflow::OpKernelContext* ctx, int input, int output,
                                       const tensorflow::TensorShape& shape, tensorflow::Tensor** out) {
-  if constexpr (Launch::kRunsInPlace) return ctx->forward_input_or_allocate_output({input}, output, shape, out);
+  if constexpr (Kernels::kRunsInPlace) return ctx->forward_input_or_allocate_output({input}, output, shape, out);
   return ctx->allocate_output(output, shape, out);
 }
 // twinop-feature: end

@@ -1,5 +1,5 @@
 // RMSNorm as TensorFlow ops: the op definitions and their shape functions, and the CPU kernels
-// (the kernel classes are rms_norm_kernel.h's; the GPU ones are registered in rms_norm_gpu.cc,
+// (the kernel classes are rms_norm_binding.h's; the GPU ones are registered in rms_norm_cuda.cc,
 // the gradients in python/twinop/tf/_rms_norm_gradient.py).
 #include <cstdint>
 #include <string>
@@ -8,7 +8,7 @@
 
 #include "feature_shapes.h"
 #include "rms_norm.h"
-#include "rms_norm_kernel.h"
+#include "rms_norm_binding.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
 
@@ -157,7 +157,7 @@ REGISTER_OP("Twinop>AddRmsNormGrad")
 
 // twinop-feature: wrapper
 // The core's CPU functions on TensorFlow's intra-op pool; ds, where given, is read in the same pass.
-struct RmsNormCpuLaunch {
+struct RmsNormCpuKernels {
   // twinop-feature: buffer-reuse
   static constexpr bool kRunsInPlace = true;  // each element is read before it is written
   // twinop-feature: wrapper
@@ -181,6 +181,6 @@ struct RmsNormCpuLaunch {
   }
 };
 
-TWINOP_REGISTER_RMS_NORM_KERNELS(tensorflow::DEVICE_CPU, RmsNormCpuLaunch);
+TWINOP_REGISTER_RMS_NORM_KERNELS(tensorflow::DEVICE_CPU, RmsNormCpuKernels);
 
 }  // namespace twinop::tf_binding

@@ -1,8 +1,8 @@
-// The PyTorch CPU kernels: the core's CPU functions behind the shared op templates.
+// The PyTorch CPU kernels: the core's CPU functions behind bias_act_binding.h's op templates.
 #include <torch/library.h>
 
 #include "bias_act.h"
-#include "bias_act_op.h"
+#include "bias_act_binding.h"
 
 namespace twinop::torch_binding {
 

@@ -1,10 +1,10 @@
-// The PyTorch CUDA kernels: the CUDA launchers behind the shared op templates. Plain C++
+// The PyTorch CUDA kernels: the CUDA launchers behind bias_act_binding.h's op templates. Plain C++
 // over c10's device-generic API (current stream), so it compiles against any torch build,
 // the CPU-only wheel included.
 #include <torch/library.h>
 
 #include "bias_act_cuda.h"
-#include "bias_act_op.h"
+#include "bias_act_binding.h"
 
 namespace twinop::torch_binding {
 

@@ -1,7 +1,7 @@
 // What the PyTorch ops share, whatever the op: PyTorch's dtypes described for the core's argument
 // rules (arg_checks.h), the rules' errors as PyTorch's TypeError / ValueError (TORCH_CHECK_TYPE /
 // _VALUE), the device and forward-mode checks, the checks of an out= tensor, the thread pool, and
-// on CUDA the current stream and a workspace from PyTorch's allocator. Each op's file (bias_act_op.h,
+// on CUDA the current stream and a workspace from PyTorch's allocator. Each op's file (bias_act_binding.h,
 // rms_norm.cpp) has its schema, argument structs, kernels and registration.
 #pragma once
 

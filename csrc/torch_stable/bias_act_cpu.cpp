@@ -1,10 +1,11 @@
-// The PyTorch CPU kernels on the stable ABI: the core's CPU functions behind the shared op templates.
+// The PyTorch CPU kernels on the stable ABI: the core's CPU functions behind bias_act_binding.h's
+// op templates.
 #include <torch/csrc/stable/library.h>
 
 #include "bias_act.h"
-#include "bias_act_op.h"
+#include "bias_act_binding.h"
 
-namespace twinop::torch_stable {
+namespace twinop::torch_stable_binding {
 
 struct CpuKernels {
   // twinop-feature: out
@@ -29,10 +30,10 @@ struct CpuKernels {
   // twinop-feature: end
 };
 
-}  // namespace twinop::torch_stable
+}  // namespace twinop::torch_stable_binding
 
 STABLE_TORCH_LIBRARY_IMPL(twinop, CPU, m) {
-  using namespace twinop::torch_stable;
+  using namespace twinop::torch_stable_binding;
   m.impl("bias_act", TORCH_BOX(&bias_act<CpuKernels>));
   m.impl("bias_act_backward", TORCH_BOX(&bias_act_backward<CpuKernels>));
   // twinop-feature: second-order

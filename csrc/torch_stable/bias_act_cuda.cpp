@@ -1,13 +1,13 @@
-// The PyTorch CUDA kernels on the stable ABI: the CUDA launchers behind the shared op templates,
+// The PyTorch CUDA kernels on the stable ABI: the CUDA launchers behind bias_act_binding.h's op templates,
 // on the current stream of the input's device, under a device guard, with the workspace from
 // PyTorch's caching allocator (binding.h); one library serves CPU-only and CUDA builds of torch alike.
 #include <torch/csrc/stable/accelerator.h>
 #include <torch/csrc/stable/library.h>
 
 #include "bias_act_cuda.h"
-#include "bias_act_op.h"
+#include "bias_act_binding.h"
 
-namespace twinop::torch_stable {
+namespace twinop::torch_stable_binding {
 
 // Scratch for the deterministic column sums, from PyTorch's caching allocator.
 inline Tensor workspace_for(const Tensor& like, const Matrix2D& m, DType dtype) {
@@ -47,10 +47,10 @@ struct CudaKernels {
   // twinop-feature: end
 };
 
-}  // namespace twinop::torch_stable
+}  // namespace twinop::torch_stable_binding
 
 STABLE_TORCH_LIBRARY_IMPL(twinop, CUDA, m) {
-  using namespace twinop::torch_stable;
+  using namespace twinop::torch_stable_binding;
   m.impl("bias_act", TORCH_BOX(&bias_act<CudaKernels>));
   m.impl("bias_act_backward", TORCH_BOX(&bias_act_backward<CudaKernels>));
   // twinop-feature: second-order

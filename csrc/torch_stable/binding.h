@@ -2,7 +2,7 @@
 // csrc/torch/binding.h (PyTorch's dtypes described for the core's argument rules, the rules'
 // errors, the device checks, the checks of an out= tensor, the thread pool, and on CUDA the current
 // stream and a workspace from PyTorch's allocator), through torch/csrc/stable/ alone. Each op's
-// files (bias_act_op.h, rms_norm.cpp) have its schema, argument structs, kernels and registration.
+// files (bias_act_binding.h, rms_norm.cpp) have its schema, argument structs, kernels and registration.
 //
 // Built with TORCH_TARGET_VERSION = 2.10, the library calls nothing but torch's C shim
 // (aoti_torch_* and torch_* functions, which torch keeps binary-compatible across releases), so
@@ -41,7 +41,7 @@
 #include "cuda_stream.h"
 #endif
 
-namespace twinop::torch_stable {
+namespace twinop::torch_stable_binding {
 
 using torch::headeronly::ScalarType;
 using torch::stable::Tensor;
@@ -178,4 +178,4 @@ inline Tensor workspace_like(const Tensor& like, std::size_t bytes) {
 }
 #endif
 
-}  // namespace twinop::torch_stable
+}  // namespace twinop::torch_stable_binding

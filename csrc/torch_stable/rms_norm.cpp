@@ -36,7 +36,7 @@ STABLE_TORCH_LIBRARY_FRAGMENT(twinop, m) {
 }
 
 // twinop-feature: end
-namespace twinop::torch_stable {
+namespace twinop::torch_stable_binding {
 
 constexpr const char* kRmsNorm = "twinop.rms_norm";
 
@@ -92,7 +92,7 @@ Tensor empty_rstd(const Tensor& x) {
                                   x.scalar_type() == ScalarType::Double ? ScalarType::Double : ScalarType::Float);
 }
 
-// As bias_act_op.h's templates, no device guard here: the CUDA kernels take it.
+// As bias_act_binding.h's templates, no device guard here: the CUDA kernels take it.
 template <typename Kernels>
 std::tuple<Tensor, Tensor> rms_norm(const Tensor& x, const Tensor& weight, double eps, double offset) {
   const RmsNormArgs args = rms_norm_args(x, nullptr, weight, eps, offset);
@@ -195,11 +195,11 @@ struct RmsNormCudaKernels {
 };
 #endif
 
-}  // namespace twinop::torch_stable
+}  // namespace twinop::torch_stable_binding
 
 // twinop-feature: registration
 STABLE_TORCH_LIBRARY_IMPL(twinop, CPU, m) {
-  using namespace twinop::torch_stable;
+  using namespace twinop::torch_stable_binding;
   m.impl("rms_norm", TORCH_BOX(&rms_norm<RmsNormCpuKernels>));
   m.impl("add_rms_norm", TORCH_BOX(&add_rms_norm<RmsNormCpuKernels>));
   m.impl("rms_norm_backward", TORCH_BOX(&rms_norm_backward<RmsNormCpuKernels>));
@@ -208,7 +208,7 @@ STABLE_TORCH_LIBRARY_IMPL(twinop, CPU, m) {
 
 #if defined(TWINOP_WITH_CUDA)
 STABLE_TORCH_LIBRARY_IMPL(twinop, CUDA, m) {
-  using namespace twinop::torch_stable;
+  using namespace twinop::torch_stable_binding;
   m.impl("rms_norm", TORCH_BOX(&rms_norm<RmsNormCudaKernels>));
   m.impl("add_rms_norm", TORCH_BOX(&add_rms_norm<RmsNormCudaKernels>));
   m.impl("rms_norm_backward", TORCH_BOX(&rms_norm_backward<RmsNormCudaKernels>));

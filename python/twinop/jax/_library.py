@@ -1,7 +1,7 @@
 """Loads the compiled handler library and registers its XLA FFI handlers as custom-call targets.
 
 ctypes and jax.ffi.pycapsule rather than a pybind11 module: the library is plain C++ with a C
-interface (csrc/jax/bias_act_targets.h, csrc/jax/rms_norm.cpp), so it needs no Python headers,
+interface (csrc/jax/bias_act_ops.h, csrc/jax/rms_norm.cpp), so it needs no Python headers,
 links nothing of Python or jaxlib, and skips pybind11's compile time (jax's examples/ffi loads its
 CUDA library this way).
 """

@@ -99,7 +99,7 @@ def shared(bindings, feature):
 ROLES = {
     "csrc/torch/binding.h": shared(("torch",), "wrapper"),
     "csrc/torch/bias_act_ops.cpp": Role(("torch",), "registration"),
-    "csrc/torch/bias_act_op.h": Role(("torch",), "wrapper"),
+    "csrc/torch/bias_act_binding.h": Role(("torch",), "wrapper"),
     "csrc/torch/bias_act_cpu.cpp": Role(("torch",), "wrapper"),
     "csrc/torch/bias_act_cuda.cpp": Role(("torch",), "wrapper"),
     "csrc/torch/bias_act_autocast.cpp": Role(("torch",), "mixed-precision"),
@@ -110,7 +110,7 @@ ROLES = {
     # and the Python that does what its C++ cannot (typed errors, autocast, the forward-mode guard).
     "csrc/torch_stable/binding.h": shared((TORCH_STABLE,), "wrapper"),
     "csrc/torch_stable/bias_act_ops.cpp": Role((TORCH_STABLE,), "registration"),
-    "csrc/torch_stable/bias_act_op.h": Role((TORCH_STABLE,), "wrapper"),
+    "csrc/torch_stable/bias_act_binding.h": Role((TORCH_STABLE,), "wrapper"),
     "csrc/torch_stable/bias_act_cpu.cpp": Role((TORCH_STABLE,), "wrapper"),
     "csrc/torch_stable/bias_act_cuda.cpp": Role((TORCH_STABLE,), "wrapper"),
     "csrc/torch_stable/rms_norm.cpp": Role((TORCH_STABLE,), "wrapper", "rms_norm"),
@@ -138,9 +138,9 @@ ROLES = {
     "csrc/tensorflow/feature_shapes.cc": shared(("tensorflow",), "shapes"),
     "python/twinop/tf/_tensors.py": shared(("tensorflow",), "loader"),
     "csrc/tensorflow/bias_act_ops.cc": Role(("tensorflow",), "registration"),
-    "csrc/tensorflow/bias_act_kernel.h": Role(("tensorflow",), "wrapper"),
-    "csrc/tensorflow/bias_act_kernels.cc": Role(("tensorflow",), "wrapper"),
-    "csrc/tensorflow/bias_act_kernels_gpu.cc": Role(("tensorflow",), "wrapper"),
+    "csrc/tensorflow/bias_act_binding.h": Role(("tensorflow",), "wrapper"),
+    "csrc/tensorflow/bias_act_cpu.cc": Role(("tensorflow",), "wrapper"),
+    "csrc/tensorflow/bias_act_cuda.cc": Role(("tensorflow",), "wrapper"),
     "csrc/tensorflow/bias_act_shapes.h": Role(("tensorflow",), "shapes"),
     "csrc/tensorflow/bias_act_shapes.cc": Role(("tensorflow",), "shapes"),
     # The third-order refusal in BiasActGradGrad's gradient, which ForwardAccumulator differentiates.
@@ -154,20 +154,20 @@ ROLES = {
     # RMSNorm's: op definitions, shape functions and CPU kernels in one file, the kernel classes,
     # the GPU kernels; its Python split by feature inside: entry points and layer, gradients.
     "csrc/tensorflow/rms_norm.cc": Role(("tensorflow",), "registration", "rms_norm"),
-    "csrc/tensorflow/rms_norm_kernel.h": Role(("tensorflow",), "wrapper", "rms_norm"),
-    "csrc/tensorflow/rms_norm_gpu.cc": Role(("tensorflow",), "wrapper", "rms_norm"),
+    "csrc/tensorflow/rms_norm_binding.h": Role(("tensorflow",), "wrapper", "rms_norm"),
+    "csrc/tensorflow/rms_norm_cuda.cc": Role(("tensorflow",), "wrapper", "rms_norm"),
     "python/twinop/tf/_rms_norm.py": Role(("tensorflow",), "loader", "rms_norm"),
     "python/twinop/tf/_rms_norm_gradient.py": Role(("tensorflow",), "gradient", "rms_norm"),
     # JAX: XLA FFI handlers loaded with ctypes, registered as custom-call targets from Python.
     "csrc/jax/binding.h": shared(("jax",), "wrapper"),  # and the two ends of every op's trace-time check
-    "csrc/jax/bias_act_targets.h": Role(("jax",), "registration"),
+    "csrc/jax/bias_act_ops.h": Role(("jax",), "registration"),
     "python/twinop/jax/_ffi.py": Role(("jax",), "registration"),
-    "csrc/jax/bias_act_handler.h": Role(("jax",), "wrapper"),
+    "csrc/jax/bias_act_binding.h": Role(("jax",), "wrapper"),
     "csrc/jax/bias_act_cpu.cpp": Role(("jax",), "wrapper"),
     "csrc/jax/xla_parallel_for.h": shared(("jax",), "wrapper"),
     "csrc/jax/bias_act_cuda.cpp": Role(("jax",), "wrapper"),
     # JAX knows every shape at trace time: the bias_act_args.h rules asked there, as shape functions are.
-    "csrc/jax/bias_act_check.cpp": Role(("jax",), "shapes"),
+    "csrc/jax/bias_act_shapes.cpp": Role(("jax",), "shapes"),
     "python/twinop/jax/_gradient.py": Role(("jax",), "gradient"),
     # Primitives rather than a custom_vjp: what forward mode costs (a linear tangent primitive whose
     # transpose is the fused backward), counted with it.

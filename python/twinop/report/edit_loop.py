@@ -20,7 +20,7 @@ OWN_FILE = {  # the file an author of each binding edits most: its CPU kernel wr
     "numpy": "csrc/numpy/module.cpp",
     "torch": "csrc/torch/bias_act_cpu.cpp",
     "torch-stable": "csrc/torch_stable/bias_act_cpu.cpp",
-    "tensorflow": "csrc/tensorflow/bias_act_kernels.cc",
+    "tensorflow": "csrc/tensorflow/bias_act_cpu.cc",
 }
 # A fresh process loading the binding and running the op once; the torch libraries chosen by name.
 RELOAD = {

@@ -115,7 +115,7 @@ def boilerplate(data, plots):
 
 
 TF_GPU_NOT_RUN = ("TensorFlow could not be imported on this GPU machine: twinop's TensorFlow GPU kernels "
-                  "(`csrc/tensorflow/bias_act_kernels_gpu.cc`) are compiled with CUDA, not run here.")
+                  "(`csrc/tensorflow/bias_act_cuda.cc`) are compiled with CUDA, not run here.")
 
 
 def support(data):

@@ -1,5 +1,5 @@
 // The bias_act ops on the LibTorch stable ABI, written once for every device: the job of
-// csrc/torch/bias_act_op.h (check the arguments (bias_act_args.h, through binding.h), allocate
+// csrc/torch/bias_act_binding.h (check the arguments (bias_act_args.h, through binding.h), allocate
 // outputs with PyTorch and hand them to a device's `Kernels`, see bias_act_cpu.cpp and
 // bias_act_cuda.cpp), through torch/csrc/stable/ alone; binding.h says where the stable API
 // differs from the classic one.
@@ -16,7 +16,7 @@
 #include "binding.h"
 #include "types.h"
 
-namespace twinop::torch_stable {
+namespace twinop::torch_stable_binding {
 
 constexpr const char* kBiasAct = "twinop.bias_act";
 
@@ -139,4 +139,4 @@ std::tuple<Tensor, Tensor> bias_act_backward_out(const Tensor& dy, const Tensor&
 }
 
 // twinop-feature: end
-}  // namespace twinop::torch_stable
+}  // namespace twinop::torch_stable_binding

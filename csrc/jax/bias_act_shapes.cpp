@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "bias_act_args.h"
-#include "bias_act_targets.h"
+#include "bias_act_ops.h"
 #include "binding.h"
 
 namespace twinop::jax_binding {

@@ -1,10 +1,10 @@
-// The TensorFlow CPU kernels: the core's CPU functions behind the shared kernel classes.
+// The TensorFlow CPU kernels: the core's CPU functions behind bias_act_binding.h's kernel classes.
 #include "bias_act.h"
-#include "bias_act_kernel.h"
+#include "bias_act_binding.h"
 
 namespace twinop::tf_binding {
 
-struct CpuLaunch {
+struct CpuKernels {
   // twinop-feature: buffer-reuse
   static constexpr bool kRunsInPlace = true;  // each element is read before it is written
   // twinop-feature: end
@@ -27,6 +27,6 @@ struct CpuLaunch {
   // twinop-feature: end
 };
 
-TWINOP_REGISTER_TF_KERNELS(tensorflow::DEVICE_CPU, CpuLaunch);
+TWINOP_REGISTER_BIAS_ACT_KERNELS(tensorflow::DEVICE_CPU, CpuKernels);
 
 }  // namespace twinop::tf_binding

@@ -1,11 +1,11 @@
 // The TensorFlow GPU kernels: the CUDA launchers on the op's stream, with the dbias
 // workspace allocated by TensorFlow (binding.h).
 #include "bias_act_cuda.h"
-#include "bias_act_kernel.h"
+#include "bias_act_binding.h"
 
 namespace twinop::tf_binding {
 
-struct GpuLaunch {
+struct CudaKernels {
   // twinop-feature: buffer-reuse
   static constexpr bool kRunsInPlace = false;  // the kernels read through __restrict__ pointers
   // twinop-feature: end
@@ -33,6 +33,6 @@ struct GpuLaunch {
   // twinop-feature: end
 };
 
-TWINOP_REGISTER_TF_KERNELS(tensorflow::DEVICE_GPU, GpuLaunch);
+TWINOP_REGISTER_BIAS_ACT_KERNELS(tensorflow::DEVICE_GPU, CudaKernels);
 
 }  // namespace twinop::tf_binding

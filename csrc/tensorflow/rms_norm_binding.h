@@ -1,6 +1,6 @@
 // RMSNorm's TensorFlow kernels, written once for every device: validate with the core's rules
 // (rms_norm_args.h), allocate outputs with TensorFlow, hand one call's pointers to a device's
-// `Launch` (rms_norm.cc for the CPU, rms_norm_gpu.cc).
+// `Kernels` (rms_norm.cc for the CPU, rms_norm_cuda.cc).
 #pragma once
 
 #include "binding.h"
@@ -51,7 +51,7 @@ inline absl::Status allocate_rstd(tensorflow::OpKernelContext* ctx, int output, 
 }
 
 // Twinop>RmsNorm (x, weight -> y, rstd) and, kAdd, Twinop>AddRmsNorm (x, residual, weight -> y, s, rstd).
-template <typename Launch, bool kAdd>
+template <typename Kernels, bool kAdd>
 class RmsNormOp : public tensorflow::OpKernel {
  public:
   explicit RmsNormOp(tensorflow::OpKernelConstruction* ctx)
@@ -65,13 +65,13 @@ class RmsNormOp : public tensorflow::OpKernel {
     OP_REQUIRES_OK(ctx, to_status(kAdd ? check_add_rms_norm_args(x_info, describe(*residual), weight_info, eps_, offset_)
                                        : check_rms_norm_args(x_info, weight_info, eps_, offset_)));
     tensorflow::Tensor *y = nullptr, *s = nullptr, *rstd = nullptr;
-    OP_REQUIRES_OK(ctx, allocate_output_in_place<Launch>(ctx, /*input=x*/ 0, /*output=y*/ 0, x.shape(), &y));
+    OP_REQUIRES_OK(ctx, allocate_output_in_place<Kernels>(ctx, /*input=x*/ 0, /*output=y*/ 0, x.shape(), &y));
     if (kAdd) {  // s may take residual's buffer: it is formed from x and residual, then y from s
-      OP_REQUIRES_OK(ctx, allocate_output_in_place<Launch>(ctx, /*input=residual*/ 1, /*output=s*/ 1, x.shape(), &s));
+      OP_REQUIRES_OK(ctx, allocate_output_in_place<Kernels>(ctx, /*input=residual*/ 1, /*output=s*/ 1, x.shape(), &s));
     }
     OP_REQUIRES_OK(ctx, allocate_rstd(ctx, /*output=*/kAdd ? 2 : 1, x, x_info, "x", &rstd));
     run_guarded(ctx, [&] {
-      Launch::forward(ctx, {x.data(), kAdd ? residual->data() : nullptr, weight.data(), y->data(),
+      Kernels::forward(ctx, {x.data(), kAdd ? residual->data() : nullptr, weight.data(), y->data(),
                             kAdd ? s->data() : nullptr, rstd->data(), as_matrix(x_info.shape), *x_info.dtype,
                             *weight_info.dtype, eps_, offset_});
     });
@@ -83,7 +83,7 @@ class RmsNormOp : public tensorflow::OpKernel {
 
 // Twinop>RmsNormGrad (dy, x, rstd, weight -> dx, dweight) and, kAdd, Twinop>AddRmsNormGrad (dy, ds,
 // s, rstd, weight -> dx, dweight).
-template <typename Launch, bool kAdd>
+template <typename Kernels, bool kAdd>
 class RmsNormGradOp : public tensorflow::OpKernel {
  public:
   explicit RmsNormGradOp(tensorflow::OpKernelConstruction* ctx) : OpKernel(ctx), offset_(float_attr(ctx, "offset")) {}
@@ -101,10 +101,10 @@ class RmsNormGradOp : public tensorflow::OpKernel {
                                        : check_rms_norm_backward_args(describe(dy), x_info, describe(rstd),
                                                                       weight_info, offset_)));
     tensorflow::Tensor *dx = nullptr, *dweight = nullptr;
-    OP_REQUIRES_OK(ctx, allocate_output_in_place<Launch>(ctx, /*input=dy*/ 0, /*output=dx*/ 0, x.shape(), &dx));
+    OP_REQUIRES_OK(ctx, allocate_output_in_place<Kernels>(ctx, /*input=dy*/ 0, /*output=dx*/ 0, x.shape(), &dx));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, weight.shape(), &dweight));
     run_guarded(ctx, [&] {
-      Launch::backward(ctx, {dy.data(), kAdd ? ds->data() : nullptr, x.data(), rstd.data(), weight.data(), dx->data(),
+      Kernels::backward(ctx, {dy.data(), kAdd ? ds->data() : nullptr, x.data(), rstd.data(), weight.data(), dx->data(),
                              dweight->data(), as_matrix(x_info.shape), *x_info.dtype, *weight_info.dtype, offset_});
     });
   }
@@ -114,12 +114,12 @@ class RmsNormGradOp : public tensorflow::OpKernel {
 };
 
 // One kernel per op and device serves every T and W: the kernel reads the dtypes at run time.
-#define TWINOP_REGISTER_RMS_NORM_KERNELS(DEVICE, LAUNCH)                                                           \
-  REGISTER_KERNEL_BUILDER(Name("Twinop>RmsNorm").Device(DEVICE), ::twinop::tf_binding::RmsNormOp<LAUNCH, false>); \
-  REGISTER_KERNEL_BUILDER(Name("Twinop>AddRmsNorm").Device(DEVICE), ::twinop::tf_binding::RmsNormOp<LAUNCH, true>); \
-  REGISTER_KERNEL_BUILDER(Name("Twinop>RmsNormGrad").Device(DEVICE),                                             \
-                          ::twinop::tf_binding::RmsNormGradOp<LAUNCH, false>);                                   \
-  REGISTER_KERNEL_BUILDER(Name("Twinop>AddRmsNormGrad").Device(DEVICE),                                          \
-                          ::twinop::tf_binding::RmsNormGradOp<LAUNCH, true>)
+#define TWINOP_REGISTER_RMS_NORM_KERNELS(DEVICE, KERNELS)                                                            \
+  REGISTER_KERNEL_BUILDER(Name("Twinop>RmsNorm").Device(DEVICE), ::twinop::tf_binding::RmsNormOp<KERNELS, false>);   \
+  REGISTER_KERNEL_BUILDER(Name("Twinop>AddRmsNorm").Device(DEVICE), ::twinop::tf_binding::RmsNormOp<KERNELS, true>); \
+  REGISTER_KERNEL_BUILDER(Name("Twinop>RmsNormGrad").Device(DEVICE),                                                 \
+                          ::twinop::tf_binding::RmsNormGradOp<KERNELS, false>);                                      \
+  REGISTER_KERNEL_BUILDER(Name("Twinop>AddRmsNormGrad").Device(DEVICE),                                              \
+                          ::twinop::tf_binding::RmsNormGradOp<KERNELS, true>)
 
 }  // namespace twinop::tf_binding

@@ -1,6 +1,6 @@
 // bias_act's XLA FFI handlers, written once for every platform: check XLA's buffers and the `act`
 // attribute against the op's rules (through binding.h) and hand raw pointers to a platform's
-// `Launch` (see bias_act_cpu.cpp and bias_act_cuda.cpp).
+// `Kernels` (see bias_act_cpu.cpp and bias_act_cuda.cpp).
 // XLA allocates the outputs, dense and row-major, shaped as the caller of jax.ffi.ffi_call asked
 // (python/twinop/jax/_ffi.py): they are checked like the inputs.
 #pragma once
@@ -15,8 +15,8 @@ namespace twinop::jax_binding {
 
 constexpr const char* kBiasAct = "twinop.bias_act";
 
-template <typename Launch>
-ffi::Error bias_act(Launch launch, std::string_view act_name, ffi::AnyBuffer x, ffi::AnyBuffer bias,
+template <typename Kernels>
+ffi::Error bias_act(Kernels kernels, std::string_view act_name, ffi::AnyBuffer x, ffi::AnyBuffer bias,
                     ffi::Result<ffi::AnyBuffer> y) {
   const TensorInfo x_info = describe(x);
   Activation act{};
@@ -26,13 +26,13 @@ ffi::Error bias_act(Launch launch, std::string_view act_name, ffi::AnyBuffer x, 
   if (error) return to_error(kBiasAct, *error);
   const Matrix2D m = as_matrix(x_info.shape);
   return guarded([&] {
-    return launch.forward(x.untyped_data(), bias.untyped_data(), y->untyped_data(), m.rows, m.cols, *x_info.dtype,
-                          act);
+    return kernels.forward(x.untyped_data(), bias.untyped_data(), y->untyped_data(), m.rows, m.cols, *x_info.dtype,
+                           act);
   });
 }
 
-template <typename Launch>
-ffi::Error bias_act_backward(Launch launch, std::string_view act_name, ffi::AnyBuffer dy, ffi::AnyBuffer x,
+template <typename Kernels>
+ffi::Error bias_act_backward(Kernels kernels, std::string_view act_name, ffi::AnyBuffer dy, ffi::AnyBuffer x,
                              ffi::AnyBuffer bias, ffi::Result<ffi::AnyBuffer> dx, ffi::Result<ffi::AnyBuffer> dbias) {
   const TensorInfo x_info = describe(x), bias_info = describe(bias);
   Activation act{};
@@ -43,14 +43,14 @@ ffi::Error bias_act_backward(Launch launch, std::string_view act_name, ffi::AnyB
   if (error) return to_error(kBiasAct, *error);
   const Matrix2D m = as_matrix(x_info.shape);
   return guarded([&] {
-    return launch.backward(dy.untyped_data(), x.untyped_data(), bias.untyped_data(), dx->untyped_data(),
-                           dbias->untyped_data(), m.rows, m.cols, *x_info.dtype, act);
+    return kernels.backward(dy.untyped_data(), x.untyped_data(), bias.untyped_data(), dx->untyped_data(),
+                            dbias->untyped_data(), m.rows, m.cols, *x_info.dtype, act);
   });
 }
 
 // twinop-feature: second-order
-template <typename Launch>
-ffi::Error bias_act_double_backward(Launch launch, std::string_view act_name, ffi::AnyBuffer g,
+template <typename Kernels>
+ffi::Error bias_act_double_backward(Kernels kernels, std::string_view act_name, ffi::AnyBuffer g,
                                     ffi::AnyBuffer g_bias, ffi::AnyBuffer dy, ffi::AnyBuffer x, ffi::AnyBuffer bias,
                                     ffi::Result<ffi::AnyBuffer> d_dy, ffi::Result<ffi::AnyBuffer> d_x,
                                     ffi::Result<ffi::AnyBuffer> d_bias) {
@@ -65,9 +65,9 @@ ffi::Error bias_act_double_backward(Launch launch, std::string_view act_name, ff
   if (error) return to_error(kBiasAct, *error);
   const Matrix2D m = as_matrix(x_info.shape);
   return guarded([&] {
-    return launch.double_backward(g.untyped_data(), g_bias.untyped_data(), dy.untyped_data(), x.untyped_data(),
-                                  bias.untyped_data(), d_dy->untyped_data(), d_x->untyped_data(),
-                                  d_bias->untyped_data(), m.rows, m.cols, *x_info.dtype, act);
+    return kernels.double_backward(g.untyped_data(), g_bias.untyped_data(), dy.untyped_data(), x.untyped_data(),
+                                   bias.untyped_data(), d_dy->untyped_data(), d_x->untyped_data(),
+                                   d_bias->untyped_data(), m.rows, m.cols, *x_info.dtype, act);
   });
 }
 

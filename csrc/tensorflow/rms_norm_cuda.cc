@@ -1,11 +1,11 @@
 // RMSNorm's TensorFlow GPU kernels: the CUDA launchers on the op's stream, with the dweight
 // workspace allocated by TensorFlow (binding.h).
 #include "rms_norm_cuda.h"
-#include "rms_norm_kernel.h"
+#include "rms_norm_binding.h"
 
 namespace twinop::tf_binding {
 
-struct RmsNormGpuLaunch {
+struct RmsNormCudaKernels {
   // twinop-feature: buffer-reuse
   static constexpr bool kRunsInPlace = false;  // the kernels read through __restrict__ pointers
   // twinop-feature: end
@@ -32,6 +32,6 @@ struct RmsNormGpuLaunch {
   }
 };
 
-TWINOP_REGISTER_RMS_NORM_KERNELS(tensorflow::DEVICE_GPU, RmsNormGpuLaunch);
+TWINOP_REGISTER_RMS_NORM_KERNELS(tensorflow::DEVICE_GPU, RmsNormCudaKernels);
 
 }  // namespace twinop::tf_binding

@@ -1,5 +1,5 @@
 // bias_act's TensorFlow kernels, written once for every device: validate, allocate outputs with
-// TensorFlow, hand raw pointers to a device's `Launch` (see bias_act_kernels*.cc).
+// TensorFlow, hand raw pointers to a device's `Kernels` (see bias_act_cpu.cc and bias_act_cuda.cc).
 #pragma once
 
 #include <string>
@@ -22,7 +22,7 @@ inline Activation act_attr(tensorflow::OpKernelConstruction* ctx) {
   return act;
 }
 
-template <typename Launch>
+template <typename Kernels>
 class BiasActOp : public tensorflow::OpKernel {
  public:
   explicit BiasActOp(tensorflow::OpKernelConstruction* ctx) : OpKernel(ctx), act_(act_attr(ctx)) {}
@@ -33,10 +33,10 @@ class BiasActOp : public tensorflow::OpKernel {
     const TensorInfo x_info = describe(x);
     OP_REQUIRES_OK(ctx, to_status(check_bias_act_args(x_info, describe(bias))));
     tensorflow::Tensor* y = nullptr;
-    OP_REQUIRES_OK(ctx, allocate_output_in_place<Launch>(ctx, /*input=x*/ 0, /*output=y*/ 0, x.shape(), &y));
+    OP_REQUIRES_OK(ctx, allocate_output_in_place<Kernels>(ctx, /*input=x*/ 0, /*output=y*/ 0, x.shape(), &y));
     const Matrix2D m = as_matrix(x_info.shape);
     run_guarded(ctx, [&] {
-      Launch::forward(ctx, x.data(), bias.data(), y->data(), m.rows, m.cols, *x_info.dtype, act_);
+      Kernels::forward(ctx, x.data(), bias.data(), y->data(), m.rows, m.cols, *x_info.dtype, act_);
     });
   }
 
@@ -44,7 +44,7 @@ class BiasActOp : public tensorflow::OpKernel {
   const Activation act_;
 };
 
-template <typename Launch>
+template <typename Kernels>
 class BiasActGradOp : public tensorflow::OpKernel {
  public:
   explicit BiasActGradOp(tensorflow::OpKernelConstruction* ctx) : OpKernel(ctx), act_(act_attr(ctx)) {}
@@ -56,12 +56,12 @@ class BiasActGradOp : public tensorflow::OpKernel {
     const TensorInfo x_info = describe(x);
     OP_REQUIRES_OK(ctx, to_status(check_bias_act_backward_args(describe(dy), x_info, describe(bias))));
     tensorflow::Tensor *dx = nullptr, *dbias = nullptr;
-    OP_REQUIRES_OK(ctx, allocate_output_in_place<Launch>(ctx, /*input=dy*/ 0, /*output=dx*/ 0, x.shape(), &dx));
+    OP_REQUIRES_OK(ctx, allocate_output_in_place<Kernels>(ctx, /*input=dy*/ 0, /*output=dx*/ 0, x.shape(), &dx));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, bias.shape(), &dbias));
     const Matrix2D m = as_matrix(x_info.shape);
     run_guarded(ctx, [&] {
-      Launch::backward(ctx, dy.data(), x.data(), bias.data(), dx->data(), dbias->data(), m.rows, m.cols,
-                       *x_info.dtype, act_);
+      Kernels::backward(ctx, dy.data(), x.data(), bias.data(), dx->data(), dbias->data(), m.rows, m.cols,
+                        *x_info.dtype, act_);
     });
   }
 
@@ -70,7 +70,7 @@ class BiasActGradOp : public tensorflow::OpKernel {
 };
 
 // twinop-feature: second-order
-template <typename Launch>
+template <typename Kernels>
 class BiasActGradGradOp : public tensorflow::OpKernel {
  public:
   explicit BiasActGradGradOp(tensorflow::OpKernelConstruction* ctx) : OpKernel(ctx), act_(act_attr(ctx)) {}
@@ -85,13 +85,13 @@ class BiasActGradGradOp : public tensorflow::OpKernel {
     OP_REQUIRES_OK(ctx, to_status(check_bias_act_double_backward_args(describe(g), describe(g_bias), describe(dy), x_info,
                                                              describe(bias))));
     tensorflow::Tensor *d_dy = nullptr, *d_x = nullptr, *d_bias = nullptr;
-    OP_REQUIRES_OK(ctx, allocate_output_in_place<Launch>(ctx, /*input=g*/ 0, /*output=d_dy*/ 0, x.shape(), &d_dy));
-    OP_REQUIRES_OK(ctx, allocate_output_in_place<Launch>(ctx, /*input=dy*/ 2, /*output=d_x*/ 1, x.shape(), &d_x));
+    OP_REQUIRES_OK(ctx, allocate_output_in_place<Kernels>(ctx, /*input=g*/ 0, /*output=d_dy*/ 0, x.shape(), &d_dy));
+    OP_REQUIRES_OK(ctx, allocate_output_in_place<Kernels>(ctx, /*input=dy*/ 2, /*output=d_x*/ 1, x.shape(), &d_x));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(2, bias.shape(), &d_bias));
     const Matrix2D m = as_matrix(x_info.shape);
     run_guarded(ctx, [&] {
-      Launch::double_backward(ctx, g.data(), g_bias.data(), dy.data(), x.data(), bias.data(), d_dy->data(),
-                              d_x->data(), d_bias->data(), m.rows, m.cols, *x_info.dtype, act_);
+      Kernels::double_backward(ctx, g.data(), g_bias.data(), dy.data(), x.data(), bias.data(), d_dy->data(),
+                               d_x->data(), d_bias->data(), m.rows, m.cols, *x_info.dtype, act_);
     });
   }
 
@@ -102,12 +102,12 @@ class BiasActGradGradOp : public tensorflow::OpKernel {
 // twinop-feature: end
 // One kernel per op and device serves every T: the kernel reads the dtype at run time, so
 // no per-type registration (TypeConstraint) is needed.
-#define TWINOP_REGISTER_TF_KERNELS(DEVICE, LAUNCH)                                               \
-  REGISTER_KERNEL_BUILDER(Name("Twinop>BiasAct").Device(DEVICE),                                \
-                          ::twinop::tf_binding::BiasActOp<LAUNCH>);                              \
-  REGISTER_KERNEL_BUILDER(Name("Twinop>BiasActGrad").Device(DEVICE),                            \
-                          ::twinop::tf_binding::BiasActGradOp<LAUNCH>);                          \
-  REGISTER_KERNEL_BUILDER(Name("Twinop>BiasActGradGrad").Device(DEVICE),                        \
-                          ::twinop::tf_binding::BiasActGradGradOp<LAUNCH>)
+#define TWINOP_REGISTER_BIAS_ACT_KERNELS(DEVICE, KERNELS)                \
+  REGISTER_KERNEL_BUILDER(Name("Twinop>BiasAct").Device(DEVICE),         \
+                          ::twinop::tf_binding::BiasActOp<KERNELS>);     \
+  REGISTER_KERNEL_BUILDER(Name("Twinop>BiasActGrad").Device(DEVICE),     \
+                          ::twinop::tf_binding::BiasActGradOp<KERNELS>); \
+  REGISTER_KERNEL_BUILDER(Name("Twinop>BiasActGradGrad").Device(DEVICE), \
+                          ::twinop::tf_binding::BiasActGradGradOp<KERNELS>)
 
 }  // namespace twinop::tf_binding
