@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 namespace twinop {
@@ -53,6 +54,16 @@ inline std::size_t element_bytes(DType dtype) {
     case DType::kBFloat16: return 2;
   }
   return 0;
+}
+
+// By numpy's dtype name, as the numpy binding and JAX's trace-time checks receive it; none for
+// another dtype.
+inline std::optional<DType> dtype_from_name(std::string_view name) {
+  if (name == "float32") return DType::kFloat32;
+  if (name == "float64") return DType::kFloat64;
+  if (name == "float16") return DType::kFloat16;
+  if (name == "bfloat16") return DType::kBFloat16;
+  return std::nullopt;
 }
 
 }  // namespace twinop

@@ -93,22 +93,12 @@ inline ffi::Error allocate_workspace(ffi::ScratchAllocator& scratch, std::size_t
 // twinop-feature: shapes
 // ---- the trace-time checks, where JAX knows every shape and dtype ----
 
-// By numpy's dtype name, as JAX spells it. (The numpy binding maps the same names in its own
-// binding.h: the two libraries share the core, not a binding header.)
-inline std::optional<DType> core_dtype(const std::string& name) {
-  if (name == "float32") return DType::kFloat32;
-  if (name == "float64") return DType::kFloat64;
-  if (name == "float16") return DType::kFloat16;
-  if (name == "bfloat16") return DType::kBFloat16;
-  return std::nullopt;
-}
-
 // `count` arrays as Python describes them: dtype names, ranks and shapes.
 inline std::vector<TensorInfo> describe_arrays(int count, const char* const* dtype_names, const int* ranks,
                                                const std::int64_t* const* shapes) {
   std::vector<TensorInfo> tensors;
   for (int i = 0; i < count; ++i) {
-    tensors.push_back({{shapes[i], shapes[i] + ranks[i]}, core_dtype(dtype_names[i]), dtype_names[i]});
+    tensors.push_back({{shapes[i], shapes[i] + ranks[i]}, dtype_from_name(dtype_names[i]), dtype_names[i]});
   }
   return tensors;
 }

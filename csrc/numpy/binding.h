@@ -20,15 +20,6 @@ namespace twinop::numpy_binding {
 
 namespace py = pybind11;
 
-// By dtype name, so ml_dtypes' bfloat16 needs no import here.
-inline std::optional<DType> core_dtype(const std::string& name) {
-  if (name == "float32") return DType::kFloat32;
-  if (name == "float64") return DType::kFloat64;
-  if (name == "float16") return DType::kFloat16;
-  if (name == "bfloat16") return DType::kBFloat16;
-  return std::nullopt;
-}
-
 constexpr int kNpyHalf = 23;  // numpy's NPY_HALF, which pybind11 does not name
 
 // numpy's name of a dtype. numpy computes dtype.name in Python on every access (2 us for
@@ -44,7 +35,8 @@ inline std::string dtype_name(const py::dtype& dtype) {
 
 inline TensorInfo describe(const py::array& a) {
   const std::string name = dtype_name(a.dtype());
-  return {std::vector<std::int64_t>(a.shape(), a.shape() + a.ndim()), core_dtype(name), name};
+  // By dtype name, so ml_dtypes' bfloat16 needs no import here.
+  return {std::vector<std::int64_t>(a.shape(), a.shape() + a.ndim()), dtype_from_name(name), name};
 }
 
 // An argument error of `op`'s as numpy's own functions raise it: TypeError or ValueError.
