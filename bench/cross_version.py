@@ -40,7 +40,8 @@ import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = os.environ.get("CROSS_VERSION_PYTHON", sys.executable)
-TESTS = ["tests/test_torch.py", "tests/test_torch_autodiff.py", "tests/test_torch_integration.py"]
+TESTS = ["tests/test_torch.py", "tests/test_torch_autodiff.py", "tests/test_torch_integration.py",
+         "tests/test_rms_norm_torch.py"]
 TEST_DEPENDENCIES = ("numpy", "pytest")  # pinned as in requirements.txt
 STEP_TIMEOUT_S = 3600  # an install that downloads several GB on a slow link, or a test run on a loaded machine
 COUNTS = ("passed", "failed", "xfailed", "skipped", "errors")
