@@ -617,7 +617,8 @@ def test_a_claim_holds_only_where_it_holds_on_both_ops(per_op, expected):
     assert numbers == {"verdict_per_op": dict(zip(verdicts.JUDGED_OPS, per_op)),
                        "ops": {op: {"n": i} for i, op in enumerate(verdicts.JUDGED_OPS)}}
     for op, v in zip(verdicts.JUDGED_OPS, per_op):  # each number says which op it comes from
-        assert (f"not settled on {op}: {op} numbers" if v == "not settled" else f"**{op}** ({v}): {op} numbers") in summary
+        expected_text = f"not settled on {op}: {op} numbers" if v == "not settled" else f"**{op}** ({v}): {op} numbers"
+        assert expected_text in summary
 
 
 def with_rms_norm_tables(results, torch, tf):
@@ -633,7 +634,8 @@ def test_boilerplate_verdict_judges_each_op():
     verdict = verdicts.boilerplate(results)
     assert verdict["verdict"] == "partly"
     assert verdict["numbers"]["verdict_per_op"] == {"bias_act": "holds", "rms_norm": "does not hold"}
-    assert "**bias_act** (holds): on the" in verdict["summary"] and "**rms_norm** (does not hold): on the" in verdict["summary"]
+    assert "**bias_act** (holds): on the" in verdict["summary"]
+    assert "**rms_norm** (does not hold): on the" in verdict["summary"]
     assert verdicts.boilerplate(with_rms_norm_tables(feature_results(*more_tf), *more_tf))["verdict"] == "holds"
 
 
@@ -646,8 +648,9 @@ def test_one_more_op_counts_each_ops_own_files_beside_the_shared_ones():
         file("rms_norm", (("torch",), 12), (("torch-stable",), 5)), file(None, (("torch", "tensorflow"), 7)),
         file("rms_norm", (("core",), 40))]}
     added = verdicts.one_more_op(data)
-    assert added["own"]["bias_act"] == {"numpy": 0, "torch": 30, "torch-stable": 30, "tensorflow": 20, "jax": 0, "core": 0}
-    assert added["own"]["rms_norm"] == {"numpy": 0, "torch": 12, "torch-stable": 5, "tensorflow": 0, "jax": 0, "core": 40}
+    columns = ("numpy", "torch", "torch-stable", "tensorflow", "jax", "core")
+    assert added["own"]["bias_act"] == dict(zip(columns, (0, 30, 30, 20, 0, 0)))
+    assert added["own"]["rms_norm"] == dict(zip(columns, (0, 12, 5, 0, 0, 40)))
     assert added["shared"]["torch"] == 7 and added["shared"]["tensorflow"] == 7 and added["shared"]["jax"] == 0
     table = "\n".join(render.one_more_op(data))
     assert "| torch (stable ABI) | 30 | 5 | 0 |" in table and "| core | 0 | 40 | 0 |" in table
@@ -687,7 +690,8 @@ def with_rms_norm_support(results, tf_mixed="supported"):
 def test_support_verdict_judges_each_op_with_its_mixed_dtypes():
     clear_xla = XLA_ERROR + " Registered: device='CPU'"
     both = verdicts.support(with_rms_norm_support(support_results({"cpu"}, tf_backend_error=clear_xla)))
-    assert both["verdict"] == "holds" and both["numbers"]["verdict_per_op"] == {"bias_act": "holds", "rms_norm": "holds"}
+    assert both["verdict"] == "holds"
+    assert both["numbers"]["verdict_per_op"] == {"bias_act": "holds", "rms_norm": "holds"}
     assert both["numbers"]["ops"]["rms_norm"]["parts"]["(d) runs"] == {"torch": 6, "tensorflow": 6}
     assert "(d) dtypes that run and match on cpu 6 vs 6/6" in both["summary"]
     mixed_fails = with_rms_norm_support(support_results({"cpu"}, tf_backend_error=clear_xla), tf_mixed="unsupported")
@@ -734,4 +738,5 @@ def test_an_op_whose_out_covers_the_forward_alone_shows_no_share_for_its_backwar
     finding = verdicts.allocation({"runtime": {"runs": [run]}})
     assert "rms_norm cpu twinop-numpy 4 / 9 as called, 3 / - into preallocated outputs (25% / - of the call" in finding[
         "summary"]
-    assert "| twinop-numpy | float32 | fwd+bwd | 9 |  | no out= for this pass |" in "\n".join(render.allocation_table(run))
+    table = "\n".join(render.allocation_table(run))
+    assert "| twinop-numpy | float32 | fwd+bwd | 9 |  | no out= for this pass |" in table

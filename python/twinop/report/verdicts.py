@@ -604,7 +604,8 @@ def _fresh_without_out(items):
     if not reused:
         return ""
     kernel_ms = min(reused)
-    text = (f". {item['binding']} ({item.get('op', 'bias_act')}) has no out= and its framework gives each output fresh memory "
+    text = (f". {item['binding']} ({item.get('op', 'bias_act')}) has no out= and its framework gives each output "
+            "fresh memory "
             f"({item['page_faults']} page faults a call): {item['called_ms']:.3g} ms forward, against "
             f"{kernel_ms:.3g} ms for the same kernel into reused memory")
     if item["called_ms"] > 2 * kernel_ms:
@@ -655,7 +656,8 @@ def jax_boilerplate(results):
                          f"with PyTorch {shared['jax']} vs PyTorch's {shared['torch']}")
     if not lines:
         return None
-    return "; ".join(lines) + ": XLA FFI handlers (C++) and JAX primitives with JVP, transpose and batching rules (Python)"
+    return "; ".join(lines) + (": XLA FFI handlers (C++) and JAX primitives with JVP, transpose and batching rules "
+                               "(Python)")
 
 
 def jax_support(results):
