@@ -360,18 +360,38 @@ def twinop_bias_act(binding):
     return lambda x, b: module.bias_act(x, b, ACT)
 
 
+def twinop_rms_norm(binding):
+    """rms_norm(x, w) of one of twinop's binding modules with the report's eps; ImportError where
+    that binding was not built."""
+    module = importlib.import_module(binding)
+    return lambda x, w: module.rms_norm(x, w, EPS)
+
+
+def torch_impls(kit, twinop_op, composition):
+    """twinop's op through twinop.torch (twinop_op: twinop_bias_act or twinop_rms_norm), and the
+    framework's composition eager and under torch.compile."""
+    impls, skipped = {}, []
+    try:
+        ours = twinop_op("twinop.torch")
+    except ImportError as error:
+        skipped.append({"impl": "twinop-torch", "reason": first_line(error)})
+    else:
+        impls["twinop-torch"] = Impl(ours, kit.fwd_bwd(ours), False)
+    compiled = kit.torch.compile(composition, dynamic=kit.compile_dynamic)
+    impls["torch-eager"] = Impl(composition, kit.fwd_bwd(composition), False)
+    impls["torch-compile"] = Impl(compiled, kit.fwd_bwd(compiled), True)
+    return impls, skipped
+
+
 def torch_bias_act(kit):
     torch = kit.torch
 
     def gelu_bias(x, b):
         return torch.nn.functional.gelu(x + b)
 
-    compiled = torch.compile(gelu_bias, dynamic=kit.compile_dynamic)
-    impls, skipped = {}, []
-    try:
+    impls, skipped = torch_impls(kit, twinop_bias_act, gelu_bias)
+    if "twinop-torch" in impls:  # the op and its backward into the caller's buffers
         import twinop.torch
-
-        ours = twinop_bias_act("twinop.torch")
 
         def into(x, b, y):
             return twinop.torch.bias_act(x, b, ACT, out=y)
@@ -381,13 +401,15 @@ def torch_bias_act(kit):
             torch.ops.twinop.bias_act_backward.out(dy, x, b, ACT, dx=dx, dbias=dbias)
             return y, dx, dbias
 
-        impls["twinop-torch"] = Impl(ours, kit.fwd_bwd(ours), False)
         impls["twinop-torch-out"] = Impl(into, into_fwd_bwd, False, into=True)
-    except ImportError as error:
-        skipped.append({"impl": "twinop-torch", "reason": first_line(error)})
-    impls["torch-eager"] = Impl(gelu_bias, kit.fwd_bwd(gelu_bias), False)
-    impls["torch-compile"] = Impl(compiled, kit.fwd_bwd(compiled), True)
     return impls, skipped
+
+
+def torch_rms_norm(kit):
+    def rms_norm(x, w):
+        return kit.torch.nn.functional.rms_norm(x, x.shape[-1:], w, EPS)
+
+    return torch_impls(kit, twinop_rms_norm, rms_norm)  # no out=: twinop's rows are as called
 
 
 def chained(fn, times=CHAIN):
@@ -400,15 +422,12 @@ def chained(fn, times=CHAIN):
     return chain
 
 
-def tensorflow_bias_act(kit):
-    tf, function = kit.tf, kit.function
-
-    def gelu_bias(x, b):
-        return tf.nn.gelu(x + b, approximate=False)
-
-    impls, skipped = {}, []
+def tensorflow_impls(kit, twinop_op, composition):
+    """twinop's op through twinop.tf eagerly, in a tf.function, and CHAIN times in one; and the
+    framework's composition eagerly, in a tf.function and with XLA."""
+    function, impls, skipped = kit.function, {}, []
     try:
-        ours = twinop_bias_act("twinop.tf")
+        ours = twinop_op("twinop.tf")
     except ImportError as error:
         skipped += [{"impl": impl, "reason": first_line(error)}
                     for impl in ("twinop-tf-eager", "twinop-tf-function", "twinop-tf-chain")]
@@ -418,10 +437,30 @@ def tensorflow_bias_act(kit):
         # A model's function holds many ops, which share the fixed cost of one function call.
         impls["twinop-tf-chain"] = Impl(function(chained(ours)), function(kit.fwd_bwd(chained(ours))), True,
                                         chain=CHAIN)
-    impls["tf-eager"] = Impl(gelu_bias, kit.fwd_bwd(gelu_bias), False)
-    impls["tf-function"] = Impl(function(gelu_bias), function(kit.fwd_bwd(gelu_bias)), True)
-    impls["tf-xla"] = Impl(function(gelu_bias, jit_compile=True), function(kit.fwd_bwd(gelu_bias), jit_compile=True),
-                           True)
+    impls["tf-eager"] = Impl(composition, kit.fwd_bwd(composition), False)
+    impls["tf-function"] = Impl(function(composition), function(kit.fwd_bwd(composition)), True)
+    impls["tf-xla"] = Impl(function(composition, jit_compile=True),
+                           function(kit.fwd_bwd(composition), jit_compile=True), True)
+    return impls, skipped
+
+
+def tensorflow_bias_act(kit):
+    return tensorflow_impls(kit, twinop_bias_act, lambda x, b: kit.tf.nn.gelu(x + b, approximate=False))
+
+
+def tensorflow_rms_norm(kit):
+    tf = kit.tf
+
+    def rms_norm(x, w):
+        return x * tf.math.rsqrt(tf.reduce_mean(x * x, -1, keepdims=True) + EPS) * w
+
+    def keras_rms_norm(x, w):  # keras.layers.RMSNormalization's call, with w as its scale
+        import keras
+
+        return keras.ops.rms_normalization(x, scale=w, axis=-1, epsilon=EPS)
+
+    impls, skipped = tensorflow_impls(kit, twinop_rms_norm, rms_norm)
+    impls["keras-rmsnorm"] = Impl(kit.function(keras_rms_norm), kit.function(kit.fwd_bwd(keras_rms_norm)), True)
     return impls, skipped
 
 
@@ -447,81 +486,6 @@ def numpy_bias_act(kit):
     return impls, []
 
 
-def jax_bias_act(kit):
-    jax = kit.jax
-
-    def gelu_bias(x, b):
-        return jax.nn.gelu(x + b, approximate=False)
-
-    impls, skipped = {}, []
-    try:
-        ours = twinop_bias_act("twinop.jax")
-    except ImportError as error:
-        skipped += [{"impl": impl, "reason": first_line(error)} for impl in ("twinop-jax-eager", "twinop-jax-jit")]
-    else:
-        impls["twinop-jax-eager"] = Impl(ours, kit.fwd_bwd(ours), False)
-        impls["twinop-jax-jit"] = Impl(jax.jit(ours), jax.jit(kit.fwd_bwd(ours)), True)
-    # XLA's own fusion of the composition: the peer a JAX user would otherwise have.
-    impls["jax-jit"] = Impl(jax.jit(gelu_bias), jax.jit(kit.fwd_bwd(gelu_bias)), True)
-    return impls, skipped
-
-
-def twinop_rms_norm(binding):
-    """rms_norm(x, w) of one of twinop's binding modules with the report's eps; ImportError where
-    that binding was not built."""
-    module = importlib.import_module(binding)
-    return lambda x, w: module.rms_norm(x, w, EPS)
-
-
-def torch_rms_norm(kit):
-    torch = kit.torch
-
-    def rms_norm(x, w):
-        return torch.nn.functional.rms_norm(x, x.shape[-1:], w, EPS)
-
-    impls, skipped = {}, []
-    try:
-        ours = twinop_rms_norm("twinop.torch")
-    except ImportError as error:
-        skipped.append({"impl": "twinop-torch", "reason": first_line(error)})
-    else:
-        impls["twinop-torch"] = Impl(ours, kit.fwd_bwd(ours), False)  # no out=: the rows as called
-    impls["torch-eager"] = Impl(rms_norm, kit.fwd_bwd(rms_norm), False)
-    compiled = torch.compile(rms_norm, dynamic=kit.compile_dynamic)
-    impls["torch-compile"] = Impl(compiled, kit.fwd_bwd(compiled), True)
-    return impls, skipped
-
-
-def tensorflow_rms_norm(kit):
-    tf, function = kit.tf, kit.function
-
-    def rms_norm(x, w):
-        return x * tf.math.rsqrt(tf.reduce_mean(x * x, -1, keepdims=True) + EPS) * w
-
-    def keras_rms_norm(x, w):  # keras.layers.RMSNormalization's call, with w as its scale
-        import keras
-
-        return keras.ops.rms_normalization(x, scale=w, axis=-1, epsilon=EPS)
-
-    impls, skipped = {}, []
-    try:
-        ours = twinop_rms_norm("twinop.tf")
-    except ImportError as error:
-        skipped += [{"impl": impl, "reason": first_line(error)}
-                    for impl in ("twinop-tf-eager", "twinop-tf-function", "twinop-tf-chain")]
-    else:
-        impls["twinop-tf-eager"] = Impl(ours, kit.fwd_bwd(ours), False)
-        impls["twinop-tf-function"] = Impl(function(ours), function(kit.fwd_bwd(ours)), True)
-        impls["twinop-tf-chain"] = Impl(function(chained(ours)), function(kit.fwd_bwd(chained(ours))), True,
-                                        chain=CHAIN)
-    impls["tf-eager"] = Impl(rms_norm, kit.fwd_bwd(rms_norm), False)
-    impls["tf-function"] = Impl(function(rms_norm), function(kit.fwd_bwd(rms_norm)), True)
-    impls["tf-xla"] = Impl(function(rms_norm, jit_compile=True), function(kit.fwd_bwd(rms_norm), jit_compile=True),
-                           True)
-    impls["keras-rmsnorm"] = Impl(function(keras_rms_norm), function(kit.fwd_bwd(keras_rms_norm)), True)
-    return impls, skipped
-
-
 def numpy_rms_norm(kit):
     try:
         import twinop.numpy
@@ -542,22 +506,29 @@ def numpy_rms_norm(kit):
     return impls, []
 
 
-def jax_rms_norm(kit):
-    jax = kit.jax
-
-    def rms_norm(x, w):
-        return x * jax.lax.rsqrt(jax.numpy.mean(x * x, -1, keepdims=True) + EPS) * w
-
-    impls, skipped = {}, []
+def jax_impls(kit, twinop_op, composition):
+    """twinop's op through twinop.jax eagerly and under jax.jit, and jax.jit of the composition:
+    XLA's own fusion, the peer a JAX user would otherwise have."""
+    jax, impls, skipped = kit.jax, {}, []
     try:
-        ours = twinop_rms_norm("twinop.jax")
+        ours = twinop_op("twinop.jax")
     except ImportError as error:
         skipped += [{"impl": impl, "reason": first_line(error)} for impl in ("twinop-jax-eager", "twinop-jax-jit")]
     else:
         impls["twinop-jax-eager"] = Impl(ours, kit.fwd_bwd(ours), False)
         impls["twinop-jax-jit"] = Impl(jax.jit(ours), jax.jit(kit.fwd_bwd(ours)), True)
-    impls["jax-jit"] = Impl(jax.jit(rms_norm), jax.jit(kit.fwd_bwd(rms_norm)), True)
+    impls["jax-jit"] = Impl(jax.jit(composition), jax.jit(kit.fwd_bwd(composition)), True)
     return impls, skipped
+
+
+def jax_bias_act(kit):
+    return jax_impls(kit, twinop_bias_act, lambda x, b: kit.jax.nn.gelu(x + b, approximate=False))
+
+
+def jax_rms_norm(kit):
+    jax = kit.jax
+    return jax_impls(kit, twinop_rms_norm,
+                     lambda x, w: x * jax.lax.rsqrt(jax.numpy.mean(x * x, -1, keepdims=True) + EPS) * w)
 
 
 # Per op: its float64 reference, forward(x, b) -> y and backward(dy, x, b) -> (dx, db), on the
