@@ -194,15 +194,16 @@ def _jax_details(j):
 
 def _lines_needed(boilerplate):
     from .boilerplate import FEATURES
-    from .verdicts import JUDGED_OP
+    from .verdicts import JUDGED_OPS
 
-    table = boilerplate.get("ops", {}).get(JUDGED_OP, {})
-    per = {binding: cells["distributed"]["lines"] for binding, cells in table.items()
-           if "lines" in cells["distributed"]}
-    if not per:
+    tables = {op: boilerplate.get("ops", {}).get(op, {}) for op in JUDGED_OPS}
+    per = {op: {binding: cells["distributed"]["lines"] for binding, cells in table.items()
+                if "lines" in cells["distributed"]} for op, table in tables.items()}
+    if not any(per.values()):
         return []
-    return [f"Lines it took (feature *{FEATURES['distributed']}* in the boilerplate table): "
-            + ", ".join(f"{binding} {n}" for binding, n in per.items())
+    return [f"Lines it took (feature *{FEATURES['distributed']}* in the boilerplate tables): "
+            + "; ".join(f"{op}: " + ", ".join(f"{binding} {n}" for binding, n in lines.items())
+                        for op, lines in per.items() if lines)
             + " (the op layouts both derive their rules from included); TensorFlow 0: MirroredStrategy needs nothing, "
             "and TF DTensor has no public way to give a custom op a layout rule.", ""]
 
