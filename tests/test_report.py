@@ -740,3 +740,15 @@ def test_an_op_whose_out_covers_the_forward_alone_shows_no_share_for_its_backwar
         "summary"]
     table = "\n".join(render.allocation_table(run))
     assert "| twinop-numpy | float32 | fwd+bwd | 9 |  | no out= for this pass |" in table
+
+
+def test_report_command_prints_each_ops_feature_table_and_the_verdicts(tmp_path, monkeypatch, capsys):
+    import twinop.report
+
+    results = with_rms_norm_tables(feature_results({"wrapper": 100}, {"wrapper": 120}), {"wrapper": 90}, {"wrapper": 80})
+    results["verdicts"] = verdicts.all_verdicts(results)
+    monkeypatch.setattr(twinop.report, "run_report", lambda *args: results)
+    assert cli.main(["report", "--out", str(tmp_path), "--build", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "Boilerplate of bias_act, lines per feature:" in out and "Boilerplate of rms_norm, lines per feature:" in out
+    assert "TensorFlow needs more boilerplate than PyTorch: partly (**bias_act** (holds)" in out
