@@ -43,3 +43,18 @@ def jax_float64_only_where_asked(request):
     if jax is not None and jax.config.jax_enable_x64 != ("jax_float64" in request.fixturenames):
         pytest.fail(f"jax_enable_x64 is {jax.config.jax_enable_x64} after this test; only the jax_float64 "
                     "fixture may switch it on for a module", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_report(tmp_path_factory):
+    """`twinop report` at its smallest, run once per session for every test that reads it
+    (tests/test_report*.py): (results, the folder it wrote, its progress lines). Runtime 'tiny',
+    only the numpy binding built."""
+    import io
+
+    from twinop.report import Progress, run_report
+
+    out, log = tmp_path_factory.mktemp("report"), io.StringIO()
+    results = run_report(str(out), device="cpu", mode="tiny", source=os.path.dirname(os.path.dirname(__file__)),
+                         builds=("numpy",), progress=Progress(5, stream=log))
+    return results, out, log.getvalue().splitlines()

@@ -110,6 +110,8 @@ def test_report_reads_the_verdicts_from_the_measurements(measured):
     replicated where one does, silently wrong where a result is off."""
     verdicts = {row[1]: row[2] for row in distributed._jax_rows(measured)}
     assert verdicts.pop("jit, Auto mesh, a bare FFI call (no sharding rule)") == "replicated"
+    rms_norm = {name: verdicts.pop(name) for name in measured["rms_norm"]}  # features sharded: rows gathered first
+    assert rms_norm == {name: "replicated" if "features" in name else "partitioned" for name in measured["rms_norm"]}
     assert set(verdicts.values()) == {"partitioned"} and len(verdicts) == len(VARIANTS)
     variant = copy.deepcopy(measured["variants"]["Auto mesh, rows sharded"])
     variant["passes"]["grad"]["collectives"].append(["all-gather", measured["x_bytes"]])

@@ -1,15 +1,13 @@
 """`twinop report`: the line counter, the role table, the build settings reader and the verdicts
 on known inputs, then the whole report end to end at its smallest size."""
 import importlib.util
-import io
 import json
 import os
 
 import pytest
 
 from twinop import _build_info, cli
-from twinop.report import (ALL_BUILDS, Progress, boilerplate, build_friction, portability, render, run_report, runtime,
-                           support, verdicts)
+from twinop.report import ALL_BUILDS, boilerplate, build_friction, portability, render, runtime, support, verdicts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -182,16 +180,18 @@ def test_boilerplate_verdict_judges_the_features_both_have(torch, tf, expected):
     1000 lines here) counts in the all-features totals, not in the verdict."""
     verdict = verdicts.boilerplate(feature_results(torch, tf, extra_torch=1000))
     assert verdict["verdict"] == expected
-    assert "batching" not in verdict["numbers"]["features"]
-    assert verdict["numbers"]["torch_lines"] == sum(torch.values())
-    assert verdict["numbers"]["all_features"]["torch"] == sum(torch.values()) + 1000
+    numbers = verdict["numbers"]["ops"]["bias_act"]
+    assert "batching" not in numbers["features"]
+    assert numbers["torch_lines"] == sum(torch.values())
+    assert numbers["all_features"]["torch"] == sum(torch.values()) + 1000
 
 
 def test_boilerplate_verdict_counts_a_provided_feature_as_zero_lines():
     torch, tf = {"registration": 10, "wrapper": 100, "compiled": 30}, {"registration": 50, "wrapper": 110}
     verdict = verdicts.boilerplate(feature_results(torch, tf))  # TF's compiled: provided
-    assert "compiled" in verdict["numbers"]["features"] and verdict["numbers"]["more_lines"]["torch"] == ["compiled"]
-    assert verdict["numbers"]["ratio"] == 1.14 and verdict["verdict"] == "partly"  # one feature each way
+    numbers = verdict["numbers"]["ops"]["bias_act"]
+    assert "compiled" in numbers["features"] and numbers["more_lines"]["torch"] == ["compiled"]
+    assert numbers["ratio"] == 1.14 and verdict["verdict"] == "partly"  # one feature each way
 
 
 def test_boilerplate_verdict_without_sources_is_not_settled():
@@ -256,8 +256,9 @@ def test_support_verdict_on_a_cpu_only_machine():
     PyTorch's sparse one does: behind on (c). Each part flips the verdict."""
     partly = verdicts.support(support_results({"cpu"}))
     assert partly["verdict"] == "partly"
-    assert partly["numbers"]["ahead"] == ["(a) dtypes declared", "(b) registry"]
-    assert partly["numbers"]["behind"] == ["(c) errors"] and partly["numbers"]["devices_both_see"] == ["cpu"]
+    numbers = partly["numbers"]["ops"]["bias_act"]
+    assert numbers["ahead"] == ["(a) dtypes declared", "(b) registry"]
+    assert numbers["behind"] == ["(c) errors"] and numbers["devices_both_see"] == ["cpu"]
     assert "(b) registry 2 vs 1/2, from a build with CUDA: TensorFlow cpu (float32" in partly["summary"]
     assert "PyTorch cpu (no dtypes listed), cuda (no dtypes listed), meta (no dtypes listed)" in partly["summary"]
     assert "not measured here: the GPU kernels running" in partly["summary"]
@@ -270,8 +271,9 @@ def test_support_verdict_on_a_cpu_only_machine():
 def test_support_verdict_counts_what_runs_on_the_devices_both_see():
     vague = "InvalidArgumentError: bad attr T of int32"
     behind = verdicts.support(support_results({"cpu", "cuda"}, tf_error=vague))
-    assert behind["numbers"]["tensorflow"]["error_score"] == 1 and behind["verdict"] == "partly"
-    assert behind["numbers"]["parts"]["(d) runs"] == {"torch": 8, "tensorflow": 8}
+    numbers = behind["numbers"]["ops"]["bias_act"]
+    assert numbers["tensorflow"]["error_score"] == 1 and behind["verdict"] == "partly"
+    assert numbers["parts"]["(d) runs"] == {"torch": 8, "tensorflow": 8}
     assert "not measured here" not in behind["summary"]
 
 
@@ -367,11 +369,12 @@ def runtime_results(torch_ms, tf_ms, torch_allocating_ms=None, own=(None, None))
 def test_speed_verdict_judges_the_kernel_per_op_and_each_frameworks_own_composition(tf_ms, own, expected):
     verdict = verdicts.speed(runtime_results(1.0, tf_ms, torch_allocating_ms=3.0, own=own))
     assert verdict["verdict"] == expected
-    kernel, composed = verdict["numbers"]["kernel_pairs"][0], verdict["numbers"]["own_pairs"][0]
+    numbers = verdict["numbers"]["ops"]["bias_act"]
+    kernel, composed = numbers["kernel_pairs"][0], numbers["own_pairs"][0]
     assert (kernel["tf_impl"], kernel["torch_impl"], kernel["tf_over_torch"]) == ("twinop-tf-chain", "twinop-torch-out",
                                                                                 tf_ms)
     assert (composed["tf_impl"], composed["torch_impl"]) == ("tf-xla", "torch-eager")  # the fastest forms
-    eager = verdict["numbers"]["eager_pairs"][0]  # not judged: PyTorch's call allocates
+    eager = numbers["eager_pairs"][0]  # not judged: PyTorch's call allocates
     assert (eager["tf_impl"], eager["torch_impl"], eager["tf_over_torch"]) == ("twinop-tf-eager", "twinop-torch",
                                                                               round(tf_ms / 3, 3))
 
@@ -405,7 +408,7 @@ def with_rounds(results, *ratios):
 
 def test_speed_verdict_judges_the_median_of_the_rounds_where_a_run_has_them():
     verdict = verdicts.speed(with_rounds(runtime_results(1.0, 1.5, own=(1.0, 1.0)), 1.1, 1.4, 0.9))  # one run: 1.5x
-    pair = verdict["numbers"]["kernel_pairs"][0]
+    pair = verdict["numbers"]["ops"]["bias_act"]["kernel_pairs"][0]
     assert verdict["verdict"] == "holds" and (pair["tf_over_torch"], pair["rounds"]) == (1.1, 3)
     assert pair["round_ratios"] == [1.1, 1.4, 0.9] and "1.10x [1.10, 1.40, 0.90]" in verdict["summary"]
     assert verdicts.speed(with_rounds(runtime_results(1.0, 1.0), 1.3, 1.4, 0.9))["verdict"] == "partly"
@@ -453,8 +456,8 @@ def test_allocation_finding_reads_the_page_faults_of_a_binding_without_out():
     assert "twinop-tf-function 4.8 / 4.8 as called (no out=; 16385 / 16385 page faults a call: its outputs are fresh" in fresh_tf
     assert ("twinop-jax-jit 20 / 60 as called (no out=; 16385 / 16385 page faults a call: its outputs are fresh "
             "memory on every call)") in finding["summary"]
-    assert ("twinop-jax-jit has no out= and its framework gives each output fresh memory (16385 page faults a "
-            "call): 20 ms forward, against 4 ms for the same kernel into reused memory; most of its time") \
+    assert ("twinop-jax-jit (bias_act) has no out= and its framework gives each output fresh memory (16385 page "
+            "faults a call): 20 ms forward, against 4 ms for the same kernel into reused memory; most of its time") \
         in finding["summary"]
     row = {"shape": [4096, 4096], "dtype": "float32"}  # 64 MiB: 16384 small pages, 32 huge ones
     assert [verdicts.fresh_memory({**row, "page_faults": n}) for n in (2, 32, 16385)] == [False, True, True]
@@ -509,10 +512,12 @@ def test_host_bound_gpu_times_are_marked_as_the_hosts():
     assert render.HOST_BOUND_NOTE not in render.runtime_run(run, plots=[])
 
 
-def test_the_rounds_time_every_impl_the_speed_verdict_judges():
-    timed = {impl for impls in runtime.HEAD_TO_HEAD.values() for impl in impls}
-    judged = {impl for _, tf, torch in verdicts.SPEED_GROUPS.values() for impl in tf + torch}
-    assert judged <= timed <= set(runtime.IMPLS)
+@pytest.mark.parametrize("op", runtime.OPS)
+def test_the_rounds_time_every_impl_the_speed_verdict_judges(op):
+    timed = {impl for impls in runtime.HEAD_TO_HEAD[op].values() for impl in impls}
+    judged = {impl for _, tf, torch in verdicts.SPEED_GROUPS.values()
+              for impl in verdicts._for_op(tf, op) + verdicts._for_op(torch, op)} - set(runtime.ABSENT[op])
+    assert judged <= timed <= set(runtime.IMPLS) - set(runtime.ABSENT[op])
 
 
 def test_report_options_are_checked():
@@ -526,11 +531,12 @@ def test_report_help_names_the_bindings_built_by_default(capsys):
     assert f"(default: {','.join(ALL_BUILDS)})" in "".join(capsys.readouterr().out.split()).replace(":", ": ")
 
 
-def test_report_end_to_end(tmp_path):
-    """The whole report at its smallest: runtime 'tiny', and only the numpy binding built."""
-    results = run_report(str(tmp_path), device="cpu", mode="tiny", source=ROOT, builds=("numpy",),
-                         progress=Progress(5, stream=io.StringIO()))
-    assert {"REPORT.md", "results.json", "boilerplate.png", "build.png"} <= set(os.listdir(tmp_path))
+def test_report_end_to_end(tiny_report):
+    """The whole report at its smallest (the session's one tiny run): runtime 'tiny', and only the
+    numpy binding built; both ops on every axis that has them."""
+    results, tmp_path, _ = tiny_report
+    assert {"REPORT.md", "results.json", "boilerplate_bias_act.png", "boilerplate_rms_norm.png",
+            "build.png"} <= set(os.listdir(tmp_path))
     saved = json.loads((tmp_path / "results.json").read_text())
     assert {"boilerplate", "support", "build", "runtime", "distributed", "verdicts", "meta"} <= set(saved)
     assert not [f for f, result in saved["distributed"].items() if "worker_error" in result]
@@ -541,13 +547,15 @@ def test_report_end_to_end(tmp_path):
     for framework in ("numpy", "torch", "tensorflow"):
         if framework != "numpy" and importlib.util.find_spec(framework) is None:
             continue
-        cells = {(c["api"], c["dtype"]): c["status"] for c in saved["support"]["frameworks"][framework]["cells"]
-                 if c["device"] == "cpu"}
-        for api in {api for api, _ in cells}:
-            assert [cells[api, d] for d in ("float32", "float64", "float16", "bfloat16")] == ["supported"] * 4, api
-            assert cells[api, "int32"] == "unsupported", api
-    assert saved["runtime"]["available"] and saved["runtime"]["runs"][0]["rows"]
-    assert "runtime_cpu_float32.png" in os.listdir(tmp_path)
+        for op, dtypes in support.DTYPES.items():
+            cells = {(c["api"], c["dtype"]): c["status"] for c in saved["support"]["frameworks"][framework]["cells"]
+                     if c["device"] == "cpu" and c["op"] == op}
+            for api in {api for api, _ in cells}:
+                assert [cells[api, d] for d in dtypes] == ["supported"] * len(dtypes), (op, api)
+                assert cells[api, "int32"] == "unsupported", (op, api)
+    assert saved["runtime"]["available"] and [run["op"] for run in saved["runtime"]["runs"]] == list(runtime.OPS)
+    assert all(run["rows"] for run in saved["runtime"]["runs"])
+    assert {f"runtime_cpu_{op}_float32.png" for op in runtime.OPS} <= set(os.listdir(tmp_path))
     assert [v["claim"] for v in results["verdicts"]] == [v["claim"] for v in saved["verdicts"]]
     registry = saved["support"]["registry"]
     assert registry["cuda"].startswith("not built with CUDA")  # tiny mode: read from the installed twinop
@@ -556,9 +564,15 @@ def test_report_end_to_end(tmp_path):
         judged = {v["claim"]: v["verdict"] for v in saved["verdicts"]}  # all but the build axis's (numpy alone built)
         assert "not settled" not in [judged[verdicts.boilerplate({})["claim"]], judged[verdicts.support({})["claim"]],
                                      judged[verdicts.speed({})["claim"]]]
+        for verdict in saved["verdicts"][:2] + saved["verdicts"][3:4]:  # each judged on both ops
+            assert set(verdict["numbers"]["verdict_per_op"]) == set(verdicts.JUDGED_OPS), verdict["claim"]
+            assert "not settled" not in verdict["numbers"]["verdict_per_op"].values(), verdict["claim"]
+            assert all(f"**{op}** (" in verdict["summary"] for op in verdicts.JUDGED_OPS), verdict["claim"]
     report = (tmp_path / "REPORT.md").read_text()
     assert report.index("## Verdicts") < report.index("## Boilerplate") < report.index("## Runtime")
     assert "| **total, every feature** |" in report and "*Criterion:*" in report
+    assert "### rms_norm, cpu:" in report and "**What one more op costs.**" in report
+    assert "| keras-rmsnorm | fwd |" in report and "bfloat16 x, float32 weight" in report
 
 
 def test_jax_lines_sit_beside_the_verdicts():
@@ -579,14 +593,162 @@ def test_jax_lines_sit_beside_the_verdicts():
     items = verdicts.all_verdicts(results)
     # JAX changes no verdict; the allocation finding lists every binding, JAX's too.
     assert [v["verdict"] for v in items] == ["holds", "holds", "not settled", "measured"]
-    assert items[3]["summary"].endswith("cpu twinop-jax-jit 1 / 1 as called (no out=)")
-    assert items[0]["jax"].startswith("150 lines over every feature; on the 2 it shares with PyTorch 150 vs "
-                                      "PyTorch's 100")
+    assert items[3]["summary"].endswith("bias_act cpu twinop-jax-jit 1 / 1 as called (no out=)")
+    assert items[0]["jax"].startswith("bias_act: 150 lines over every feature; on the 2 it shares with PyTorch 150 "
+                                      "vs PyTorch's 100")
     assert items[1]["jax"] == ("3 s of CPU to configure and build the binding (vs torch 3 s, tensorflow 3 s), 1 settings beyond the "
                                "core: jaxlib's FFI headers, nothing of jaxlib linked")
-    assert items[2]["jax"].endswith("cpu float32 fwd 0.50x, cpu float32 fwd+bwd 0.50x")
+    assert items[2]["jax"].endswith("bias_act cpu float32 fwd 0.50x, bias_act cpu float32 fwd+bwd 0.50x")
     text = render.verdicts(items)
-    assert "*JAX, the third framework:* 150 lines over every feature" in text
+    assert "*JAX, the third framework:* bias_act: 150 lines over every feature" in text
     assert text.index("### “TensorFlow needs more boilerplate than PyTorch”: holds") < text.index(
         "### “what allocating its outputs adds to a call”: measured")
     assert "jax" not in verdicts.all_verdicts(feature_results({"wrapper": 1}, {"wrapper": 1}))[0]  # no JAX binding
+
+
+@pytest.mark.parametrize("per_op,expected", [
+    (("holds", "holds"), "holds"), (("holds", "does not hold"), "partly"), (("partly", "holds"), "partly"),
+    (("does not hold", "does not hold"), "does not hold"), (("holds", "not settled"), "holds"),
+    (("not settled", "not settled"), "not settled")])
+def test_a_claim_holds_only_where_it_holds_on_both_ops(per_op, expected):
+    judged = {op: (v, f"{op} numbers", {"n": i}) for i, (op, v) in enumerate(zip(verdicts.JUDGED_OPS, per_op))}
+    verdict, summary, numbers = verdicts.on_every_op(judged)
+    assert verdict == expected
+    assert numbers == {"verdict_per_op": dict(zip(verdicts.JUDGED_OPS, per_op)),
+                       "ops": {op: {"n": i} for i, op in enumerate(verdicts.JUDGED_OPS)}}
+    for op, v in zip(verdicts.JUDGED_OPS, per_op):  # each number says which op it comes from
+        expected_text = f"not settled on {op}: {op} numbers" if v == "not settled" else f"**{op}** ({v}): {op} numbers"
+        assert expected_text in summary
+
+
+def with_rms_norm_tables(results, torch, tf):
+    """results with an rms_norm feature table beside bias_act's (the same shape, other lines)."""
+    rms_norm = feature_results(torch, tf)["boilerplate"]["ops"]["bias_act"]
+    results["boilerplate"]["ops"]["rms_norm"] = rms_norm
+    return results
+
+
+def test_boilerplate_verdict_judges_each_op():
+    more_tf = ({"registration": 10, "wrapper": 100, "shapes": 20}, {"registration": 50, "wrapper": 110, "shapes": 70})
+    results = with_rms_norm_tables(feature_results(*more_tf), *reversed(more_tf))  # rms_norm: PyTorch's longer
+    verdict = verdicts.boilerplate(results)
+    assert verdict["verdict"] == "partly"
+    assert verdict["numbers"]["verdict_per_op"] == {"bias_act": "holds", "rms_norm": "does not hold"}
+    assert "**bias_act** (holds): on the" in verdict["summary"]
+    assert "**rms_norm** (does not hold): on the" in verdict["summary"]
+    assert verdicts.boilerplate(with_rms_norm_tables(feature_results(*more_tf), *more_tf))["verdict"] == "holds"
+
+
+def test_one_more_op_counts_each_ops_own_files_beside_the_shared_ones():
+    def file(op, *parts):
+        return {"op": op, "parts": [{"feature": "wrapper", "bindings": list(b), "lines": n} for b, n in parts]}
+
+    data = {"ops": {"bias_act": {}, "rms_norm": {}}, "files": [
+        file("bias_act", (("torch", "torch-stable"), 30)), file("bias_act", (("tensorflow",), 20)),
+        file("rms_norm", (("torch",), 12), (("torch-stable",), 5)), file(None, (("torch", "tensorflow"), 7)),
+        file("rms_norm", (("core",), 40))]}
+    added = verdicts.one_more_op(data)
+    columns = ("numpy", "torch", "torch-stable", "tensorflow", "jax", "core")
+    assert added["own"]["bias_act"] == dict(zip(columns, (0, 30, 30, 20, 0, 0)))
+    assert added["own"]["rms_norm"] == dict(zip(columns, (0, 12, 5, 0, 0, 40)))
+    assert added["shared"]["torch"] == 7 and added["shared"]["tensorflow"] == 7 and added["shared"]["jax"] == 0
+    table = "\n".join(render.one_more_op(data))
+    assert "| torch (stable ABI) | 30 | 5 | 0 |" in table and "| core | 0 | 40 | 0 |" in table
+    assert verdicts.one_more_op({"ops": {"bias_act": {}}, "files": data["files"]}) is None  # one op: nothing added
+
+
+def test_every_binding_has_rms_norm_files_and_a_column_in_its_table():
+    data = boilerplate.measure(ROOT)
+    assert not data["missing"] and not data["unlisted"]
+    assert set(data["ops"]["rms_norm"]) == set(boilerplate.BINDINGS)
+    added = verdicts.one_more_op(data)
+    assert all(added["own"][op][name] > 0 for op in verdicts.JUDGED_OPS for name in (*boilerplate.BINDINGS, "core"))
+    assert "what one more op costs, the lines of its own files (bias_act, then rms_norm" in verdicts.boilerplate(
+        {"boilerplate": data})["summary"]
+
+
+def with_rms_norm_support(results, tf_mixed="supported"):
+    """results whose probes and registries also cover rms_norm: the same as bias_act's, its mixed
+    dtypes (half x, float32 weight) `tf_mixed` in TensorFlow and supported in PyTorch."""
+    frameworks = results["support"]["frameworks"]
+    for framework, result in frameworks.items():
+        rms = [{**c, "op": "rms_norm"} for c in result["cells"]]
+        for device in ("cpu", "cuda"):
+            status = next(c["status"] for c in rms if c["device"] == device and c["dtype"] == "float32")
+            mixed = tf_mixed if framework == "tensorflow" and status == "supported" else status
+            rms += [{"op": "rms_norm", "api": rms[0]["api"], "device": device, "dtype": dtype, "status": mixed}
+                    for dtype in support.MIXED]
+        result["cells"] += rms
+        result["backends"] += [{**b, "op": "rms_norm", "error": b["error"].replace("BiasAct", "RmsNorm")
+                                .replace("bias_act", "rms_norm")} for b in result["backends"]]
+    for framework, name in (("torch", "twinop::rms_norm"), ("tensorflow", "Twinop>RmsNorm")):
+        ops = results["support"]["registry"]["frameworks"][framework]["ops"]
+        ops[name] = next(iter(ops.values()))
+    return results
+
+
+def test_support_verdict_judges_each_op_with_its_mixed_dtypes():
+    clear_xla = XLA_ERROR + " Registered: device='CPU'"
+    both = verdicts.support(with_rms_norm_support(support_results({"cpu"}, tf_backend_error=clear_xla)))
+    assert both["verdict"] == "holds"
+    assert both["numbers"]["verdict_per_op"] == {"bias_act": "holds", "rms_norm": "holds"}
+    assert both["numbers"]["ops"]["rms_norm"]["parts"]["(d) runs"] == {"torch": 6, "tensorflow": 6}
+    assert "(d) dtypes that run and match on cpu 6 vs 6/6" in both["summary"]
+    mixed_fails = with_rms_norm_support(support_results({"cpu"}, tf_backend_error=clear_xla), tf_mixed="unsupported")
+    verdict = verdicts.support(mixed_fails)
+    assert verdict["verdict"] == "partly"  # rms_norm: TensorFlow ahead on (a), (b), behind on (d)
+    assert verdict["numbers"]["ops"]["rms_norm"]["behind"] == ["(d) runs"]
+
+
+def with_rms_norm_run(results, tf_ms, own=(None, None)):
+    """results with an rms_norm run beside bias_act's: PyTorch's op as called 1 ms (it has no out=),
+    TensorFlow's per op in a chain tf_ms; the compositions' fastest forms own (keras-rmsnorm for TF)."""
+    tf_own, torch_own = own[0] or tf_ms, own[1] or 1.0
+    times = (("twinop-torch", 1.0), ("twinop-tf-function", tf_ms), ("twinop-tf-chain", tf_ms),
+             ("twinop-tf-eager", tf_ms), ("keras-rmsnorm", tf_own), ("tf-xla", 2 * tf_own), ("tf-function", 3 * tf_own),
+             ("torch-eager", torch_own), ("torch-compile", 2 * torch_own))
+    rows = [{"op": "rms_norm", "impl": impl, "dtype": "float32", "shape": [4096, 4096], "pass": pass_,
+             "median_ms": ms} for impl, ms in times for pass_ in ("fwd", "fwd+bwd")]
+    results["runtime"]["runs"].append({"device": "cpu", "op": "rms_norm", "rows": rows})
+    return results
+
+
+@pytest.mark.parametrize("tf_ms,own,expected", [(1.1, (None, None), "holds"), (2.0, (None, None), "partly"),
+                                                (2.0, (2.0, None), "partly")])
+def test_speed_verdict_judges_each_op(tf_ms, own, expected):
+    verdict = verdicts.speed(with_rms_norm_run(runtime_results(1.0, 1.2), tf_ms, own))
+    assert verdict["verdict"] == expected
+    per_op = verdict["numbers"]["verdict_per_op"]
+    assert per_op["bias_act"] == "holds" and per_op["rms_norm"] == {1.1: "holds"}.get(tf_ms, per_op["rms_norm"])
+    rms = verdict["numbers"]["ops"]["rms_norm"]
+    kernel, composed = rms["kernel_pairs"][0], rms["own_pairs"][0]
+    assert (kernel["op"], kernel["tf_impl"], kernel["torch_impl"]) == ("rms_norm", "twinop-tf-chain", "twinop-torch")
+    assert composed["tf_impl"] == "keras-rmsnorm" and composed["tf_over_torch"] == (own[0] or tf_ms)
+    rms_norm_part = verdict["summary"][verdict["summary"].index("**rms_norm** ("):]  # its numbers after its name
+    assert f"cpu float32 fwd {tf_ms:.2f}x" in rms_norm_part and "cpu float32 fwd 1.20x" not in rms_norm_part
+    if expected == "partly" and own[0]:
+        assert per_op["rms_norm"] == "does not hold"  # both comparisons outside on rms_norm, within on bias_act
+
+
+def test_an_op_whose_out_covers_the_forward_alone_shows_no_share_for_its_backward():
+    rows = [{"op": "rms_norm", "impl": impl, "dtype": "float32", "shape": [4096, 4096], "pass": pass_, "median_ms": ms}
+            for impl, pass_, ms in (("twinop-numpy", "fwd", 4.0), ("twinop-numpy", "fwd+bwd", 9.0),
+                                    ("twinop-numpy-out", "fwd", 3.0))]
+    run = {"device": "cpu", "op": "rms_norm", "rows": rows}
+    finding = verdicts.allocation({"runtime": {"runs": [run]}})
+    assert "rms_norm cpu twinop-numpy 4 / 9 as called, 3 / - into preallocated outputs (25% / - of the call" in finding[
+        "summary"]
+    table = "\n".join(render.allocation_table(run))
+    assert "| twinop-numpy | float32 | fwd+bwd | 9 |  | no out= for this pass |" in table
+
+
+def test_report_command_prints_each_ops_feature_table_and_the_verdicts(tmp_path, monkeypatch, capsys):
+    import twinop.report
+
+    results = with_rms_norm_tables(feature_results({"wrapper": 100}, {"wrapper": 120}), {"wrapper": 90}, {"wrapper": 80})
+    results["verdicts"] = verdicts.all_verdicts(results)
+    monkeypatch.setattr(twinop.report, "run_report", lambda *args: results)
+    assert cli.main(["report", "--out", str(tmp_path), "--build", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "Boilerplate of bias_act, lines per feature:" in out and "Boilerplate of rms_norm, lines per feature:" in out
+    assert "TensorFlow needs more boilerplate than PyTorch: partly (**bias_act** (holds)" in out

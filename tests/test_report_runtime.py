@@ -1,5 +1,5 @@
-"""The runtime axis of `twinop report`: the shape of runtime.measure's result (tiny mode, a few
-seconds per framework), and the worker's refusal to time a wrong result."""
+"""The runtime axis of `twinop report`: the shape of runtime.measure's result for each op (tiny
+mode, from the session's one tiny report), and the worker's refusal to time a wrong result."""
 import math
 import os
 import subprocess
@@ -13,10 +13,13 @@ from twinop.report import _runtime_worker as worker
 from twinop.report import runtime
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    progress = []
-    return runtime.measure("cpu", "tiny", progress.append), progress
+@pytest.fixture(params=runtime.OPS)
+def tiny(request, tiny_report):
+    """(one op's CPU run from the session's tiny report, the report's progress lines)."""
+    results, _, progress = tiny_report
+    runs = [run for run in results["runtime"]["runs"] if run["op"] == request.param]
+    assert len(runs) == 1, results["runtime"].get("errors")
+    return runs[0], progress
 
 
 def skip_reason(result, impl):
@@ -30,6 +33,7 @@ def test_every_impl_is_timed_or_skipped_with_a_reason(tiny):
     timed = {row["impl"] for row in result["rows"]}
     for impl in runtime.IMPLS:
         assert impl in timed or any(skip_reason(result, impl)), impl
+    assert not timed & set(runtime.ABSENT[result["op"]])
     assert all(s["reason"] for s in result["skipped"])
     assert all(result["versions"][runtime.IMPLS[impl]] for impl in timed)
 
@@ -38,9 +42,11 @@ def test_rows_cover_the_sweep_with_consistent_units(tiny):
     result, progress = tiny
     copies = {(c["framework"], c["dtype"], tuple(c["shape"])): c for c in result["copy"]}
     sizes = runtime.SIZES[("cpu", "tiny")]
+    forward_only = {"twinop-numpy-out"} if result["op"] == "rms_norm" else set()  # its backward has no out=
     for impl in {row["impl"] for row in result["rows"]}:
         got = {(row["pass"], tuple(row["shape"])) for row in result["rows"] if row["impl"] == impl}
-        assert got == {(p, s) for p in ("fwd", "fwd+bwd") for s in sizes}, impl
+        passes = ("fwd",) if impl in forward_only else ("fwd", "fwd+bwd")
+        assert got == {(p, s) for p in passes for s in sizes}, impl
     for row in result["rows"]:
         assert row["framework"] == runtime.IMPLS[row["impl"]] and row["dtype"] == "float32"
         assert row["median_ms"] > 0
@@ -51,8 +57,9 @@ def test_rows_cover_the_sweep_with_consistent_units(tiny):
         assert copy["GBps"] == pytest.approx(2 * math.prod(row["shape"]) * 4 / (copy["median_ms"] * 1e-3) / 1e9)
         assert row["copy_fraction"] == pytest.approx(row["GBps"] / copy["GBps"])
         assert ("compile_s" in row) == (row["impl"] in ("torch-compile", "twinop-tf-function", "twinop-tf-chain",
-                                                        "tf-function", "tf-xla", "twinop-jax-jit", "jax-jit"))
-        assert row["op"] == "bias_act"
+                                                        "tf-function", "tf-xla", "keras-rmsnorm", "twinop-jax-jit",
+                                                        "jax-jit"))
+        assert row["op"] == result["op"]
         assert row.get("chain", 1) == (runtime.CHAIN if row["impl"] == "twinop-tf-chain" else 1)
         assert row.get("compile_s", 0) >= 0
         assert ("page_faults" in row) == (row["shape"] == list(sizes[-1])) and row.get("page_faults", 0) >= 0
@@ -70,19 +77,20 @@ def test_page_faults_per_call_tell_fresh_memory_from_reused():
 
 def test_overhead_has_both_passes_of_every_timed_impl(tiny):
     result, _ = tiny
-    timed = {row["impl"] for row in result["rows"]}
+    ran = {(row["impl"], row["pass"]) for row in result["rows"]}
     got = {(o["impl"], o["pass"]) for o in result["overhead"]}
-    assert got == {(impl, p) for impl in timed for p in ("fwd", "fwd+bwd")}
+    assert got == ran
     assert all(o["median_us"] > 0 and o["shape"] == list(runtime.OVERHEAD_SHAPE) for o in result["overhead"])
 
 
 def test_rounds_time_the_speed_verdicts_impls_again_at_the_largest_size(tiny):
     result, _ = tiny
     largest = list(runtime.SIZES[("cpu", "tiny")][-1])
-    timed = {row["impl"] for row in result["rows"]} & {i for impls in runtime.HEAD_TO_HEAD.values() for i in impls}
+    head_to_head = {i for impls in runtime.HEAD_TO_HEAD[result["op"]].values() for i in impls}
+    timed = {(row["impl"], row["pass"]) for row in result["rows"] if row["impl"] in head_to_head}
     assert timed and len(result["rounds"]) == runtime.ROUNDS["tiny"]
     for rows in result["rounds"]:
-        assert {(r["impl"], r["pass"]) for r in rows} == {(impl, p) for impl in timed for p in ("fwd", "fwd+bwd")}
+        assert {(r["impl"], r["pass"]) for r in rows} == timed
         assert all(r["shape"] == largest and r["median_ms"] > 0 for r in rows)
 
 
@@ -195,3 +203,16 @@ def test_a_chain_is_checked_against_the_op_applied_as_often():
     worker.check(kit, op, "chain", "float64", "fwd+bwd", (x, b, dy), (y, dx, db1 + db2), chain=2)
     with pytest.raises(worker.WrongResult, match="chain float64 fwd: y differs"):
         worker.check(kit, op, "chain", "float64", "fwd", (x, b), h, chain=2)
+
+
+def test_an_rms_norm_check_catches_a_missing_eps_and_a_wrong_dweight():
+    kit, op = worker.NumpyKit("cpu"), worker.OPS["rms_norm"]
+    rng = np.random.default_rng(2)
+    x, w, dy = rng.standard_normal((8, 64)) * 1e-3, rng.standard_normal(64), rng.standard_normal((8, 64))
+    y = reference.rms_norm(x, w, worker.EPS)[0]
+    dx, dw = reference.rms_norm_backward(dy, x, w, worker.EPS)
+    worker.check(kit, op, "reference", "float64", "fwd+bwd", (x, w, dy), (y, dx, dw))
+    with pytest.raises(worker.WrongResult, match="fwd: y differs"):  # rstd without eps: off where x is small
+        worker.check(kit, op, "no eps", "float64", "fwd", (x, w), reference.rms_norm(x, w, 0.0)[0])
+    with pytest.raises(worker.WrongResult, match="fwd\\+bwd: dbias differs"):
+        worker.check(kit, op, "dweight", "float64", "fwd+bwd", (x, w, dy), (y, dx, dw * 1.01))

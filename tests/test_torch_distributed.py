@@ -152,10 +152,16 @@ def test_report_reads_the_verdicts_from_the_measurements(measured):
         "DDP": "works", "FSDP2 (fully_shard)": "works", "DTensor, before register_dtensor_sharding()": "clear error",
         "DTensor, with twinop's sharding rules": "partitioned", "DTensor, second order (gradient penalty)": "works",
         "tensor parallel: Colwise Linear → BiasAct (bias Shard(0)) → Rowwise Linear": "works",
-        "local_map (no rule), in_grad_placements left out": "silently wrong"}
+        "local_map (no rule), in_grad_placements left out": "silently wrong",
+        "rms_norm: DTensor, with twinop's sharding rules": "partitioned",
+        "rms_norm: DTensor, second order (penalty on dx)": "works"}
     wrong = copy.deepcopy(measured)
+    wrong["rms_norm"]["rows / twinop.torch.rms_norm"]["errors"][2] = 3.0
+    wrong["rms_norm"]["penalty on dx / twinop.torch.rms_norm"] = {"error": "RuntimeError: got mixed"}
     wrong["placements"]["rows / twinop.torch.bias_act"]["errors"][2] = 3.0
     wrong["second_order"]["penalty on dx / twinop.torch.bias_act"] = {"error": "RuntimeError: got mixed"}
     verdicts = {row[1]: row[2] for row in distributed._torch_rows(wrong)}
     assert verdicts["DTensor, with twinop's sharding rules"] == "silently wrong"
     assert verdicts["DTensor, second order (gradient penalty)"] == "clear error"
+    assert verdicts["rms_norm: DTensor, with twinop's sharding rules"] == "silently wrong"
+    assert verdicts["rms_norm: DTensor, second order (penalty on dx)"] == "clear error"

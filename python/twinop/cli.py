@@ -38,8 +38,10 @@ def report(args):
     if results.get("boilerplate", {}).get("available"):
         from .report import render, verdicts
 
-        print(f"Boilerplate of {verdicts.JUDGED_OP}, lines per feature:")
-        print("\n".join(render.feature_table(results["boilerplate"], verdicts.JUDGED_OP)))
+        for op in verdicts.JUDGED_OPS:
+            if op in results["boilerplate"]["ops"]:
+                print(f"Boilerplate of {op}, lines per feature:")
+                print("\n".join(render.feature_table(results["boilerplate"], op)))
     for verdict in results["verdicts"]:
         print(f"{verdict['claim']}: {verdict['verdict']} ({verdict['summary']})")
         if verdict.get("jax"):

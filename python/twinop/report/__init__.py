@@ -90,10 +90,11 @@ def measure_runtime(devices, mode, progress):
         return {"available": False, "reason": f"the runtime module is missing ({error})"}
     results = {"available": True, "runs": [], "errors": {}}
     for device in devices:
-        try:
-            results["runs"].append(runtime.measure(device, mode, progress))
-        except RuntimeError as error:  # a failed worker: the report goes on, and says so
-            results["errors"][device] = str(error).strip().splitlines()[0]
+        for op in runtime.OPS:  # a run per device and op
+            try:
+                results["runs"].append(runtime.measure(device, mode, progress, op))
+            except RuntimeError as error:  # a failed worker: the report goes on, and says so
+                results["errors"][f"{device} {op}"] = str(error).strip().splitlines()[0]
     return results
 
 
@@ -137,6 +138,8 @@ def run_report(out_dir, device="auto", mode="quick", source=None, axes=AXES, bui
         "devices": devices, "axes": list(axes), "source_dir": src, "elapsed_s": time.perf_counter() - started,
         "environment": {"prefix": sys.prefix, "base_prefix": sys.base_prefix, "source_dir": src},
     }
+    with open(os.path.join(out_dir, "results.json"), "w") as f:  # first: the measurements outlive a failed page
+        json.dump(results, f, indent=1)
     try:
         from . import plots
     except ImportError as error:  # matplotlib is in requirements.txt, not in twinop's dependencies
@@ -146,7 +149,5 @@ def run_report(out_dir, device="auto", mode="quick", source=None, axes=AXES, bui
         images = plots.all_plots(results, out_dir)
     with open(os.path.join(out_dir, "REPORT.md"), "w") as f:
         f.write(render.report(results, {name for names in images.values() for name in names}))
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=1)
     progress.stage_done(f"wrote {os.path.join(out_dir, 'REPORT.md')}")
     return results

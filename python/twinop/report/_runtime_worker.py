@@ -28,7 +28,7 @@ CPU client has no out= either). twinop's TensorFlow op is also timed in a tf.fun
 calls, each on the one before's output, as a model's function holds many ops: its times are per
 op. --head-to-head times only the framework's impls in runtime.HEAD_TO_HEAD, at the largest size
 (a round of the speed verdict's comparison). --op picks the op (OPS, keyed by op: its reference
-and its impls per framework).
+and its impls per framework): bias_act (y = gelu(x + b)) or rms_norm (y = x rstd w, eps EPS).
 """
 import argparse
 import collections
@@ -50,7 +50,8 @@ from twinop.report import gpu_timer
 from twinop.report.runtime import (CHAIN, DTYPES, ELEMENTS_MOVED, HEAD_TO_HEAD, IMPLS, ITEMSIZE, OVERHEAD_SHAPE,
                                    PROGRESS_PREFIX, SIZES)
 
-ACT = "gelu"
+ACT = "gelu"  # bias_act's activation
+EPS = 1e-6  # rms_norm's epsilon
 MAX_INPUT_SETS = 64  # below this many, the smallest shapes stay in cache: their cost is the call, not the data
 PAGE_FAULT_CALLS = 3  # calls counted for the page faults per call, after the timing (a fault is paid once)
 
@@ -66,8 +67,9 @@ SETTINGS = {
 # wrong dtype path, not rounding. A sum over R rows (dbias) gets sqrt(R) times more.
 TOLERANCE = {"float64": 1e-6, "float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}
 
-# fwd(x, b) -> y; fwd_bwd(x, b, dy) -> (y, dx, dbias): y is returned, as a training step uses it,
-# so that no graph compiler drops the forward (the gradients recompute from x and b). An impl
+# fwd(x, b) -> y; fwd_bwd(x, b, dy) -> (y, dx, dbias), None where the impl has no such pass: y is
+# returned, as a training step uses it, so that no graph compiler drops the forward (the gradients
+# recompute from x and b). An impl
 # `into` preallocated outputs takes them after its inputs: fwd(x, b, y), fwd_bwd(x, b, dy, y, dx, dbias).
 # An impl of `chain` > 1 runs the op that many times, each on the one before's output (x, then y):
 # its rows are per op, its results those of the last op (dx the gradient of the chain's input).
@@ -358,18 +360,38 @@ def twinop_bias_act(binding):
     return lambda x, b: module.bias_act(x, b, ACT)
 
 
+def twinop_rms_norm(binding):
+    """rms_norm(x, w) of one of twinop's binding modules with the report's eps; ImportError where
+    that binding was not built."""
+    module = importlib.import_module(binding)
+    return lambda x, w: module.rms_norm(x, w, EPS)
+
+
+def torch_impls(kit, twinop_op, composition):
+    """twinop's op through twinop.torch (twinop_op: twinop_bias_act or twinop_rms_norm), and the
+    framework's composition eager and under torch.compile."""
+    impls, skipped = {}, []
+    try:
+        ours = twinop_op("twinop.torch")
+    except ImportError as error:
+        skipped.append({"impl": "twinop-torch", "reason": first_line(error)})
+    else:
+        impls["twinop-torch"] = Impl(ours, kit.fwd_bwd(ours), False)
+    compiled = kit.torch.compile(composition, dynamic=kit.compile_dynamic)
+    impls["torch-eager"] = Impl(composition, kit.fwd_bwd(composition), False)
+    impls["torch-compile"] = Impl(compiled, kit.fwd_bwd(compiled), True)
+    return impls, skipped
+
+
 def torch_bias_act(kit):
     torch = kit.torch
 
     def gelu_bias(x, b):
         return torch.nn.functional.gelu(x + b)
 
-    compiled = torch.compile(gelu_bias, dynamic=kit.compile_dynamic)
-    impls, skipped = {}, []
-    try:
+    impls, skipped = torch_impls(kit, twinop_bias_act, gelu_bias)
+    if "twinop-torch" in impls:  # the op and its backward into the caller's buffers
         import twinop.torch
-
-        ours = twinop_bias_act("twinop.torch")
 
         def into(x, b, y):
             return twinop.torch.bias_act(x, b, ACT, out=y)
@@ -379,13 +401,15 @@ def torch_bias_act(kit):
             torch.ops.twinop.bias_act_backward.out(dy, x, b, ACT, dx=dx, dbias=dbias)
             return y, dx, dbias
 
-        impls["twinop-torch"] = Impl(ours, kit.fwd_bwd(ours), False)
         impls["twinop-torch-out"] = Impl(into, into_fwd_bwd, False, into=True)
-    except ImportError as error:
-        skipped.append({"impl": "twinop-torch", "reason": first_line(error)})
-    impls["torch-eager"] = Impl(gelu_bias, kit.fwd_bwd(gelu_bias), False)
-    impls["torch-compile"] = Impl(compiled, kit.fwd_bwd(compiled), True)
     return impls, skipped
+
+
+def torch_rms_norm(kit):
+    def rms_norm(x, w):
+        return kit.torch.nn.functional.rms_norm(x, x.shape[-1:], w, EPS)
+
+    return torch_impls(kit, twinop_rms_norm, rms_norm)  # no out=: twinop's rows are as called
 
 
 def chained(fn, times=CHAIN):
@@ -398,15 +422,12 @@ def chained(fn, times=CHAIN):
     return chain
 
 
-def tensorflow_bias_act(kit):
-    tf, function = kit.tf, kit.function
-
-    def gelu_bias(x, b):
-        return tf.nn.gelu(x + b, approximate=False)
-
-    impls, skipped = {}, []
+def tensorflow_impls(kit, twinop_op, composition):
+    """twinop's op through twinop.tf eagerly, in a tf.function, and CHAIN times in one; and the
+    framework's composition eagerly, in a tf.function and with XLA."""
+    function, impls, skipped = kit.function, {}, []
     try:
-        ours = twinop_bias_act("twinop.tf")
+        ours = twinop_op("twinop.tf")
     except ImportError as error:
         skipped += [{"impl": impl, "reason": first_line(error)}
                     for impl in ("twinop-tf-eager", "twinop-tf-function", "twinop-tf-chain")]
@@ -416,10 +437,30 @@ def tensorflow_bias_act(kit):
         # A model's function holds many ops, which share the fixed cost of one function call.
         impls["twinop-tf-chain"] = Impl(function(chained(ours)), function(kit.fwd_bwd(chained(ours))), True,
                                         chain=CHAIN)
-    impls["tf-eager"] = Impl(gelu_bias, kit.fwd_bwd(gelu_bias), False)
-    impls["tf-function"] = Impl(function(gelu_bias), function(kit.fwd_bwd(gelu_bias)), True)
-    impls["tf-xla"] = Impl(function(gelu_bias, jit_compile=True), function(kit.fwd_bwd(gelu_bias), jit_compile=True),
-                           True)
+    impls["tf-eager"] = Impl(composition, kit.fwd_bwd(composition), False)
+    impls["tf-function"] = Impl(function(composition), function(kit.fwd_bwd(composition)), True)
+    impls["tf-xla"] = Impl(function(composition, jit_compile=True),
+                           function(kit.fwd_bwd(composition), jit_compile=True), True)
+    return impls, skipped
+
+
+def tensorflow_bias_act(kit):
+    return tensorflow_impls(kit, twinop_bias_act, lambda x, b: kit.tf.nn.gelu(x + b, approximate=False))
+
+
+def tensorflow_rms_norm(kit):
+    tf = kit.tf
+
+    def rms_norm(x, w):
+        return x * tf.math.rsqrt(tf.reduce_mean(x * x, -1, keepdims=True) + EPS) * w
+
+    def keras_rms_norm(x, w):  # keras.layers.RMSNormalization's call, with w as its scale
+        import keras
+
+        return keras.ops.rms_normalization(x, scale=w, axis=-1, epsilon=EPS)
+
+    impls, skipped = tensorflow_impls(kit, twinop_rms_norm, rms_norm)
+    impls["keras-rmsnorm"] = Impl(kit.function(keras_rms_norm), kit.function(kit.fwd_bwd(keras_rms_norm)), True)
     return impls, skipped
 
 
@@ -445,32 +486,63 @@ def numpy_bias_act(kit):
     return impls, []
 
 
-def jax_bias_act(kit):
-    jax = kit.jax
-
-    def gelu_bias(x, b):
-        return jax.nn.gelu(x + b, approximate=False)
-
-    impls, skipped = {}, []
+def numpy_rms_norm(kit):
     try:
-        ours = twinop_bias_act("twinop.jax")
+        import twinop.numpy
+    except ImportError as error:
+        return {}, [{"impl": "twinop-numpy", "reason": first_line(error)}]
+
+    def fwd(x, w):
+        return twinop.numpy.rms_norm(x, w, EPS)
+
+    def fwd_bwd(x, w, dy):
+        return (fwd(x, w), *twinop.numpy.rms_norm_backward(dy, x, w, EPS))
+
+    def into(x, w, y):
+        return twinop.numpy.rms_norm(x, w, EPS, out=y)
+
+    # rms_norm_backward has no out=: the preallocated impl times the forward alone.
+    impls = {"twinop-numpy": Impl(fwd, fwd_bwd, False), "twinop-numpy-out": Impl(into, None, False, into=True)}
+    return impls, []
+
+
+def jax_impls(kit, twinop_op, composition):
+    """twinop's op through twinop.jax eagerly and under jax.jit, and jax.jit of the composition:
+    XLA's own fusion, the peer a JAX user would otherwise have."""
+    jax, impls, skipped = kit.jax, {}, []
+    try:
+        ours = twinop_op("twinop.jax")
     except ImportError as error:
         skipped += [{"impl": impl, "reason": first_line(error)} for impl in ("twinop-jax-eager", "twinop-jax-jit")]
     else:
         impls["twinop-jax-eager"] = Impl(ours, kit.fwd_bwd(ours), False)
         impls["twinop-jax-jit"] = Impl(jax.jit(ours), jax.jit(kit.fwd_bwd(ours)), True)
-    # XLA's own fusion of the composition: the peer a JAX user would otherwise have.
-    impls["jax-jit"] = Impl(jax.jit(gelu_bias), jax.jit(kit.fwd_bwd(gelu_bias)), True)
+    impls["jax-jit"] = Impl(jax.jit(composition), jax.jit(kit.fwd_bwd(composition)), True)
     return impls, skipped
 
 
+def jax_bias_act(kit):
+    return jax_impls(kit, twinop_bias_act, lambda x, b: kit.jax.nn.gelu(x + b, approximate=False))
+
+
+def jax_rms_norm(kit):
+    jax = kit.jax
+    return jax_impls(kit, twinop_rms_norm,
+                     lambda x, w: x * jax.lax.rsqrt(jax.numpy.mean(x * x, -1, keepdims=True) + EPS) * w)
+
+
 # Per op: its float64 reference, forward(x, b) -> y and backward(dy, x, b) -> (dx, db), on the
-# inputs input_sets draws (x and dy of a shape, b of its last axis), and its impls per framework.
+# inputs input_sets draws (x and dy of a shape, b of its last axis: bias_act's bias, rms_norm's
+# weight), and its impls per framework.
 Op = collections.namedtuple("Op", "forward backward impls")
 OPS = {"bias_act": Op(lambda x, b: reference.bias_act(x, b, ACT),
                       lambda dy, x, b: reference.bias_act_backward(dy, x, b, ACT),
                       {"torch": torch_bias_act, "tensorflow": tensorflow_bias_act, "numpy": numpy_bias_act,
-                       "jax": jax_bias_act})}
+                       "jax": jax_bias_act}),
+       "rms_norm": Op(lambda x, w: reference.rms_norm(x, w, EPS)[0],
+                      lambda dy, x, w: reference.rms_norm_backward(dy, x, w, EPS),
+                      {"torch": torch_rms_norm, "tensorflow": tensorflow_rms_norm, "numpy": numpy_rms_norm,
+                       "jax": jax_rms_norm})}
 
 
 def input_sets(kit, shape, dtype, seed):
@@ -558,6 +630,8 @@ def sweep(kit, op, device, mode, progress, largest_only=False):
             for impl, (fwd, fwd_bwd, compiled, into, chain) in list(impls.items()):
                 for passes, fn, arg_sets in (("fwd", fwd, [s.into_fwd if into else s.fwd for s in sets]),
                                              ("fwd+bwd", fwd_bwd, [s.into_fwd_bwd if into else s.fwd_bwd for s in sets])):
+                    if fn is None:  # a pass the impl does not have (an out= of the forward alone)
+                        continue
                     progress(f"{label} {impl} {passes}")
                     try:
                         first_s, result = kit.timer.once(lambda: fn(*arg_sets[0]))
@@ -596,7 +670,7 @@ def overhead(kit, ran, mode, progress):
     for impl, (fwd, fwd_bwd, _, into, chain) in kit.impls.items():
         for passes, fn, fn_args in (("fwd", fwd, args.into_fwd if into else args.fwd),
                                     ("fwd+bwd", fwd_bwd, args.into_fwd_bwd if into else args.fwd_bwd)):
-            if (impl, passes) not in ran:
+            if fn is None or (impl, passes) not in ran:
                 continue
             progress(f"{kit.framework} overhead {impl} {passes}")
             call = lambda: fn(*fn_args)  # noqa: E731  (same inputs every call: the cost measured is the call's)
@@ -621,7 +695,7 @@ def measure(framework, device, mode, progress, thp=False, head_to_head=False, op
     if thp:  # the allocating calls, under huge pages
         kit.impls = {f"{impl}-thp": fns for impl, fns in kit.impls.items() if f"{impl}-thp" in IMPLS}
     if head_to_head:
-        kit.impls = {impl: fns for impl, fns in kit.impls.items() if impl in HEAD_TO_HEAD[framework]}
+        kit.impls = {impl: fns for impl, fns in kit.impls.items() if impl in HEAD_TO_HEAD[op][framework]}
     rows, copies, skipped = sweep(kit, op, device, mode, progress, largest_only=head_to_head)
     ran = {(row["impl"], row["pass"]) for row in rows  # none at the largest size alone
            if row["dtype"] == "float32" and tuple(row["shape"]) == OVERHEAD_SHAPE}

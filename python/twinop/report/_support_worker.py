@@ -8,7 +8,8 @@
         declares, and the (device, dtype) kernels registered (run where the twinop package on
         PYTHONPATH was built with CUDA, so that its CUDA kernels register without a GPU).
 
-A cell is "supported" when forward and backward run and match the float64 reference within
+Every op (support.OP_NAMES) gets its own cells, rms_norm's with the mixed dtypes too (MIXED: half
+x, float32 weight). A cell is "supported" when forward and backward run and match the float64 reference within
 a loose per-dtype tolerance, "wrong result" when they run but differ, "unsupported" with the
 error a user gets, or "not available here" when the device is absent."""
 import json
@@ -18,7 +19,7 @@ import sys
 import numpy as np
 
 from twinop import ACTIVATIONS, reference
-from twinop.report.support import EXPECTED, OP_NAMES, PROBES, SHAPE, TOLERANCE
+from twinop.report.support import DTYPES, EPS, MIXED, OP_NAMES, PROBES, SHAPE, TOLERANCE
 
 DEVICES = ("cpu", "cuda")
 
@@ -30,17 +31,34 @@ def first_line(error):
     return f"{type(error).__name__}: {lines[0]}{tail}"
 
 
-def inputs(dtype):
-    """(x, bias, dy) as numpy arrays of dtype (bfloat16 from ml_dtypes)."""
-    rng = np.random.default_rng(0)
-    values = [rng.standard_normal(SHAPE) * 2, rng.standard_normal(SHAPE[-1]), rng.standard_normal(SHAPE)]
+def numpy_dtype(dtype):
     if dtype == "bfloat16":
         import ml_dtypes
 
-        np_dtype = ml_dtypes.bfloat16
-    else:
-        np_dtype = np.dtype(dtype)
-    return [v.astype(np_dtype) for v in values]
+        return ml_dtypes.bfloat16
+    return np.dtype(dtype)
+
+
+def inputs(dtype):
+    """(x, b, dy) as numpy arrays of dtype (bfloat16 from ml_dtypes): b is bias_act's bias, rms_norm's
+    weight; a MIXED dtype gives x and dy the first, the weight the second."""
+    rng = np.random.default_rng(0)
+    values = [rng.standard_normal(SHAPE) * 2, rng.standard_normal(SHAPE[-1]), rng.standard_normal(SHAPE)]
+    x_dtype, b_dtype = MIXED.get(dtype, (dtype, dtype))
+    return [v.astype(numpy_dtype(d)) for v, d in zip(values, (x_dtype, b_dtype, x_dtype))]
+
+
+def expected(op, x, b, dy, act):
+    """(y, dx, db) of op in float64."""
+    if op == "rms_norm":
+        return (reference.rms_norm(x, b, EPS)[0], *reference.rms_norm_backward(dy, x, b, EPS))
+    return (reference.bias_act(x, b, act), *reference.bias_act_backward(dy, x, b, act))
+
+
+def forwards(module):
+    """Each op's forward through one of twinop's binding modules, as f(x, b, act) (act: bias_act's)."""
+    return {"bias_act": lambda x, b, act: module.bias_act(x, b, act),
+            "rms_norm": lambda x, w, act: module.rms_norm(x, w, EPS)}
 
 
 def as_float64(a):
@@ -48,10 +66,10 @@ def as_float64(a):
     return np.real(a).astype(np.float64)
 
 
-def mismatch(got, x, bias, dy, act, dtype):
+def mismatch(op, got, x, bias, dy, act, dtype):
     """Largest error of (y, dx, dbias) beyond the tolerance, 0.0 when all are within it."""
-    tol = TOLERANCE.get(dtype, 1e-4)
-    want = (reference.bias_act(x, bias, act), *reference.bias_act_backward(dy, x, bias, act))
+    tol = TOLERANCE.get(MIXED.get(dtype, (dtype,))[0], 1e-4)
+    want = expected(op, *(as_float64(a) for a in (x, bias, dy)), act)
     worst = 0.0
     for g, w in zip(got, want):
         g = np.asarray(g, np.float64)
@@ -63,8 +81,10 @@ def mismatch(got, x, bias, dy, act, dtype):
 def numpy_apis():
     import twinop.numpy as tn
 
-    def run(x, bias, dy, act, device):
-        return (tn.bias_act(x, bias, act), *tn.bias_act_backward(dy, x, bias, act))
+    def run(op, x, b, dy, act, device):
+        if op == "rms_norm":
+            return (tn.rms_norm(x, b, EPS), *tn.rms_norm_backward(dy, x, b, EPS))
+        return (tn.bias_act(x, b, act), *tn.bias_act_backward(dy, x, b, act))
 
     return {"numpy": run}, {"cpu": True}, {"numpy": np.__version__}
 
@@ -74,28 +94,29 @@ def torch_apis():
 
     import twinop.torch as tt
 
-    def run(x, bias, dy, act, device):
+    def run(op, x, bias, dy, act, device):
+        forward = forwards(tt)[op]
         as_tensor = lambda a: torch.from_numpy(as_float64(a)).to(device, getattr(torch, str(a.dtype)))
         xt, bt, dyt = (as_tensor(a) for a in (x, bias, dy))
-        y = tt.bias_act(xt, bt, act)  # forward first: a dtype it rejects fails here, not in requires_grad_
+        y = forward(xt, bt, act)  # forward first: a dtype it rejects fails here, not in requires_grad_
         xt.requires_grad_(), bt.requires_grad_()
-        tt.bias_act(xt, bt, act).backward(dyt)
+        forward(xt, bt, act).backward(dyt)
         return [t.detach().cpu().to(torch.float64).numpy() for t in (y, xt.grad, bt.grad)]
 
     devices = {"cpu": True, "cuda": torch.cuda.is_available()}
     return {"torch eager": run}, devices, {"torch": torch.__version__}
 
 
-def torch_backends():
-    """{backend: call} of twinop.torch.bias_act on tensors of a backend besides the devices: a
+def torch_backends(op):
+    """{backend: call} of op's twinop.torch forward on tensors of a backend besides the devices: a
     sparse one has no kernel; on meta the fake kernel answers with shapes alone."""
     import torch
 
     import twinop.torch as tt
 
-    x, bias = torch.ones(3, 5), torch.ones(5)
-    return {"SparseCPU": lambda: tt.bias_act(x.to_sparse(), bias, "gelu"),
-            "Meta": lambda: tt.bias_act(x.to("meta"), bias.to("meta"), "gelu")}
+    x, bias, forward = torch.ones(3, 5), torch.ones(5), forwards(tt)[op]
+    return {"SparseCPU": lambda: forward(x.to_sparse(), bias, "gelu"),
+            "Meta": lambda: forward(x.to("meta"), bias.to("meta"), "gelu")}
 
 
 def tensorflow_apis():
@@ -105,46 +126,49 @@ def tensorflow_apis():
     import twinop.tf as ttf
     from twinop.tf._library import ops
 
-    def with_gradient(forward):
-        def run(x, bias, dy, act, device):
+    def with_gradient(forwards_by_op):
+        def run(op, x, bias, dy, act, device):
             with tf.device("/GPU:0" if device == "cuda" else "/CPU:0"):
                 xt, bt, dyt = (tf.cast(as_float64(a), getattr(tf, str(a.dtype))) for a in (x, bias, dy))
                 with tf.GradientTape() as tape:
                     tape.watch([xt, bt])
-                    y = forward(xt, bt, act)
+                    y = forwards_by_op[op](xt, bt, act)
                 dx, dbias = tape.gradient(y, [xt, bt], output_gradients=dyt)
             return [tf.cast(t, tf.float64).numpy() for t in (y, dx, dbias)]
         return run
 
-    graph = tf.function(lambda x, bias, act: ttf.bias_act(x, bias, act))
+    eager = forwards(ttf)
     apis = {
-        "tf eager": with_gradient(ttf.bias_act),
-        "tf.function": with_gradient(graph),
-        # The generated op wrapper alone: what TensorFlow itself says, without twinop's Python checks.
-        "tf op, no Python wrapper": with_gradient(lambda x, bias, act: ops.twinop_bias_act(x, bias, act=act)),
+        "tf eager": with_gradient(eager),
+        "tf.function": with_gradient({op: tf.function(f) for op, f in eager.items()}),
+        # The generated op wrappers alone: what TensorFlow itself says, without twinop's Python checks.
+        "tf op, no Python wrapper": with_gradient({
+            "bias_act": lambda x, bias, act: ops.twinop_bias_act(x, bias, act=act),
+            "rms_norm": lambda x, w, act: ops.twinop_rms_norm(x, w, U=tf.float64 if x.dtype == tf.float64
+                                                              else tf.float32, eps=EPS)[0]}),
     }
     devices = {"cpu": True, "cuda": bool(tf.config.list_physical_devices("GPU"))}
     return apis, devices, {"tensorflow": tf.__version__}
 
 
-def tensorflow_backends():
-    """{backend: call} of twinop.tf.bias_act where a user asks for a device without falling back:
+def tensorflow_backends(op):
+    """{backend: call} of op's twinop.tf forward where a user asks for a device without falling back:
     the GPU with soft placement off (a CPU-only machine has none), and XLA (jit_compile=True)."""
     import tensorflow as tf
 
     import twinop.tf as ttf
 
-    x, bias = tf.ones((3, 5)), tf.ones(5)
+    x, bias, forward = tf.ones((3, 5)), tf.ones(5), forwards(ttf)[op]
 
     def on_gpu_without_soft_placement():
         tf.config.set_soft_device_placement(False)
         try:
             with tf.device("/GPU:0"):
-                return ttf.bias_act(x, bias, "gelu").numpy()
+                return forward(x, bias, "gelu").numpy()
         finally:
             tf.config.set_soft_device_placement(True)
 
-    xla = tf.function(lambda x, bias: ttf.bias_act(x, bias, "gelu"), jit_compile=True)
+    xla = tf.function(lambda x, bias: forward(x, bias, "gelu"), jit_compile=True)
     return {"GPU (soft placement off)": on_gpu_without_soft_placement, "XLA_CPU_JIT": lambda: xla(x, bias)}
 
 
@@ -155,12 +179,12 @@ def jax_apis():
 
     jax.config.update("jax_enable_x64", True)  # JAX's float64 needs it; this process is JAX's alone
 
-    def traced(forward):
-        def run(x, bias, dy, act, device):
+    def traced(forwards_by_op):
+        def run(op, x, bias, dy, act, device):
             place = jax.devices("gpu" if device == "cuda" else "cpu")[0]
             xj, bj, dyj = (jax.device_put(jax.numpy.asarray(as_float64(a)).astype(a.dtype.name), place)
                            for a in (x, bias, dy))
-            y, vjp = jax.vjp(lambda a, b: forward(a, b, act), xj, bj)
+            y, vjp = jax.vjp(lambda a, b: forwards_by_op[op](a, b, act), xj, bj)
             return [np.asarray(t, np.float64) for t in (y, *vjp(dyj))]
         return run
 
@@ -168,7 +192,9 @@ def jax_apis():
         has_gpu = bool(jax.devices("gpu"))
     except RuntimeError:  # no GPU backend in this jax install
         has_gpu = False
-    apis = {"jax eager": traced(tj.bias_act), "jax.jit": traced(jax.jit(tj.bias_act, static_argnums=2))}
+    eager = forwards(tj)
+    apis = {"jax eager": traced(eager),
+            "jax.jit": traced({op: jax.jit(f, static_argnums=2) for op, f in eager.items()})}
     return apis, {"cpu": True, "cuda": has_gpu}, {"jax": jax.__version__}
 
 
@@ -176,23 +202,25 @@ def probe(framework):
     try:
         apis, devices, versions = {"numpy": numpy_apis, "torch": torch_apis, "tensorflow": tensorflow_apis,
                                    "jax": jax_apis}[framework]()
-        backends = {"torch": torch_backends, "tensorflow": tensorflow_backends}.get(framework, dict)()
+        backends = {"torch": torch_backends, "tensorflow": tensorflow_backends}.get(framework)
     except ImportError as error:
         return {"framework": framework, "import_error": first_line(error), "cells": []}
     cells = []
-    for api, run in apis.items():
-        for device in DEVICES:
-            if framework == "numpy" and device != "cpu":
-                continue  # numpy has no device to ask for
-            for dtype in EXPECTED + PROBES:
-                cell = {"api": api, "device": device, "dtype": dtype}
-                if not devices[device]:
-                    cell["status"] = "not available here"
-                else:
-                    cell.update(call(run, device, dtype))
-                cells.append(cell)
+    for op in OP_NAMES:
+        for api, run in apis.items():
+            for device in DEVICES:
+                if framework == "numpy" and device != "cpu":
+                    continue  # numpy has no device to ask for
+                for dtype in DTYPES[op] + PROBES:
+                    cell = {"op": op, "api": api, "device": device, "dtype": dtype}
+                    if not devices[device]:
+                        cell["status"] = "not available here"
+                    else:
+                        cell.update(call(op, run, device, dtype))
+                    cells.append(cell)
     return {"framework": framework, "versions": versions, "devices": devices, "cells": cells,
-            "backends": [{"backend": name, **run_once(call)} for name, call in backends.items()]}
+            "backends": [{"op": op, "backend": name, **run_once(call)}
+                         for op in (OP_NAMES if backends else ()) for name, call in backends(op).items()]}
 
 
 def run_once(call):
@@ -274,13 +302,13 @@ def registry(framework):
     return {"framework": framework, "versions": versions, "built_with_cuda": _build_info.WITH_CUDA, "ops": ops}
 
 
-def call(run, device, dtype):
-    """One cell: every activation's forward and backward on one dtype and device."""
+def call(op, run, device, dtype):
+    """One cell: op's forward and backward (bias_act's for every activation) on one dtype and device."""
     try:
         x, bias, dy = inputs(dtype)
         worst = 0.0
-        for act in ACTIVATIONS:
-            worst = max(worst, mismatch(run(x, bias, dy, act, device), x, bias, dy, act, dtype))
+        for act in ACTIVATIONS if op == "bias_act" else (None,):
+            worst = max(worst, mismatch(op, run(op, x, bias, dy, act, device), x, bias, dy, act, dtype))
     except Exception as error:  # the point is to record what a user would see
         return {"status": "unsupported", "error": first_line(error)}
     return {"status": "wrong result", "max_error": worst} if worst else {"status": "supported"}

@@ -103,7 +103,29 @@ def _torch_rows(t):
                  "silently wrong" if default["dbias_error"] > TOLERANCE else "works",
                  f"dbias labelled {default['dbias']}, off by {_e(default['dbias_error'])}: PyTorch's default; with "
                  f"in_grad_placements=Partial() {told['dbias']}, within {_e(told['dbias_error'])}"])
+    if "rms_norm" in t:
+        rows += _torch_rms_norm_rows(t["rms_norm"])
     return [["PyTorch", *row] for row in rows]
+
+
+def _torch_rms_norm_rows(cases):
+    """rms_norm's DTensor cases (rows, a sequence, features sharded) through each route, and its penalty."""
+    placed = {k: v for k, v in cases.items() if not k.startswith("penalty")}
+    worst = max(max(v["errors"]) for v in placed.values())
+    by_rows = [v for k, v in placed.items() if not k.startswith("features")]  # whole rows on each rank
+    local = all(not v["forward_collectives"] and not v["backward_collectives"] for v in by_rows)
+    rows = [["rms_norm: DTensor, with twinop's sharding rules",
+             "silently wrong" if worst > TOLERANCE else "partitioned" if local else "works",
+             f"y, dx, dweight within {_e(worst)} in {len(placed)} cases and routes; {'no' if local else 'some'} "
+             "collectives in the op where whole rows are on each rank; rows sharded by feature gathered first"]]
+    penalty = {k: v for k, v in cases.items() if k.startswith("penalty")}
+    failed = [k for k, v in penalty.items() if "error" in v]
+    if penalty:
+        worst = max((max(v["errors"]) for v in penalty.values() if "errors" in v), default=0.0)
+        rows.append(["rms_norm: DTensor, second order (penalty on dx)",
+                     "clear error" if failed else _agreement(worst, "whole tensors")[0],
+                     f"`{penalty[failed[0]]['error']}`" if failed else f"within {_e(worst)} of whole tensors"])
+    return rows
 
 
 def _jax_verdict(variant, x_bytes):
@@ -129,6 +151,13 @@ def _jax_rows(j):
                      f"{how[kind]}; forward {_hlo(p['forward']['collectives'])}, grad {_hlo(p['grad']['collectives'])} "
                      f"(jax.nn.gelu(x + b): {_hlo(p['grad']['native_collectives'])}); "
                      f"within {_e(max(q['error'] for q in p.values()))} of jax.nn.gelu(x + b), relative"])
+    for name, passes in j.get("rms_norm", {}).items():
+        worst = max(q["error"] for q in passes.values())
+        gathered = any(op == "all-gather" and size >= j["x_bytes"]
+                       for q in passes.values() for op, size in q["collectives"])
+        rows.append([name, "silently wrong" if worst > TOLERANCE else "replicated" if gathered else "partitioned",
+                     f"{', '.join(passes)}: within {_e(worst)} of the composition, relative; "
+                     f"grad {_hlo(passes['grad']['collectives'])}" if "grad" in passes else f"within {_e(worst)}"])
     return [["JAX", *row] for row in rows]
 
 
@@ -165,15 +194,16 @@ def _jax_details(j):
 
 def _lines_needed(boilerplate):
     from .boilerplate import FEATURES
-    from .verdicts import JUDGED_OP
+    from .verdicts import JUDGED_OPS
 
-    table = boilerplate.get("ops", {}).get(JUDGED_OP, {})
-    per = {binding: cells["distributed"]["lines"] for binding, cells in table.items()
-           if "lines" in cells["distributed"]}
-    if not per:
+    tables = {op: boilerplate.get("ops", {}).get(op, {}) for op in JUDGED_OPS}
+    per = {op: {binding: cells["distributed"]["lines"] for binding, cells in table.items()
+                if "lines" in cells["distributed"]} for op, table in tables.items()}
+    if not any(per.values()):
         return []
-    return [f"Lines it took (feature *{FEATURES['distributed']}* in the boilerplate table): "
-            + ", ".join(f"{binding} {n}" for binding, n in per.items())
+    return [f"Lines it took (feature *{FEATURES['distributed']}* in the boilerplate tables): "
+            + "; ".join(f"{op}: " + ", ".join(f"{binding} {n}" for binding, n in lines.items())
+                        for op, lines in per.items() if lines)
             + " (the op layouts both derive their rules from included); TensorFlow 0: MirroredStrategy needs nothing, "
             "and TF DTensor has no public way to give a custom op a layout rule.", ""]
 

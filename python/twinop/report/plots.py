@@ -8,6 +8,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .verdicts import run_op  # noqa: E402
+
 # One look per implementation across every plot: twinop's ops solid, the frameworks' own dashed.
 STYLE = {
     "twinop-torch": ("tab:red", "-", "o"),
@@ -24,6 +26,7 @@ STYLE = {
     "tf-eager": ("tab:blue", "--", "s"),
     "tf-function": ("tab:cyan", "--", "D"),
     "tf-xla": ("tab:purple", "--", "P"),
+    "keras-rmsnorm": ("tab:gray", "--", "s"),
     "twinop-jax-eager": ("tab:olive", "-", "X"),
     "twinop-jax-jit": ("tab:pink", "-", "*"),
     "jax-jit": ("tab:pink", "--", "*"),
@@ -67,9 +70,9 @@ def throughput(run, dtype, out_dir):
     for ax in axes[-1]:
         ax.set_xlabel("elements of x (rows x columns)")
     machine = run.get("machine") or "unknown machine"
-    fig.suptitle(f"{run.get('op', 'bias_act')}, {dtype} on {run['device']} ({machine}): higher is better")
+    fig.suptitle(f"{run_op(run)}, {dtype} on {run['device']} ({machine}): higher is better")
     fig.tight_layout()
-    return _save(fig, out_dir, f"runtime_{run['device']}_{dtype}.png")
+    return _save(fig, out_dir, f"runtime_{run['device']}_{run_op(run)}_{dtype}.png")
 
 
 def overhead(run, out_dir):
@@ -82,18 +85,17 @@ def overhead(run, out_dir):
     ax.invert_yaxis()
     ax.set_xlabel("microseconds per call (lower is better)")
     shape = "x".join(map(str, rows[0]["shape"])) if rows else ""
-    ax.set_title(f"Call overhead on {run['device']}, {shape} {rows[0]['dtype'] if rows else ''}")
+    ax.set_title(f"{run_op(run)}: call overhead on {run['device']}, {shape} {rows[0]['dtype'] if rows else ''}")
     ax.grid(True, axis="x", which="both", alpha=0.3)
     fig.tight_layout()
-    return _save(fig, out_dir, f"overhead_{run['device']}.png")
+    return _save(fig, out_dir, f"overhead_{run['device']}_{run_op(run)}.png")
 
 
-def boilerplate(data, out_dir):
-    """Lines per binding of the judged op, stacked by feature, next to the shared core."""
+def boilerplate(data, op, out_dir):
+    """Lines per binding of one op, stacked by feature, next to the shared core."""
     from .boilerplate import FEATURES
-    from .verdicts import JUDGED_OP
 
-    table = data["ops"][JUDGED_OP]
+    table = data["ops"][op]
     bindings = [b for b in ("numpy", "torch", "torch-stable", "tensorflow", "jax") if b in table]
     colors = plt.get_cmap("tab20").colors
     fig, ax = plt.subplots(figsize=(10, 5.5))
@@ -108,10 +110,10 @@ def boilerplate(data, out_dir):
     for x, total in enumerate(bottom):
         ax.annotate(str(total), (x, total), ha="center", va="bottom")
     ax.set_ylabel("non-blank, non-comment lines")
-    ax.set_title(f"Binding code of {JUDGED_OP} by feature, and the shared core it wraps")
+    ax.set_title(f"Binding code of {op} by feature, and the shared core it wraps")
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     fig.tight_layout()
-    return _save(fig, out_dir, "boilerplate.png")
+    return _save(fig, out_dir, f"boilerplate_{op}.png")
 
 
 def build_times(data, out_dir):
@@ -142,7 +144,7 @@ def all_plots(results, out_dir):
         if run["overhead"]:
             made["runtime"].append(overhead(run, out_dir))
     if results.get("boilerplate", {}).get("available"):
-        made["boilerplate"].append(boilerplate(results["boilerplate"], out_dir))
+        made["boilerplate"] += [boilerplate(results["boilerplate"], op, out_dir) for op in results["boilerplate"]["ops"]]
     if any(r["ok"] for r in results.get("build", {}).get("bindings", {}).values()):
         made["build"].append(build_times(results["build"], out_dir))
     return made

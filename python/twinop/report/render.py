@@ -3,7 +3,8 @@ import collections
 import re
 import statistics
 
-from .support import EXPECTED, PROBES, SHAPE, TOLERANCE
+from .support import DTYPES, PROBES, SHAPE, TOLERANCE
+from .verdicts import run_op
 
 
 LABELS = {"torch-stable": "torch (stable ABI)"}  # a binding's key in results.json -> its column title
@@ -94,13 +95,13 @@ def boilerplate(data, plots):
     if not data.get("available"):
         return "\n".join(out + [f"Not measured: {data['reason']}.", ""])
     for op in data["ops"]:
-        out += [f"**{op}**", ""] + feature_table(data, op)
+        out += [f"**{op}**", ""] + feature_table(data, op) + _image(f"boilerplate_{op}.png", f"{op} by feature", plots)
+    out += one_more_op(data)
     out += ["*torch (stable ABI)* is the same ops on the LibTorch stable ABI: its column counts its own C++, the "
             "Python package it shares with *torch*, and the Python that does what its C++ cannot (typed errors, "
             "autocast, the forward-mode guard).", ""]
     out += [f"The shared core they all wrap: {sum(data['core'].values())} lines "
             f"({', '.join(f'{part} {n}' for part, n in data['core'].items())}).", ""]
-    out += _image("boilerplate.png", "boilerplate by feature", plots)
     out += [_table(["file", "op", "bindings", "lines", "feature"],
                    [[f"`{f['path']}`", f["op"] or "every op", ", ".join(map(_label, f["bindings"])), f["lines"],
                      _parts(f)] for f in data["files"]]), ""]
@@ -114,6 +115,23 @@ def boilerplate(data, plots):
     return "\n".join(out)
 
 
+def one_more_op(data):
+    """What the second op added per binding, beside the first op's own lines and the shared files."""
+    from .boilerplate import BINDINGS, CORE
+    from .verdicts import one_more_op as added_by_op
+
+    added = added_by_op(data)
+    if not added:
+        return []
+    first, second = list(added["own"])[:2]
+    rows = [[_label(name), added["own"][first][name], added["own"][second][name], added["shared"][name]]
+            for name in (*BINDINGS, CORE)]
+    return [f"**What one more op costs.** The lines of each op's own files per binding (the files that name the op "
+            f"in `ROLES`), beside the files every op shares: what {second} added once {first} had built the shared "
+            "layer, and what a reader choosing a framework pays again for each op:", "",
+            _table(["binding", f"{first}'s own files", f"{second}'s own files", "shared by every op"], rows), ""]
+
+
 TF_GPU_NOT_RUN = ("TensorFlow could not be imported on this GPU machine: twinop's TensorFlow GPU kernels "
                   "(`csrc/tensorflow/bias_act_cuda.cc`) are compiled with CUDA, not run here.")
 
@@ -121,34 +139,41 @@ TF_GPU_NOT_RUN = ("TensorFlow could not be imported on this GPU machine: twinop'
 def support(data):
     out = ["## Type and device support", "",
            "Each binding called in its own process on each dtype and each device: forward and backward for every "
-           f"activation on a {SHAPE} input, compared with the float64 reference (`twinop.reference`, rtol = atol = "
-           + ", ".join(f"{tol:.0e} {dtype}" for dtype, tol in TOLERANCE.items())
+           f"activation (bias_act) or once (rms_norm) on a {SHAPE} input, compared with the float64 reference "
+           "(`twinop.reference`, rtol = atol = " + ", ".join(f"{tol:.0e} {dtype}" for dtype, tol in TOLERANCE.items())
            + f"). {' and '.join(PROBES)} are probes the op must refuse: the cell shows the error a user gets.", ""]
-    errors, rows = [], []
-    for framework, result in data["frameworks"].items():
-        if not result["cells"]:
-            rows.append([framework, "", result.get("import_error") or result.get("worker_error")] + [""] * 5)
-            continue
-        apis = dict.fromkeys((c["api"], c["device"]) for c in result["cells"])
-        for api, device in apis:
-            row = [api, device]
-            for dtype in EXPECTED + PROBES:
-                cell = next(c for c in result["cells"] if (c["api"], c["device"], c["dtype"]) == (api, device, dtype))
-                text = cell["status"]
-                if "error" in cell:
-                    if cell["error"] not in errors:
-                        errors.append(cell["error"])
-                    text += f" [{errors.index(cell['error']) + 1}]"
-                elif "max_error" in cell:
-                    text += f" (off by {cell['max_error']:.2g})"
-                row.append(text)
-            rows.append(row)
-    out += [_table(["API", "device"] + list(EXPECTED + PROBES), rows), ""]
+    errors = []
+    for op in DTYPES:
+        rows = []
+        for framework, result in data["frameworks"].items():
+            if not result["cells"]:
+                rows.append([framework, "", result.get("import_error") or result.get("worker_error")]
+                            + [""] * (len(DTYPES[op] + PROBES) - 1))
+                continue
+            cells = {(c["api"], c["device"], c["dtype"]): c for c in result["cells"] if c.get("op", "bias_act") == op}
+            for api, device in dict.fromkeys((api, device) for api, device, _ in cells):
+                rows.append([api, device] + [_support_cell(cells.get((api, device, dtype)), errors)
+                                             for dtype in DTYPES[op] + PROBES])
+        out += [f"**{op}**", "", _table(["API", "device"] + list(DTYPES[op] + PROBES), rows), ""]
     out += [f"[{i}] `{_cell(e)}`  " for i, e in enumerate(errors, 1)] + [""]
     gpu_seen = any(c["device"] == "cuda" for r in data["frameworks"].values() for c in r["cells"])
     if gpu_seen and "import_error" in data["frameworks"].get("tensorflow", {}):
         out += [TF_GPU_NOT_RUN, ""]
     return "\n".join(out + backends(data) + registry(data.get("registry")))
+
+
+def _support_cell(cell, errors):
+    """A dtype's status, with the number of its error note, or how far off a wrong result was."""
+    if cell is None:
+        return "not probed"
+    text = cell["status"]
+    if "error" in cell:
+        if cell["error"] not in errors:
+            errors.append(cell["error"])
+        text += f" [{errors.index(cell['error']) + 1}]"
+    elif "max_error" in cell:
+        text += f" (off by {cell['max_error']:.2g})"
+    return text
 
 
 def _cut(text, limit=320):
@@ -157,14 +182,15 @@ def _cut(text, limit=320):
 
 def backends(data):
     """The error a user meets on a backend the op has no kernel for (and what runs instead)."""
-    rows = [[framework, b["backend"], b["status"], f"`{_cell(_cut(b['error']))}`" if "error" in b else ""]
+    rows = [[framework, b.get("op", "bias_act"), b["backend"], b["status"],
+             f"`{_cell(_cut(b['error']))}`" if "error" in b else ""]
             for framework, result in data["frameworks"].items() for b in result.get("backends", [])]
     if not rows:
         return []
     return ["Asked for a backend or device besides the dtypes: a PyTorch tensor of another layout (sparse: no "
             "kernel; meta: the fake kernel answers with shapes), TensorFlow on the GPU with soft placement off "
             "(it cannot fall back to the CPU) and under XLA (`jit_compile=True`):", "",
-            _table(["framework", "backend", "status", "error"], rows), ""]
+            _table(["framework", "op", "backend", "status", "error"], rows), ""]
 
 
 def registry(data):
@@ -289,7 +315,8 @@ def _ms(row):
 
 
 def runtime_run(run, plots):
-    out = [f"### {run['device']}: {run.get('machine') or 'unknown machine'}", ""]
+    op = run_op(run)
+    out = [f"### {op}, {run['device']}: {run.get('machine') or 'unknown machine'}", ""]
     for dtype in sorted({r["dtype"] for r in run["rows"]}):
         rows = [r for r in run["rows"] if r["dtype"] == dtype]
         shapes = sorted({tuple(r["shape"]) for r in rows}, key=lambda s: s[0] * s[1])
@@ -308,13 +335,13 @@ def runtime_run(run, plots):
                 _table(["impl", "pass"] + [_shape(s) for s in shapes] + [f"GB/s at {_shape(shapes[-1])}", "of copy's GB/s"], table), ""]
         if any(r.get("host_bound") for r in rows + list(copy.values())):
             out += [HOST_BOUND_NOTE, ""]
-        out += _image(f"runtime_{run['device']}_{dtype}.png", f"{run['device']} {dtype}", plots)
+        out += _image(f"runtime_{run['device']}_{op}_{dtype}.png", f"{op} {run['device']} {dtype}", plots)
     out += allocation_table(run)
     out += rounds_table(run) + fixed_cost_lines(run)
     if run["overhead"]:
         out += [f"Call overhead at {_shape(run['overhead'][0]['shape'])} {run['overhead'][0]['dtype']}, median microseconds per call:", "",
                 _table(["impl", "pass", "µs"], [[r["impl"], r["pass"], f"{r['median_us']:.1f}"] for r in run["overhead"]]), ""]
-        out += _image(f"overhead_{run['device']}.png", "call overhead", plots)
+        out += _image(f"overhead_{run['device']}_{op}.png", f"{op} call overhead", plots)
     out += [f"- skipped: {s['impl']}: {s['reason']}" for s in run["skipped"]] + [""]
     return "\n".join(out)
 
@@ -330,7 +357,7 @@ def allocation_table(run):
     by_key = {(r["impl"], r["dtype"], r["pass"]): r for r in run["rows"] if tuple(r["shape"]) == shapes[-1]}
     table = []
     for dtype in sorted({r["dtype"] for r in run["rows"]}):
-        for binding, into in PREALLOCATED.items():
+        for binding, into in PREALLOCATED[run_op(run)].items():
             for pass_ in ("fwd", "fwd+bwd"):
                 called = by_key.get((binding, dtype, pass_))
                 if not called:
@@ -338,7 +365,8 @@ def allocation_table(run):
                 pre = by_key.get((into, dtype, pass_))
                 thp = by_key.get((THP.get(binding), dtype, pass_))
                 table.append([binding, dtype, pass_, f"{called['median_ms']:.3g}", called.get("page_faults", ""),
-                              f"{pre['median_ms']:.3g}" if pre else _no_out(fresh_memory(called)),
+                              f"{pre['median_ms']:.3g}" if pre else "no out= for this pass" if into
+                              else _no_out(fresh_memory(called)),
                               f"{allocation_share(called, pre):.0%}" if pre else "",
                               f"{thp['median_ms']:.3g}" if thp else ""])
     if not table:
@@ -401,8 +429,12 @@ def fixed_cost_lines(run):
 
 def runtime(data, plots):
     out = ["## Runtime", "",
-           "Produced by `twinop/report/runtime.py` (its docstrings state the method): y = gelu(x + bias) by twinop's "
-           "bindings and by each framework's own ops, one framework per process. GB/s counts the bytes a pass "
+           "Produced by `twinop/report/runtime.py` (its docstrings state the method), for two ops of two classes: "
+           "y = gelu(x + bias), elementwise, and y = x / sqrt(mean(x^2 over the last axis) + 1e-6) * weight "
+           "(rms_norm), a row reduction, by twinop's bindings and by each framework's own ops (for rms_norm: "
+           "`F.rms_norm`, eager and under torch.compile; the composition in tf.function and with XLA; "
+           "`keras.ops.rms_normalization`, the op `keras.layers.RMSNormalization` calls, as keras-rmsnorm; the "
+           "composition under jax.jit), one framework per process. GB/s counts the bytes a pass "
            "must move at least; *of copy's GB/s* compares it with a plain copy of x in the same framework.", ""]
     if not data.get("available"):
         return "\n".join(out + [f"Not measured: {data['reason']}.", ""])

@@ -12,9 +12,11 @@ import subprocess
 import sys
 import tempfile
 
-OPS = ("bias_act",)  # the ops timed; _runtime_worker.OPS holds each op's reference and impls
-# Every implementation of an op the report times, by its role (for bias_act: y = gelu(x + b) through
-# twinop's bindings and each framework's own ops), and the framework whose process runs it.
+# The ops timed, one of each class: an elementwise op and a row reduction; _runtime_worker.OPS holds
+# each op's reference and impls.
+OPS = ("bias_act", "rms_norm")
+# Every implementation of an op the report times, by its role (twinop's bindings and each framework's
+# own ops: y = gelu(x + b), y = rms_norm(x) * w), and the framework whose process runs it.
 IMPLS = {
     "twinop-torch": "torch",
     "twinop-torch-out": "torch",
@@ -28,26 +30,40 @@ IMPLS = {
     "tf-eager": "tensorflow",
     "tf-function": "tensorflow",
     "tf-xla": "tensorflow",
+    "keras-rmsnorm": "tensorflow",  # rms_norm only: what keras.layers.RMSNormalization's call runs
     "twinop-numpy": "numpy",
     "twinop-numpy-out": "numpy",
     "twinop-jax-eager": "jax",
     "twinop-jax-jit": "jax",
     "jax-jit": "jax",
 }
-# Each binding as a user calls it -> the same kernel writing into outputs allocated once (out=).
-# None: the framework has no out=; the page faults per call say whether its allocator keeps its
-# memory (TensorFlow's, with its oneDNN options on) or gives each output fresh memory (JAX's CPU client).
-PREALLOCATED = {"twinop-torch": "twinop-torch-out", "twinop-tf-function": None, "twinop-numpy": "twinop-numpy-out",
-                "twinop-jax-jit": None}
+# Per op, each binding as a user calls it -> the same kernel writing into outputs allocated once
+# (out=). None: the binding has no out= (twinop.torch.rms_norm has none); the page faults per call
+# say whether its allocator keeps its memory (TensorFlow's, with its oneDNN options on) or gives each
+# output fresh memory (JAX's CPU client, PyTorch's for blocks of 32 MiB and more).
+PREALLOCATED = {
+    "bias_act": {"twinop-torch": "twinop-torch-out", "twinop-tf-function": None, "twinop-numpy": "twinop-numpy-out",
+                 "twinop-jax-jit": None},
+    "rms_norm": {"twinop-torch": None, "twinop-tf-function": None, "twinop-numpy": "twinop-numpy-out",
+                 "twinop-jax-jit": None},
+}
+# The roles an op has no impl for, and why (each run lists them among its skipped impls).
+ABSENT = {"bias_act": {"keras-rmsnorm": "rms_norm only"},
+          "rms_norm": {"twinop-torch-out": "twinop.torch.rms_norm has no out= (its rows are as called)"}}
 THP = {"twinop-torch": "twinop-torch-thp", "torch-eager": "torch-eager-thp"}  # PyTorch's huge-page switch
 CHAIN = 4  # twinop-tf-chain: a tf.function of this many calls, each on the one before's output, timed per op
 # The speed verdict's comparisons (verdicts.speed), timed again in rounds on the CPU at the largest
 # size, in a fresh process per framework per round, the frameworks taking turns, so that a slow spell
 # of a shared machine falls on each in turn rather than on one: twinop's kernel through each
-# framework (per op, into outputs neither allocates afresh) and each framework's own composition.
-# numpy's out= rides along as the bare kernel's time.
-HEAD_TO_HEAD = {"torch": ("twinop-torch-out", "torch-eager", "torch-compile"),
-                "tensorflow": ("twinop-tf-chain", "tf-function", "tf-xla"), "numpy": ("twinop-numpy-out",)}
+# framework (per op, into outputs neither allocates afresh where the binding has out=) and each
+# framework's own composition. numpy's out= rides along as the bare kernel's time. Per op.
+HEAD_TO_HEAD = {
+    "bias_act": {"torch": ("twinop-torch-out", "torch-eager", "torch-compile"),
+                 "tensorflow": ("twinop-tf-chain", "tf-function", "tf-xla"), "numpy": ("twinop-numpy-out",)},
+    "rms_norm": {"torch": ("twinop-torch", "torch-eager", "torch-compile"),
+                 "tensorflow": ("twinop-tf-chain", "tf-function", "tf-xla", "keras-rmsnorm"),
+                 "numpy": ("twinop-numpy-out",)},
+}
 # ...and on pages of one size: numpy asks the kernel for 2 MiB pages for its large arrays (and TF tensors
 # made from them), PyTorch's and TensorFlow's allocators do not, and the same kernel took 9-14% longer on
 # 4 KiB pages. With numpy's request off, every binding's inputs and outputs get the same kind of page.
@@ -92,6 +108,7 @@ def measure(device, mode, progress, op="bias_act"):
         raise ValueError(f"device must be cpu or cuda and mode quick, full or tiny; got {device!r}, {mode!r}")
     result = {"device": device, "op": op, "machine": None, "versions": {}, "rows": [], "copy": [], "overhead": [],
               "skipped": []}
+    result["skipped"] += [{"impl": impl, "reason": why} for impl, why in ABSENT[op].items()]
     left_out = [d for d in ALL_DTYPES if d not in DTYPES[mode]]
     if left_out:
         result["skipped"].append({"impl": "all", "reason": f"{mode} mode measures {', '.join(DTYPES[mode])} only; "
@@ -114,7 +131,7 @@ def measure(device, mode, progress, op="bias_act"):
             row["copy_fraction"] = row["GBps"] / copy["GBps"] if copy else row["copy_fraction"]
         for key in ("rows", "overhead", "skipped"):
             result[key] += part[key]
-        timed = [f for f in HEAD_TO_HEAD if result["versions"].get(f)]
+        timed = [f for f in HEAD_TO_HEAD[op] if result["versions"].get(f)]
         result["rounds"] = [sum((_run_worker(f, device, mode, progress, "--op", op, "--head-to-head",
                                              env=HEAD_TO_HEAD_ENV)["rows"]
                                  for f in timed), [])

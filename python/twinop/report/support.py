@@ -15,6 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 FRAMEWORKS = ("numpy", "torch", "tensorflow", "jax")
 REGISTRY_FRAMEWORKS = ("torch", "tensorflow", "jax")
 EXPECTED = ("float32", "float64", "float16", "bfloat16")  # the dtypes twinop documents
+# rms_norm also takes a float32 weight with half-precision x (mixed precision's float32 parameters).
+MIXED = {"bfloat16 x, float32 weight": ("bfloat16", "float32"), "float16 x, float32 weight": ("float16", "float32")}
+DTYPES = {"bias_act": EXPECTED, "rms_norm": EXPECTED + tuple(MIXED)}  # per op, the dtype cells it must run
+EPS = 1e-6  # rms_norm's epsilon in the probes
 PROBES = ("int32", "complex64")  # dtypes it must refuse, to see the error a user gets
 SHAPE = (3, 5, 7)  # odd sizes: no vector path hides a tail bug
 # rtol = atol, loose on purpose: this is a does-it-work matrix, tests/ holds the tight bounds.
@@ -24,6 +28,10 @@ OP_NAMES = {"bias_act": {
     "torch": ("twinop::bias_act", "twinop::bias_act_backward", "twinop::bias_act_double_backward"),
     "tensorflow": ("Twinop>BiasAct", "Twinop>BiasActGrad", "Twinop>BiasActGradGrad"),
     "jax": ("twinop_bias_act", "twinop_bias_act_backward", "twinop_bias_act_double_backward"),
+}, "rms_norm": {  # no double backward: its second order is the backward's formula in framework ops
+    "torch": ("twinop::rms_norm", "twinop::rms_norm_backward"),
+    "tensorflow": ("Twinop>RmsNorm", "Twinop>RmsNormGrad"),
+    "jax": ("twinop_rms_norm", "twinop_rms_norm_backward"),
 }}
 # The build the registry is read from: the library of each framework, and PTX for one architecture
 # (the kernels register as they do with machine code, for a fraction of the build).

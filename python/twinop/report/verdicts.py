@@ -11,7 +11,9 @@ from .runtime import ITEMSIZE
 HOLDS, FAILS, PARTLY, UNSETTLED = "holds", "does not hold", "partly", "not settled"
 MEASURED = "measured"  # a finding: numbers with their reading, no claim to judge
 
-JUDGED_OP = "bias_act"  # the op whose bindings the verdicts compare
+# The ops whose bindings the verdicts compare, one of each class (an elementwise op, a row
+# reduction): each claim is judged on each, and holds only where it holds on both.
+JUDGED_OPS = ("bias_act", "rms_norm")
 MORE_BOILERPLATE = 1.10  # TF "needs more" when its binding is at least 10% longer than PyTorch's
 SIMILAR_SPEED = 1.25  # "similar speed": medians within 1.25x of each other, either way
 
@@ -59,26 +61,54 @@ def matched_features(table, bindings=("torch", "tensorflow")):
     return [f for f in FEATURES if all(has(table[b][f]) for b in bindings)]
 
 
-def boilerplate(results):
-    from .boilerplate import FEATURES, totals
+def on_every_op(judged):
+    """One verdict from a claim judged on each op ({op: (verdict, summary, numbers)}): holds where it
+    holds on every op settled, does not hold where it holds on none, partly otherwise; not settled
+    where no op is. The summary gives each op's verdict and numbers, and the ops left unsettled."""
+    settled = {op: v for op, v in judged.items() if v[0] != UNSETTLED}
+    kinds = {verdict for verdict, _, _ in settled.values()}
+    verdict = (UNSETTLED if not settled else HOLDS if kinds == {HOLDS} else FAILS if kinds == {FAILS} else PARTLY)
+    summary = "; ".join(f"**{op}** ({v}): {text}" for op, (v, text, _) in settled.items())
+    unsettled = [f"not settled on {op}: {text}" for op, (v, text, _) in judged.items() if v == UNSETTLED]
+    summary = "; ".join([summary] * bool(summary) + unsettled)
+    numbers = {"verdict_per_op": {op: v for op, (v, _, _) in judged.items()},
+               "ops": {op: n for op, (_, _, n) in judged.items()}}
+    return verdict, summary, numbers
 
+
+def boilerplate(results):
     claim = "TensorFlow needs more boilerplate than PyTorch"
-    criterion = ("non-blank, non-comment lines of each binding, on the features both the PyTorch and the TensorFlow "
-                 "binding have (lines spent on it, or none where the framework provides it): holds when "
-                 f"TensorFlow's total is at least {MORE_BOILERPLATE:.2f}x PyTorch's and TensorFlow takes that much "
-                 "more in more of those features than PyTorch does; partly when one of the two is so; the totals "
-                 "over every feature, which also count what one framework offers and the other cannot, beside it")
+    criterion = ("on each op (" + " and ".join(JUDGED_OPS) + "), non-blank, non-comment lines of each binding, on the "
+                 "features both the PyTorch and the TensorFlow binding have (lines spent on it, or none where the "
+                 "framework provides it): the op holds when TensorFlow's total is at least "
+                 f"{MORE_BOILERPLATE:.2f}x PyTorch's and TensorFlow takes that much more in more of those features "
+                 "than PyTorch does; partly when one of the two is so; the totals over every feature, which also count "
+                 "what one framework offers and the other cannot, beside it. Holds when it holds on both ops, partly "
+                 "when on one (or partly on either). Beside it, not judged: what one more op costs in each binding, "
+                 "the lines of the second op's own files against the first op's")
     data = results.get("boilerplate", {})
     if not data.get("available"):
         return _verdict(claim, criterion, UNSETTLED, f"{data.get('reason', 'boilerplate not measured')}", {})
-    table = data["ops"].get(JUDGED_OP, {})
+    verdict, summary, numbers = on_every_op({op: _boilerplate_on(data, op) for op in JUDGED_OPS})
+    added = one_more_op(data)
+    if added:
+        numbers["one_more_op"] = added
+        summary += "; " + _one_more_op_text(added)
+    return _verdict(claim, criterion, verdict, summary, numbers)
+
+
+def _boilerplate_on(data, op):
+    """(verdict, summary, numbers) of the boilerplate claim on one op's feature table."""
+    from .boilerplate import FEATURES, totals
+
+    table = data["ops"].get(op, {})
     if not all(b in table for b in ("torch", "tensorflow")):
-        return _verdict(claim, criterion, UNSETTLED, "a binding's sources are missing", {})
+        return UNSETTLED, "a binding's sources are missing", {}
     features = matched_features(table)
     lines = {b: {f: table[b][f].get("lines", 0) for f in features} for b in ("torch", "tensorflow")}
     matched = {b: sum(lines[b].values()) for b in lines}
     if not matched["torch"]:
-        return _verdict(claim, criterion, UNSETTLED, "no lines counted for PyTorch", {})
+        return UNSETTLED, "no lines counted for PyTorch", {}
     ratio = matched["tensorflow"] / matched["torch"]
     more = {b: [f for f in features if lines[b][f] > MORE_BOILERPLATE * lines[other][f]]
             for b, other in (("tensorflow", "torch"), ("torch", "tensorflow"))}
@@ -93,65 +123,98 @@ def boilerplate(results):
                f"{matched['torch']} ({ratio:.2f}x: {comparison}); TensorFlow takes more in "
                f"{len(more['tensorflow'])} ({_feature_list(more['tensorflow'], FEATURES)}), PyTorch in "
                f"{len(more['torch'])} ({_feature_list(more['torch'], FEATURES)}); over every feature TensorFlow "
-               f"{every['tensorflow']} vs PyTorch {every['torch']}; the shared core they wrap is "
-               f"{numbers['core_lines']} lines")
+               f"{every['tensorflow']} vs PyTorch {every['torch']}")
     by_total, by_features = ratio >= MORE_BOILERPLATE, len(more["tensorflow"]) > len(more["torch"])
     verdict = HOLDS if by_total and by_features else PARTLY if by_total or by_features else FAILS
-    return _verdict(claim, criterion, verdict, summary, numbers)
+    return verdict, summary, numbers
+
+
+def one_more_op(data):
+    """{"own": {op: {binding: lines of the op's own files}}, "shared": {binding: lines of the files every
+    op shares}}, the core counted as a binding; None with fewer than two ops. An op's own lines are
+    what one more op of its kind costs in each binding, once the shared files exist."""
+    from .boilerplate import BINDINGS, CORE
+
+    ops = [op for op in JUDGED_OPS if op in data.get("ops", {})]
+    if len(ops) < 2 or "files" not in data:
+        return None
+    columns = (*BINDINGS, CORE)
+    own = {op: dict.fromkeys(columns, 0) for op in ops}
+    shared = dict.fromkeys(columns, 0)
+    for f in data["files"]:
+        counts = own[f["op"]] if f["op"] in own else shared if f["op"] is None else None
+        for part in f["parts"] if counts is not None else ():
+            for binding in part["bindings"]:
+                counts[binding] += part["lines"]
+    return {"own": own, "shared": shared}
+
+
+def _one_more_op_text(added):
+    from .boilerplate import BINDINGS, CORE
+
+    first, second = list(added["own"])[:2]
+    return (f"what one more op costs, the lines of its own files ({first}, then {second}; beside them the files "
+            "every op shares): " + ", ".join(
+                f"{name} {added['own'][first][name]} then {added['own'][second][name]} (shared {added['shared'][name]})"
+                for name in (*BINDINGS, CORE)))
 
 
 def _feature_list(keys, titles):
     return ", ".join(titles[k] for k in keys) or "none"
 
 
-def _cells(support, framework, api):
-    return [c for c in support.get("frameworks", {}).get(framework, {}).get("cells", []) if c["api"] == api]
+def _cells(support, framework, api, op):
+    """One API's cells of op (results from before rms_norm's name none: bias_act's)."""
+    return [c for c in support.get("frameworks", {}).get(framework, {}).get("cells", [])
+            if c["api"] == api and c.get("op", "bias_act") == op]
 
 
-def _support_numbers(support, framework, user_api=USER_API):
-    cells = _cells(support, framework, user_api[framework])
+def _support_numbers(support, framework, op, user_api=USER_API):
+    from .support import DTYPES, PROBES
+
+    cells = _cells(support, framework, user_api[framework], op)
     devices = sorted({c["device"] for c in cells if c["status"] != "not available here"})
     supported = {c["device"]: [] for c in cells}
     for c in cells:
-        if c["dtype"] in ALLOWED and c["status"] == "supported":
+        if c["dtype"] in DTYPES[op] and c["status"] == "supported":
             supported[c["device"]].append(c["dtype"])
     scores = [sum(error_clarity(c.get("error", ""), c["dtype"]).values()) for c in cells
-              if c["dtype"] not in ALLOWED and c["status"] == "unsupported"]
+              if c["dtype"] in PROBES and c["status"] == "unsupported"]
     return {"devices": devices, "supported": supported,
             "error_score": round(sum(scores) / len(scores), 2) if scores else None}
 
 
-def backend_error_clarity(message, framework, backend):
+def backend_error_clarity(message, framework, backend, op="bias_act"):
     """What the error for a backend without a kernel tells the user: the op, the backend asked
     for, a device that has a kernel (the CPU has one in every build)."""
     from .support import OP_NAMES
 
-    return {"names_op": any(name in message for name in OP_NAMES[JUDGED_OP][framework]),
+    return {"names_op": any(name in message for name in OP_NAMES[op][framework]),
             "names_backend": backend in message, "names_a_device_with_a_kernel": bool(re.search(r"\bCPU\b", message))}
 
 
-def _registry_numbers(support, framework):
-    """What the framework's registry says of the judged op's forward: whether its signature
+def _registry_numbers(support, framework, op):
+    """What the framework's registry says of op's forward: whether its signature
     declares the dtypes, and its kernels per device (dtypes None where the registry has none)."""
     from .support import OP_NAMES
 
     registry = support.get("registry", {}).get("frameworks", {}).get(framework, {})
-    op = registry.get("ops", {}).get(OP_NAMES[JUDGED_OP][framework][0])
-    if not op:
+    forward = registry.get("ops", {}).get(OP_NAMES[op][framework][0])
+    if not forward:
         return None
-    kernels = {REGISTRY_DEVICES.get(key, key.lower()): dtypes for key, dtypes in op["kernels"].items()}
-    return {"signature": op["signature"], "declares_dtypes": bool(op["declared_dtypes"]), "kernels": kernels,
+    kernels = {REGISTRY_DEVICES.get(key, key.lower()): dtypes for key, dtypes in forward["kernels"].items()}
+    return {"signature": forward["signature"], "declares_dtypes": bool(forward["declared_dtypes"]), "kernels": kernels,
             "built_with_cuda": registry.get("built_with_cuda", False),
             "score": int(bool(kernels)) + int(bool(kernels) and all(d is not None for d in kernels.values()))}
 
 
-def _backend_numbers(support, framework):
+def _backend_numbers(support, framework, op):
     backend = NO_KERNEL_BACKEND[framework]
     probe = next((b for b in support.get("frameworks", {}).get(framework, {}).get("backends", [])
-                  if b["backend"] == backend), None)
+                  if b["backend"] == backend and b.get("op", "bias_act") == op), None)
     if not probe:
         return None
-    clarity = backend_error_clarity(probe.get("error", ""), framework, backend) if "error" in probe else {}
+    clarity = backend_error_clarity(probe.get("error", ""), framework, backend, op) if "error" in probe else {}
     return {"backend": backend, **probe, **clarity, "score": sum(clarity.values())}
 
 
@@ -164,20 +227,29 @@ def support(results):
                  "error a user gets for an unsupported dtype (int32, complex64: names the argument, the dtype given, "
                  "the dtypes allowed) and for a backend without a kernel (a PyTorch sparse tensor; TensorFlow's XLA, "
                  "jit_compile=True: names the op, the backend asked for, a device that has a kernel), points added; "
-                 "(d) the dtypes that run through the public API and match the float64 reference, on every device "
-                 "both frameworks see. Holds when TensorFlow is ahead on at least one part and behind on none, "
-                 "partly when it is ahead on some and behind on others, does not hold when it is ahead on none")
+                 "(d) the dtypes that run through the public API and match the float64 reference (rms_norm's half "
+                 "x with a float32 weight among them), on every device both frameworks see. On each op ("
+                 + " and ".join(JUDGED_OPS) + "): holds when TensorFlow is ahead on at least one part and behind on "
+                 "none, partly when it is ahead on some and behind on others, does not hold when it is ahead on none. "
+                 "The claim holds when it holds on both ops, partly when on one (or partly on either)")
     data = results.get("support", {})
-    calls = {f: _support_numbers(data, f) for f in ("torch", "tensorflow")}
-    registry = {f: _registry_numbers(data, f) for f in ("torch", "tensorflow")}
-    backend = {f: _backend_numbers(data, f) for f in ("torch", "tensorflow")}
+    verdict, summary, numbers = on_every_op({op: _support_on(data, op) for op in JUDGED_OPS})
+    return _verdict(claim, criterion, verdict, summary, numbers)
+
+
+def _support_on(data, op):
+    """(verdict, summary, numbers) of the support claim on one op's cells and registry entries."""
+    calls = {f: _support_numbers(data, f, op) for f in ("torch", "tensorflow")}
+    registry = {f: _registry_numbers(data, f, op) for f in ("torch", "tensorflow")}
+    backend = {f: _backend_numbers(data, f, op) for f in ("torch", "tensorflow")}
     numbers = {f: {**calls[f], "registry": registry[f], "backend_error": backend[f]} for f in calls}
-    bare = [c.get("error", "") for c in _cells(data, "tensorflow", BARE_TF_OP) if c["dtype"] == "int32" and "error" in c]
+    bare = [c.get("error", "") for c in _cells(data, "tensorflow", BARE_TF_OP, op)
+            if c["dtype"] == "int32" and "error" in c]
     if bare:
         numbers["tensorflow_without_python_checks"] = {"error": bare[0], **error_clarity(bare[0], "int32")}
     if not all(calls[f]["devices"] and calls[f]["error_score"] is not None and registry[f] and backend[f]
                for f in calls):
-        return _verdict(claim, criterion, UNSETTLED, "a binding could not be probed", numbers)
+        return UNSETTLED, "a binding could not be probed", numbers
     both = sorted(set(calls["torch"]["devices"]) & set(calls["tensorflow"]["devices"]))
     parts = {
         "(a) dtypes declared": {f: int(registry[f]["declares_dtypes"]) for f in calls},
@@ -189,7 +261,7 @@ def support(results):
     behind = [p for p, s in parts.items() if s["tensorflow"] < s["torch"]]
     numbers.update(parts=parts, ahead=ahead, behind=behind, devices_both_see=both)
     verdict = HOLDS if ahead and not behind else PARTLY if ahead else FAILS
-    return _verdict(claim, criterion, verdict, _support_summary(parts, registry, backend, calls, both, bare), numbers)
+    return verdict, _support_summary(op, parts, registry, backend, calls, both, bare), numbers
 
 
 def _kernels_text(registry):
@@ -197,7 +269,9 @@ def _kernels_text(registry):
                      for device, dtypes in registry["kernels"].items())
 
 
-def _support_summary(parts, registry, backend, calls, both, bare):
+def _support_summary(op, parts, registry, backend, calls, both, bare):
+    from .support import DTYPES
+
     def score(part, out_of):
         return f"{parts[part]['tensorflow']:g} vs {parts[part]['torch']:g}/{out_of}"
 
@@ -213,7 +287,7 @@ def _support_summary(parts, registry, backend, calls, both, bare):
     if bare:
         own = sum(error_clarity(bare[0], "int32").values())
         text += f" (TensorFlow's own dtype error, without twinop's Python checks: {own}/3)"
-    text += f"; (d) dtypes that run and match on {', '.join(both)} {score('(d) runs', 4 * len(both))}"
+    text += f"; (d) dtypes that run and match on {', '.join(both)} {score('(d) runs', len(DTYPES[op]) * len(both))}"
     if "cuda" not in both:
         text += ("; not measured here: the GPU kernels running (no GPU seen by both frameworks): TensorFlow's "
                  "run nowhere on this machine, and the CUDA rows are what the registries list")
@@ -289,14 +363,18 @@ def _largest(rows, impl, dtype, pass_):
     return max(matching, key=lambda r: r["shape"][0] * r["shape"][1], default=None)
 
 
-# The speed verdict's comparisons, TensorFlow's impls against PyTorch's (the fastest of each side):
-# twinop's kernel per op into outputs neither allocates afresh (TF's in a function of several
-# calls, which share one call's fixed cost), and each framework's own composition of the op.
+# The speed verdict's comparisons, TensorFlow's impls against PyTorch's (the fastest of each side;
+# a side may differ per op): twinop's kernel per op into outputs neither allocates afresh where the
+# binding can (TF's in a function of several calls, which share one call's fixed cost; PyTorch's
+# out=, which rms_norm does not have), and each framework's own composition of the op.
 SPEED_GROUPS = {
-    "kernel": ("twinop's kernel per op, into outputs neither framework allocates afresh (TensorFlow's in a "
-               "tf.function of several chained calls, PyTorch's out=)", ("twinop-tf-chain",), ("twinop-torch-out",)),
-    "own": ("each framework's own composition of the op, its fastest form (TensorFlow: tf.function or XLA; "
-            "PyTorch: eager or torch.compile)", ("tf-function", "tf-xla"), ("torch-eager", "torch-compile")),
+    "kernel": ("twinop's kernel per op, into outputs neither framework allocates afresh where the binding can "
+               "(TensorFlow's in a tf.function of several chained calls; PyTorch's out= for bias_act, as called for "
+               "rms_norm, which has no out=)", ("twinop-tf-chain",),
+               {"bias_act": ("twinop-torch-out",), "rms_norm": ("twinop-torch",)}),
+    "own": ("each framework's own composition of the op, its fastest form (TensorFlow: tf.function or XLA, and "
+            "for rms_norm keras.layers.RMSNormalization's op; PyTorch: eager or torch.compile, for rms_norm of "
+            "F.rms_norm)", ("tf-function", "tf-xla", "keras-rmsnorm"), ("torch-eager", "torch-compile")),
 }
 # Beside them, not judged: twinop's op as a user calls it eagerly (PyTorch's allocating its outputs:
 # the allocation finding), from the sweep's one run of each.
@@ -337,9 +415,21 @@ def _speed_pair(run, dtype, pass_, tf_impls, torch_impls):
     return pair
 
 
+def run_op(run):
+    """The op a runtime run timed (runs from before rms_norm name none: bias_act)."""
+    return run.get("op", "bias_act")
+
+
+def _for_op(impls, op):
+    """impls, or impls[op] where they differ per op."""
+    return impls.get(op, ()) if isinstance(impls, dict) else impls
+
+
 def _speed_pairs(runs, tf_impls, torch_impls):
-    pairs = (_speed_pair(run, dtype, pass_, tf_impls, torch_impls) for run in runs
-             for dtype in sorted({r["dtype"] for r in run["rows"]}) for pass_ in ("fwd", "fwd+bwd"))
+    pairs = ({**pair, "op": run_op(run)} if pair else None for run in runs
+             for dtype in sorted({r["dtype"] for r in run["rows"]}) for pass_ in ("fwd", "fwd+bwd")
+             for pair in [_speed_pair(run, dtype, pass_, _for_op(tf_impls, run_op(run)),
+                                      _for_op(torch_impls, run_op(run)))])
     return [p for p in pairs if p]
 
 
@@ -377,10 +467,19 @@ def speed(results):
                  + "; and ".join(title for title, _, _ in SPEED_GROUPS.values())
                  + ". On the CPU each is the median over rounds that time every impl in a fresh process, the "
                  "frameworks taking turns, so that a slow spell of the machine does not fall on one alone, with "
-                 "memory on the same kind of page for both. Holds when both comparisons are within the limit, "
-                 "partly when one is, does not hold when neither is. Beside them, not judged: "
-                 f"{EAGER[0]}, and the fixed cost of one tf.function call")
-    runs = results.get("runtime", {}).get("runs", [])
+                 "memory on the same kind of page for both. On each op (" + " and ".join(JUDGED_OPS) + "): holds "
+                 "when both comparisons are within the limit, partly when one is, does not hold when neither is. "
+                 "The claim holds when it holds on both ops, partly when on one (or partly on either). Beside them, "
+                 f"not judged: {EAGER[0]}, and the fixed cost of one tf.function call")
+    data = results.get("runtime", {})
+    runs = data.get("runs", [])
+    verdict, summary, numbers = on_every_op(
+        {op: _speed_on([run for run in runs if run_op(run) == op], data.get("reason")) for op in JUDGED_OPS})
+    return _verdict(claim, criterion, verdict, summary, numbers)
+
+
+def _speed_on(runs, reason=None):
+    """(verdict, summary, numbers) of the speed claim on one op's runs."""
     groups = {name: _speed_pairs(runs, tf_impls, torch_impls)
               for name, (_, tf_impls, torch_impls) in SPEED_GROUPS.items()}
     eager = _speed_pairs(runs, *EAGER[1:])
@@ -389,8 +488,7 @@ def speed(results):
                "fixed_call_costs": costs}
     if not all(groups.values()):
         missing = " and ".join(SPEED_GROUPS[name][0].split(" (")[0] for name, pairs in groups.items() if not pairs)
-        reason = results.get("runtime", {}).get("reason", f"not measured for both frameworks: {missing}")
-        return _verdict(claim, criterion, UNSETTLED, reason, {**numbers, "pairs": groups["kernel"]})
+        return UNSETTLED, reason or f"not measured for both frameworks: {missing}", numbers
     rounds = max((p.get("rounds", 1) for pairs in groups.values() for p in pairs), default=1)
     parts = ["TensorFlow/PyTorch time at the largest size" + (
         f", median of {rounds} rounds (each round's ratio in brackets)" if rounds > 1 else "")]
@@ -413,8 +511,7 @@ def speed(results):
             f"{c['device']} {c['dtype']} {c['pass']} {c['fixed_ms']:.2g} ms ({c['per_op_ms']:.3g} ms per op)"
             for c in costs))
     verdict = HOLDS if all(within.values()) else PARTLY if any(within.values()) else FAILS
-    numbers["pairs"] = groups["kernel"]
-    return _verdict(claim, criterion, verdict, "; ".join(parts), numbers)
+    return verdict, "; ".join(parts), numbers
 
 
 def _ratio_text(ratio):
@@ -444,7 +541,7 @@ def allocation(results):
     for run in results.get("runtime", {}).get("runs", []):
         dtypes = sorted({r["dtype"] for r in run["rows"]})
         dtype = "float32" if "float32" in dtypes else (dtypes or [None])[0]
-        for binding, into in PREALLOCATED.items():
+        for binding, into in PREALLOCATED[run_op(run)].items():
             times = {}
             for pass_ in ("fwd", "fwd+bwd"):
                 called = _largest(run["rows"], binding, dtype, pass_)
@@ -452,7 +549,7 @@ def allocation(results):
                     continue
                 pre = _largest(run["rows"], into, dtype, pass_) if into else None
                 thp = _largest(run["rows"], THP.get(binding, ""), dtype, pass_)
-                item = {"device": run["device"], "binding": binding, "dtype": dtype, "pass": pass_,
+                item = {"op": run_op(run), "device": run["device"], "binding": binding, "dtype": dtype, "pass": pass_,
                         "shape": called["shape"], "called_ms": called["median_ms"],
                         "preallocated_ms": pre["median_ms"] if pre else None,
                         "thp_ms": thp["median_ms"] if thp else None,
@@ -462,7 +559,7 @@ def allocation(results):
                 items.append(item)
                 times[pass_] = item
             if times:
-                parts.append(_allocation_text(run["device"], binding, times))
+                parts.append(_allocation_text(f"{run_op(run)} {run['device']}", binding, times))
     if not items:
         return _verdict(claim, criterion, UNSETTLED, "no binding was timed both ways", {"items": []})
     shape = "x".join(map(str, items[0]["shape"]))
@@ -502,12 +599,13 @@ def _fresh_without_out(items):
     if not fresh:
         return ""
     item = fresh[0]
-    reused = [i["preallocated_ms"] for i in items
-              if i["preallocated_ms"] and i["pass"] == "fwd" and i["device"] == item["device"]]
+    reused = [i["preallocated_ms"] for i in items if i["preallocated_ms"] and i["pass"] == "fwd"
+              and (i["device"], i.get("op")) == (item["device"], item.get("op"))]
     if not reused:
         return ""
     kernel_ms = min(reused)
-    text = (f". {item['binding']} has no out= and its framework gives each output fresh memory "
+    text = (f". {item['binding']} ({item.get('op', 'bias_act')}) has no out= and its framework gives each output "
+            "fresh memory "
             f"({item['page_faults']} page faults a call): {item['called_ms']:.3g} ms forward, against "
             f"{kernel_ms:.3g} ms for the same kernel into reused memory")
     if item["called_ms"] > 2 * kernel_ms:
@@ -532,7 +630,8 @@ def _allocation_text(device, binding, times):
 
     text = f"{device} {binding} {both('called_ms')} as called"
     if any(t.get("preallocated_ms") for t in times.values()):
-        shares = " / ".join(f"{times[p]['allocation_share']:.0%}" for p in ("fwd", "fwd+bwd") if p in times)
+        shares = " / ".join(f"{times[p]['allocation_share']:.0%}" if "allocation_share" in times[p] else "-"
+                            for p in ("fwd", "fwd+bwd") if p in times)
         text += f", {both('preallocated_ms')} into preallocated outputs ({shares} of the call is allocation)"
     else:
         text += _no_out_text(times)
@@ -544,29 +643,38 @@ def _allocation_text(device, binding, times):
 # Where JAX changes the picture: one line per claim, from the same results, beside the verdicts
 # (which stay about PyTorch vs TensorFlow). None where the JAX binding was not measured.
 def jax_boilerplate(results):
-    data = results.get("boilerplate", {})
-    table = data.get("ops", {}).get(JUDGED_OP, {}) if data.get("available") else {}
-    if not all(b in table for b in ("jax", "torch")):
-        return None
     from .boilerplate import totals
 
-    features = matched_features(table, ("jax", "torch"))
-    shared = totals(table, features)
-    return (f"{totals(table)['jax']} lines over every feature; on the {len(features)} it shares with PyTorch "
-            f"{shared['jax']} vs PyTorch's {shared['torch']}: XLA FFI handlers (C++) and JAX primitives with JVP, "
-            "transpose and batching rules (Python)")
+    data = results.get("boilerplate", {})
+    lines = []
+    for op in JUDGED_OPS:
+        table = data.get("ops", {}).get(op, {}) if data.get("available") else {}
+        if all(b in table for b in ("jax", "torch")):
+            features = matched_features(table, ("jax", "torch"))
+            shared = totals(table, features)
+            lines.append(f"{op}: {totals(table)['jax']} lines over every feature; on the {len(features)} it shares "
+                         f"with PyTorch {shared['jax']} vs PyTorch's {shared['torch']}")
+    if not lines:
+        return None
+    return "; ".join(lines) + (": XLA FFI handlers (C++) and JAX primitives with JVP, transpose and batching rules "
+                               "(Python)")
 
 
 def jax_support(results):
     data = results.get("support", {})
-    if not _cells(data, "jax", "jax eager"):
+    lines = [line for line in (_jax_support_on(data, op) for op in JUDGED_OPS) if line]
+    return "; ".join(lines) if lines else None
+
+
+def _jax_support_on(data, op):
+    if not _cells(data, "jax", "jax eager", op):
         return None
-    numbers = {f: _support_numbers(data, f, {**USER_API, "jax": "jax eager"}) for f in ("jax", "tensorflow")}
+    numbers = {f: _support_numbers(data, f, op, {**USER_API, "jax": "jax eager"}) for f in ("jax", "tensorflow")}
     runs = "; ".join(f"{device} {', '.join(dtypes)}"
                      for device, dtypes in numbers["jax"]["supported"].items() if dtypes)
-    line = (f"(a) no dtypes declared (the handlers take ffi::AnyBuffer); runs and matches: {runs or 'nothing'}; "
+    line = (f"{op}: (a) no dtypes declared (the handlers take ffi::AnyBuffer); runs and matches: {runs or 'nothing'}; "
             f"dtype error {numbers['jax']['error_score']:g}/3, raised at trace time before anything runs")
-    registry = _registry_numbers(data, "jax")
+    registry = _registry_numbers(data, "jax", op)
     if registry:
         line += f"; (b) its registry, XLA's FFI targets per platform: {_kernels_text(registry)}"
     if "cuda" in numbers["jax"]["devices"] and "cuda" not in numbers["tensorflow"]["devices"]:
@@ -596,11 +704,13 @@ def jax_speed(results):
             for pass_ in ("fwd", "fwd+bwd"):
                 ours, xla = (_largest(run["rows"], impl, dtype, pass_) for impl in ("twinop-jax-jit", "jax-jit"))
                 if ours and xla and ours["shape"] == xla["shape"]:
-                    pairs.append(f"{run['device']} {dtype} {pass_} {ours['median_ms'] / xla['median_ms']:.2f}x")
+                    pairs.append(f"{run_op(run)} {run['device']} {dtype} {pass_} "
+                                 f"{ours['median_ms'] / xla['median_ms']:.2f}x")
     if not pairs:
         return None
     return ("XLA, which refuses the TensorFlow op under jit_compile, calls the same kernel inside a jax.jit "
-            "program; its time over XLA's own fusion of gelu(x + b) at the largest size: " + ", ".join(pairs))
+            "program; its time over XLA's own fusion of the op's composition (gelu(x + b); x rsqrt(mean(x^2) + "
+            "eps) w) at the largest size: " + ", ".join(pairs))
 
 
 def all_verdicts(results):
