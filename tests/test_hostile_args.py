@@ -208,8 +208,10 @@ def vmap_cases(torch):
 @pytest.mark.parametrize("case", ["x without a feature axis", "bias of another dtype", "bias of another size",
                                   "dy of another dtype", "g_bias of another size", "bad act"])
 def test_vmap_raises_the_ops_own_errors(case):
+    """The raw ops' own messages under vmap; as their type, RuntimeError on the stable-ABI library
+    (its C++ can raise no other type)."""
     torch = pytest.importorskip("torch")
-    pytest.importorskip("twinop.torch", exc_type=ImportError)
+    tt = pytest.importorskip("twinop.torch", exc_type=ImportError)
     call, error, words = vmap_cases(torch)[case]
-    with pytest.raises(error, match=words):
+    with pytest.raises(error if tt.ABI == "classic" else RuntimeError, match=words):
         call()

@@ -229,9 +229,12 @@ def test_string_argument_is_not_leaked():
 def test_torch_and_reliability_suites_pass_on_the_stable_library():
     """Every torch test, and the property, hostile-argument, thread and leak checks of the torch
     binding, with the stable-ABI library loaded instead of the classic one: one pytest run, the
-    other bindings' cells left out (they never load a torch library)."""
+    other bindings' cells left out (they never load a torch library). The reliability checks run
+    first, as in the whole suite: after the torch files, subnormal sums were flushed to zero in this
+    process (a test leaves the CPU's flush mode on; not traced yet), which the property tests'
+    expectations for PyTorch do not model."""
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             "-k", "not (numpy or tensorflow or tf or jax)", *TORCH_SUITE, *RELIABILITY_SUITE],
+                             "-k", "not (numpy or tensorflow or tf or jax)", *RELIABILITY_SUITE, *TORCH_SUITE],
                             capture_output=True, text=True, cwd=ROOT, env={**os.environ, "TWINOP_TORCH_ABI": "stable"})
     summary = result.stdout.strip().splitlines()[-1]
     assert result.returncode == 0 and " passed" in summary, result.stdout[-5000:] + result.stderr[-2000:]
