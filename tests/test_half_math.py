@@ -59,3 +59,19 @@ def test_the_measure_catches_results_off_by_a_quarter_of_an_ulp():
     fraction, _ = half_accuracy.figures(moved.astype(np.float16), exact, "float16")
     theirs, _ = half_accuracy.torch_figures("float16", "gelu")["forward y"]
     assert fraction[0] < theirs[0] - MARGIN
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_non_negative_value_is_stored_as_it_was(dtype):
+    """relu(x + 0) is x for every non-negative finite value, subnormals included: the rounding on the
+    way out changes nothing that needs no rounding (bfloat16's conversion instruction would read float
+    subnormals as zero, csrc/core/half_cpu.cpp)."""
+    if dtype == "bfloat16":
+        ml_dtypes = pytest.importorskip("ml_dtypes")
+        np_dtype, infinity_bits = np.dtype(ml_dtypes.bfloat16), 0x7F80
+    else:
+        np_dtype, infinity_bits = np.dtype(np.float16), 0x7C00
+    bits = np.arange(infinity_bits, dtype=np.uint16)
+    x = bits.view(np_dtype).reshape(-1, 128)  # rows of a whole number of 32-value conversion blocks
+    y = tn.bias_act(x, np.zeros(128, np_dtype), "relu")
+    assert np.array_equal(y.view(np.uint16).ravel(), bits)

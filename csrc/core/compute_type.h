@@ -34,33 +34,35 @@ template <> inline double from_compute<double>(double v) { return v; }
 template <> inline cpu::Float16 from_compute<cpu::Float16>(float v) { return cpu::to_float16(v); }
 template <> inline cpu::BFloat16 from_compute<cpu::BFloat16>(float v) { return cpu::to_bfloat16(v); }
 
-// How the kernels read and write a row in compute type, a block at a time. float16 goes through
-// float buffers of kHalfBlock values, converted at once with the processor's instructions
-// (half_cpu.h). The conversion loops take the memory accesses away from the arithmetic, where the
-// processor's prefetcher no longer sees them coming (512-value blocks were slower than converting
-// value by value at 4096 x 4096), so the lines kPrefetchAhead values ahead are asked for first.
-// The other types convert value by value in the kernels' loops, a whole row a block (float and
-// double have nothing to convert).
+// How the kernels read and write a row in compute type, a block at a time. float16 is read and
+// written, and bfloat16 written, through float buffers of kHalfBlock values, converted at once with
+// the processor's instructions (half_cpu.h); bfloat16 is read value by value (a shift). The
+// conversion loops take the memory accesses away from the arithmetic, where the processor's
+// prefetcher no longer sees them coming (512-value blocks were slower than converting value by
+// value at 4096 x 4096), so the lines kPrefetchAhead values ahead are asked for first. float and
+// double have nothing to convert: their block is the whole row.
 inline constexpr std::int64_t kHalfBlock = 256;
 inline constexpr std::int64_t kPrefetchAhead = 2048;
-template <typename S> inline constexpr bool kConvertedByBlock = std::is_same_v<S, cpu::Float16>;
+template <typename S> inline constexpr bool kReadByBlock = std::is_same_v<S, cpu::Float16>;
+template <typename S>
+inline constexpr bool kWrittenByBlock = std::is_same_v<S, cpu::Float16> || std::is_same_v<S, cpu::BFloat16>;
 
 template <typename S>
 std::int64_t block_columns(std::int64_t cols) {
-  return kConvertedByBlock<S> ? std::min(cols, kHalfBlock) : cols;
+  return kReadByBlock<S> || kWrittenByBlock<S> ? std::min(cols, kHalfBlock) : cols;
 }
 
-// A block's values in compute type; buffer (kHalfBlock values) is used by float16 only.
-template <typename S>
+// A block's values in compute type; buffer (kHalfBlock values) is used where S is read by block.
+template <typename S, bool = kReadByBlock<S>>
 struct InputBlock {
   const S* values;
   InputBlock(const S* block, std::int64_t, compute_t<S>*) : values(block) {}
   compute_t<S> operator[](std::int64_t i) const { return to_compute(values[i]); }
 };
-template <>
-struct InputBlock<cpu::Float16> {
+template <typename S>
+struct InputBlock<S, true> {
   const float* values;
-  InputBlock(const cpu::Float16* block, std::int64_t n, float* buffer) : values(buffer) {
+  InputBlock(const S* block, std::int64_t n, float* buffer) : values(buffer) {
 #if defined(__GNUC__)
     for (std::int64_t i = 0; i < n; i += 32) __builtin_prefetch(block + kPrefetchAhead + i);  // 64-byte lines
 #endif
@@ -70,18 +72,18 @@ struct InputBlock<cpu::Float16> {
 };
 
 // A block's results, given in compute type and stored rounded to S, by store() where buffered.
-template <typename S>
+template <typename S, bool = kWrittenByBlock<S>>
 struct OutputBlock {
   S* values;
   OutputBlock(S* block, compute_t<S>*) : values(block) {}
   void set(std::int64_t i, compute_t<S> v) { values[i] = from_compute<S>(v); }
   void store(std::int64_t) {}
 };
-template <>
-struct OutputBlock<cpu::Float16> {
-  cpu::Float16* block;
+template <typename S>
+struct OutputBlock<S, true> {
+  S* block;
   float* values;
-  OutputBlock(cpu::Float16* block_, float* buffer) : block(block_), values(buffer) {}
+  OutputBlock(S* block_, float* buffer) : block(block_), values(buffer) {}
   void set(std::int64_t i, float v) { values[i] = v; }
   void store(std::int64_t n) { cpu::from_float(values, block, n); }
 };

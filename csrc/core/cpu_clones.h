@@ -7,3 +7,11 @@
 #else
 #define TWINOP_CPU_CLONES
 #endif
+
+// TWINOP_CLONED_INLINE: a helper of the marked loops, always inlined into them, so that it is compiled
+// for each clone's instructions (GCC left the larger ones as calls to the baseline x86-64 code).
+#if defined(__GNUC__)
+#define TWINOP_CLONED_INLINE inline __attribute__((always_inline))
+#else
+#define TWINOP_CLONED_INLINE inline
+#endif

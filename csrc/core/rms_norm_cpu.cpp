@@ -1,6 +1,9 @@
 // CPU kernels of RMSNorm: each row is read from memory once and reduced, then revisited in cache;
 // rows are cut into chunks for the caller's threads, and the row reductions keep kLanes partial
-// sums, so the loops vectorize and a row's result depends on the row alone.
+// sums, so the loops vectorize and a row's result depends on the row alone. Rows are read and
+// written a block of columns at a time, through float buffers where the storage type says so
+// (compute_type.h); a block is a whole number of kLanes, so the sums do not depend on it.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -14,11 +17,13 @@
 namespace twinop {
 namespace {
 
-constexpr int kLanes = 16;
+// 64 partial sums: four independent chains of 16-wide vector adds, enough to hide their latency.
+constexpr int kLanes = 64;
+static_assert(kHalfBlock % kLanes == 0, "a block boundary must not move a column to another lane");
 
 // The lanes' sum, added pairwise in a fixed order.
 template <typename C>
-inline C add_lanes(C (&lane)[kLanes]) {
+TWINOP_CLONED_INLINE C add_lanes(C (&lane)[kLanes]) {
   for (int width = kLanes / 2; width > 0; width /= 2)
     for (int j = 0; j < width; ++j) lane[j] += lane[j + width];
   return lane[0];
@@ -26,41 +31,72 @@ inline C add_lanes(C (&lane)[kLanes]) {
 
 // 1 / sqrt(mean of the squares + eps), from the row's sum of squares.
 template <typename C>
-inline C inverse_rms(C sum_of_squares, std::int64_t cols, double eps) {
+TWINOP_CLONED_INLINE C inverse_rms(C sum_of_squares, std::int64_t cols, double eps) {
   return C(1) / std::sqrt(sum_of_squares / static_cast<C>(cols) + static_cast<C>(eps));
 }
 
-template <typename S>
-inline compute_t<S> sum_of_squares(const S* x, std::int64_t cols) {
-  using C = compute_t<S>;
-  C lane[kLanes] = {};
+// Adds products(c) for c in [0, n) into the lanes, column first + c into lane (first + c) % kLanes.
+template <typename C, typename Products>
+TWINOP_CLONED_INLINE void add_to_lanes(C (&lane)[kLanes], std::int64_t n, const Products& products) {
   std::int64_t c = 0;
-  for (; c + kLanes <= cols; c += kLanes) {
-    for (int j = 0; j < kLanes; ++j) {
-      const C v = to_compute(x[c + j]);
-      lane[j] += v * v;
-    }
-  }
-  for (int j = 0; c + j < cols; ++j) {
-    const C v = to_compute(x[c + j]);
-    lane[j] += v * v;
+  for (; c + kLanes <= n; c += kLanes)
+#pragma GCC unroll 64  // whole, so that the lanes stay in registers
+    for (int j = 0; j < kLanes; ++j) lane[j] += products(c + j);
+  for (int j = 0; c + j < n; ++j) lane[j] += products(c + j);
+}
+
+template <typename S>
+TWINOP_CLONED_INLINE compute_t<S> sum_of_squares(const S* x, std::int64_t cols) {
+  using C = compute_t<S>;
+  const std::int64_t block = block_columns<S>(cols);
+  C lane[kLanes] = {}, x_buffer[kHalfBlock];
+  for (std::int64_t first = 0; first < cols; first += block) {
+    const std::int64_t n = std::min(block, cols - first);
+    const InputBlock<S> in(x + first, n, x_buffer);
+    add_to_lanes(lane, n, [&](std::int64_t c) { return in[c] * in[c]; });
   }
   return add_lanes(lane);
 }
 
-// y = x * rstd * w for one row, w = weight + offset in compute type.
+// y = x * rstd * w over cols columns of a row, w = weight + offset in compute type.
 template <typename S>
-inline void scale_row(const S* x, compute_t<S> rstd, const compute_t<S>* w, S* y, std::int64_t cols) {
-  for (std::int64_t c = 0; c < cols; ++c) y[c] = from_compute<S>(to_compute(x[c]) * rstd * w[c]);
+TWINOP_CLONED_INLINE void scale(const S* x, compute_t<S> rstd, const compute_t<S>* w, S* y, std::int64_t cols) {
+  using C = compute_t<S>;
+  const std::int64_t block = block_columns<S>(cols);
+  C x_buffer[kHalfBlock], y_buffer[kHalfBlock];
+  for (std::int64_t first = 0; first < cols; first += block) {
+    const std::int64_t n = std::min(block, cols - first);
+    const InputBlock<S> in(x + first, n, x_buffer);
+    OutputBlock<S> out(y + first, y_buffer);
+    for (std::int64_t c = 0; c < n; ++c) out.set(c, in[c] * rstd * w[first + c]);
+    out.store(n);
+  }
 }
 
+// Rows in a pipeline: while a row is scaled from cache, the next row's squares are summed from
+// memory, a block at a time, so that the loop reads memory all along instead of in bursts.
 template <typename S>
 TWINOP_CPU_CLONES void forward_rows(const S* x, const compute_t<S>* w, S* y, compute_t<S>* rstd, std::int64_t rows,
                                     std::int64_t cols, double eps) {
+  using C = compute_t<S>;
+  const std::int64_t block = std::min(cols, kHalfBlock);
+  C next_buffer[kHalfBlock];
+  C next_sum = sum_of_squares(x, cols);
   for (std::int64_t r = 0; r < rows; ++r) {
-    const compute_t<S> row_rstd = inverse_rms(sum_of_squares(x + r * cols, cols), cols, eps);
+    const C row_rstd = inverse_rms(next_sum, cols, eps);
     if (rstd) rstd[r] = row_rstd;
-    scale_row(x + r * cols, row_rstd, w, y + r * cols, cols);
+    const S* row = x + r * cols;
+    const S* next_row = r + 1 < rows ? row + cols : nullptr;
+    C lane[kLanes] = {};
+    for (std::int64_t first = 0; first < cols; first += block) {
+      const std::int64_t n = std::min(block, cols - first);
+      scale(row + first, row_rstd, w + first, y + r * cols + first, n);
+      if (next_row) {
+        const InputBlock<S> next_in(next_row + first, n, next_buffer);
+        add_to_lanes(lane, n, [&](std::int64_t c) { return next_in[c] * next_in[c]; });
+      }
+    }
+    next_sum = add_lanes(lane);
   }
 }
 
@@ -68,13 +104,20 @@ TWINOP_CPU_CLONES void forward_rows(const S* x, const compute_t<S>* w, S* y, com
 template <typename S>
 TWINOP_CPU_CLONES void add_forward_rows(const S* x, const S* residual, const compute_t<S>* w, S* y, S* s,
                                         compute_t<S>* rstd, std::int64_t rows, std::int64_t cols, double eps) {
+  using C = compute_t<S>;
+  const std::int64_t block = block_columns<S>(cols);
+  C x_buffer[kHalfBlock], residual_buffer[kHalfBlock], s_buffer[kHalfBlock];
   for (std::int64_t r = 0; r < rows; ++r) {
-    const std::int64_t offset = r * cols;
-    for (std::int64_t c = 0; c < cols; ++c)
-      s[offset + c] = from_compute<S>(to_compute(x[offset + c]) + to_compute(residual[offset + c]));
-    const compute_t<S> row_rstd = inverse_rms(sum_of_squares(s + offset, cols), cols, eps);
+    for (std::int64_t first = r * cols; first < (r + 1) * cols; first += block) {
+      const std::int64_t n = std::min(block, (r + 1) * cols - first);
+      const InputBlock<S> x_in(x + first, n, x_buffer), residual_in(residual + first, n, residual_buffer);
+      OutputBlock<S> s_out(s + first, s_buffer);
+      for (std::int64_t c = 0; c < n; ++c) s_out.set(c, x_in[c] + residual_in[c]);
+      s_out.store(n);
+    }
+    const C row_rstd = inverse_rms(sum_of_squares(s + r * cols, cols), cols, eps);
     rstd[r] = row_rstd;
-    scale_row(s + offset, row_rstd, w, y + offset, cols);
+    scale(s + r * cols, row_rstd, w, y + r * cols, cols);
   }
 }
 
@@ -91,31 +134,37 @@ TWINOP_CPU_CLONES void backward_rows(const S* dy, const S* ds, const S* x, const
                                      const compute_t<S>* w, S* dx, compute_t<S>* dweight_sum, std::int64_t rows,
                                      std::int64_t cols) {
   using C = compute_t<S>;
+  const std::int64_t block = block_columns<S>(cols);
+  C dy_buffer[kHalfBlock], x_buffer[kHalfBlock], ds_buffer[kHalfBlock], dx_buffer[kHalfBlock];
   for (std::int64_t r = 0; r < rows; ++r) {
-    const S* dy_row = dy + r * cols;
-    const S* x_row = x + r * cols;
+    const std::int64_t row = r * cols;
     const C row_rstd = rstd[r];
     C lane[kLanes] = {};
-    std::int64_t c = 0;
-    for (; c + kLanes <= cols; c += kLanes) {
-      for (int j = 0; j < kLanes; ++j) {
-        const C d = to_compute(dy_row[c + j]), v = to_compute(x_row[c + j]);
-        lane[j] += d * w[c + j] * v;
-        dweight_sum[c + j] += d * (v * row_rstd);
-      }
-    }
-    for (int j = 0; c + j < cols; ++j) {
-      const C d = to_compute(dy_row[c + j]), v = to_compute(x_row[c + j]);
-      lane[j] += d * w[c + j] * v;
-      dweight_sum[c + j] += d * (v * row_rstd);
+    for (std::int64_t first = 0; first < cols; first += block) {
+      const std::int64_t n = std::min(block, cols - first);
+      const InputBlock<S> dy_in(dy + row + first, n, dy_buffer), x_in(x + row + first, n, x_buffer);
+      const C* w_block = w + first;
+      C* dweight_block = dweight_sum + first;
+      add_to_lanes(lane, n, [&](std::int64_t c) {  // the dot product's terms; dweight's on the way
+        dweight_block[c] += dy_in[c] * (x_in[c] * row_rstd);
+        return dy_in[c] * w_block[c] * x_in[c];
+      });
     }
     const C mean_g_x_hat = row_rstd * add_lanes(lane) / static_cast<C>(cols);
-    S* dx_row = dx + r * cols;
-    const S* ds_row = ds ? ds + r * cols : nullptr;
-    for (c = 0; c < cols; ++c) {
-      const C v = to_compute(x_row[c]);
-      const C grad = row_rstd * (to_compute(dy_row[c]) * w[c] - v * row_rstd * mean_g_x_hat);
-      dx_row[c] = from_compute<S>(ds_row ? grad + to_compute(ds_row[c]) : grad);
+    for (std::int64_t first = 0; first < cols; first += block) {
+      const std::int64_t n = std::min(block, cols - first);
+      const InputBlock<S> dy_in(dy + row + first, n, dy_buffer), x_in(x + row + first, n, x_buffer);
+      OutputBlock<S> dx_out(dx + row + first, dx_buffer);
+      const auto grad = [&](std::int64_t c) {
+        return row_rstd * (dy_in[c] * w[first + c] - x_in[c] * row_rstd * mean_g_x_hat);
+      };
+      if (ds) {
+        const InputBlock<S> ds_in(ds + row + first, n, ds_buffer);
+        for (std::int64_t c = 0; c < n; ++c) dx_out.set(c, grad(c) + ds_in[c]);
+      } else {
+        for (std::int64_t c = 0; c < n; ++c) dx_out.set(c, grad(c));
+      }
+      dx_out.store(n);
     }
   }
 }
