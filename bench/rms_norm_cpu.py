@@ -6,18 +6,25 @@ and the targets; writes nothing.
 
     python bench/rms_norm_cpu.py [--shape 4096x4096] [--rounds 30] [--dtypes float32,bfloat16]
 
-Cases: "copy of x" (into a preallocated tensor: the memory's limit for the forward);
-twinop into preallocated outputs (numpy's out=; its backward allocates dx and dweight and
-recomputes rstd, as numpy's rms_norm_backward does) and as called (torch.ops.twinop.rms_norm and
-its backward op; twinop.torch.rms_norm with autograd); F.rms_norm eager, with autograd; and
-torch.compile of the composition x * rsqrt(mean(x^2) + eps) * w, with autograd.
+Cases: "copy of x" (into a preallocated tensor: the memory's limit for a forward into preallocated
+outputs) and "clone of x" (into a new one: the limit for a forward as called, which pays for its
+output's fresh pages); twinop into preallocated outputs (numpy's out=; its backward allocates dx and
+dweight and recomputes rstd, as numpy's rms_norm_backward does) and as called
+(torch.ops.twinop.rms_norm and its backward op; twinop.torch.rms_norm with autograd); F.rms_norm
+eager, with autograd; and torch.compile of the composition x * rsqrt(mean(x^2) + eps) * w, with
+autograd.
 
-Targets: forward <= 1.3x the copy of x; forward+backward ahead of F.rms_norm eager and of
-torch.compile of the composition, into preallocated outputs and as called.
+Targets: forward <= 1.3x the copy of x (as called: the clone of x); forward+backward ahead of
+F.rms_norm eager and of torch.compile of the composition, into preallocated outputs and as called.
 """
 import argparse
+import os
 import statistics
 import time
+
+# twinop.numpy runs on its own threads, between torch calls: torch's OpenMP threads spin-wait after
+# each call and took the two cores from it (numpy out= forward 1.55x the copy, 1.07x with them asleep).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import ml_dtypes
 import numpy as np
@@ -60,6 +67,7 @@ def cases(shape, dtype_name):
 
     return {
         ("copy of x", "forward"): lambda: y.copy_(x),
+        ("clone of x", "forward"): lambda: x.clone(),
         ("twinop numpy out=", "forward"): lambda: tn.rms_norm(nx, nw, EPS, out=ny),
         ("twinop torch op", "forward"): lambda: torch.ops.twinop.rms_norm(x, w, EPS, 0.0),
         ("F.rms_norm eager", "forward"): lambda: F.rms_norm(x, (shape[-1],), w, EPS),
@@ -94,7 +102,7 @@ def main():
     args = parser.parse_args()
     shape = tuple(int(n) for n in args.shape.split("x"))
     print(f"RMSNorm {args.shape}, {torch.get_num_threads()} torch threads, {tn.get_num_threads()} numpy threads, "
-          f"median of {args.rounds} rounds (ms)\n")
+          f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, median of {args.rounds} rounds (ms)\n")
     print("| dtype | pass | case | ms | / copy of x |\n|---|---|---|---|---|")
     targets = []
     for dtype in args.dtypes.split(","):
@@ -102,9 +110,10 @@ def main():
         copy = got[("copy of x", "forward")]
         for (case, passes), seconds in got.items():
             print(f"| {dtype} | {passes} | {case} | {1e3 * seconds:.2f} | {seconds / copy:.2f} |")
-        for ours in ("twinop numpy out=", "twinop torch op"):
-            ratio = got[(ours, "forward")] / copy
-            targets.append((f"{dtype} {ours} forward <= 1.3x copy", ratio <= 1.3, f"{ratio:.2f}x"))
+        # Like with like: into preallocated outputs against the copy, as called against the clone.
+        for ours, limit in (("twinop numpy out=", "copy of x"), ("twinop torch op", "clone of x")):
+            ratio = got[(ours, "forward")] / got[(limit, "forward")]
+            targets.append((f"{dtype} {ours} forward <= 1.3x {limit}", ratio <= 1.3, f"{ratio:.2f}x"))
         for ours in ("twinop numpy out=", "twinop torch op", "twinop.torch autograd"):
             for rival in ("F.rms_norm eager", "torch.compile"):
                 a, b = got[(ours, "forward+backward")], got[(rival, "forward+backward")]
