@@ -315,9 +315,11 @@ def rms_norm_expected(call, tensors, attrs, dtypes, flushes):
     per_example = (x.shape[0], int(np.prod(x.shape[1:-1])), x.shape[-1]) if x.ndim >= 2 else rows
     with np.errstate(all="ignore"):
         y, rstd = reference.rms_norm(x, w, attrs.eps, attrs.offset)
-        # x rstd, formed first, is flushed where it is subnormal: times an infinite weight, NaN.
-        x_hat_flushed = underflows(np.broadcast_to(w + attrs.offset, x.shape), x * rstd[..., None], dtype) & flushes
-        out["y"] = Expected(y, np.ones_like(x), dtype, may_be_nan=x_hat_flushed)
+        # x rstd, formed first, is lost where it is subnormal (rounded to 0 below half the smallest
+        # subnormal, as torch's own x * rsqrt(...) * w rounds it; flushed by TF): times an infinite
+        # weight, NaN.
+        x_hat_lost = underflows(np.broadcast_to(w + attrs.offset, x.shape), x * rstd[..., None], dtype)
+        out["y"] = Expected(y, np.ones_like(x), dtype, may_be_nan=x_hat_lost)
         out["rstd"] = Expected(rstd, np.ones_like(rstd), "float64" if dtype == "float64" else "float32")
         if "dy" in v:
             dy = v["dy"]
