@@ -23,7 +23,8 @@ import statistics
 import time
 
 # twinop.numpy runs on its own threads, between torch calls: torch's OpenMP threads spin-wait after
-# each call and took the two cores from it (numpy out= forward 1.55x the copy, 1.07x with them asleep).
+# each call and took the two cores from it (numpy out= float32 forward 1.55x the copy, 1.07x with them
+# asleep: the 2-core Intel Xeon of bench/results/cpu-2cores-2026-12-08).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import ml_dtypes

@@ -231,8 +231,8 @@ def test_torch_and_reliability_suites_pass_on_the_stable_library():
     binding, with the stable-ABI library loaded instead of the classic one: one pytest run, the
     other bindings' cells left out (they never load a torch library). The reliability checks run
     first, as in the whole suite. (After the torch files they once failed: hypothesis drew an RMSNorm
-    example there whose x * rstd float32 loses below its subnormals, times an infinite weight, which
-    tests/test_properties.py now expects to give NaN; no flush mode was left on.)"""
+    example there where x * rstd rounds to 0 in float32 and meets an infinite weight, whose NaN
+    tests/test_properties.py now expects; no flush mode was left on.)"""
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                              "-k", "not (numpy or tensorflow or tf or jax)", *RELIABILITY_SUITE, *TORCH_SUITE],
                             capture_output=True, text=True, cwd=ROOT, env={**os.environ, "TWINOP_TORCH_ABI": "stable"})
